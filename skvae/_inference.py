@@ -1,0 +1,56 @@
+"""Row-independent, memory-bounded evaluation of torch functions on numpy arrays.
+
+Matrix products on CPU can round differently depending on how many rows they see, so a
+row's output could change with the batch it arrives in. Every call here evaluates inputs
+in chunks of exactly ``CHUNK_SIZE`` rows (the last one zero-padded), which makes each row's
+result bit-identical whatever the batch, its order or its size, and bounds the memory used
+by intermediate results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+CHUNK_SIZE = 512
+
+
+@torch.no_grad()
+def apply_in_chunks(
+    function: Callable[[torch.Tensor], torch.Tensor],
+    X: np.ndarray,
+    n_outputs: int,
+    *,
+    prepare: Callable[[np.ndarray], np.ndarray] | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> np.ndarray:
+    """Evaluate ``function`` on the rows of ``X`` and return a float64 array.
+
+    Parameters
+    ----------
+    function : callable
+        Maps a tensor of shape (CHUNK_SIZE, n_in) to one of shape (CHUNK_SIZE, n_outputs)
+        (or (CHUNK_SIZE,) when ``n_outputs`` is 0), row by row.
+    X : ndarray of shape (n_samples, n_in)
+        Input rows (any float dtype, any memory order).
+    n_outputs : int
+        Width of the output; 0 for a 1-D output.
+    prepare : callable, optional
+        Numpy preprocessing applied to each chunk (for example scaling) before conversion.
+    dtype : torch.dtype, default=torch.float32
+        The dtype the function computes in.
+    """
+    n_samples = X.shape[0]
+    out = np.empty((n_samples, n_outputs) if n_outputs else (n_samples,), dtype=np.float64)
+    buffer = torch.zeros((CHUNK_SIZE, X.shape[1]), dtype=dtype)
+    for start in range(0, n_samples, CHUNK_SIZE):
+        stop = min(start + CHUNK_SIZE, n_samples)
+        chunk = np.asarray(X[start:stop], dtype=np.float64)
+        if prepare is not None:
+            chunk = prepare(chunk)
+        buffer.zero_()
+        buffer[: stop - start] = torch.from_numpy(np.ascontiguousarray(chunk)).to(dtype)
+        out[start:stop] = function(buffer)[: stop - start].double().numpy()
+    return out

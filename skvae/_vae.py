@@ -1,0 +1,543 @@
+"""BetaCurveVAE: the scikit-learn estimator wrapping the torch VAE."""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from . import _training
+from ._inference import apply_in_chunks
+from ._networks import ACTIVATIONS, VAEModule
+from ._progress import make_progress_callback
+
+__all__ = ["BetaCurveVAE"]
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            "device='cuda' was requested but torch reports no CUDA device; "
+            "use device='cpu' or device='auto'."
+        )
+    return torch.device(device)
+
+
+def _global_scale(X: np.ndarray, mean: np.ndarray) -> float:
+    """Root mean of the per-feature variances, computed without overflow; 1.0 if zero."""
+    peak = float(np.max(np.abs(X - mean))) if X.size else 0.0
+    if not peak > 0 or not math.isfinite(peak):
+        return 1.0
+    return float(np.sqrt(np.mean(np.var(X / peak, axis=0)))) * peak or 1.0
+
+
+class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Variational autoencoder for families of curves sampled on a common grid.
+
+    Each row of ``X`` is one curve (a function sampled at ``n_features`` points). An MLP
+    encoder maps a curve to a diagonal Gaussian posterior over ``latent_dims`` latent
+    variables; an MLP decoder maps a latent code back to a curve, the mean of a Gaussian
+    likelihood. Training maximises the evidence lower bound (ELBO) with the
+    reparametrisation trick, the closed-form Gaussian KL divergence and Adam.
+
+    Features are centred per grid point and divided by one global scale (the root mean
+    per-point variance) inside the estimator, so the Gaussian likelihood's shared noise is
+    isotropic in the data's own units and the training loss is the L2 error users measure.
+
+    Parameters
+    ----------
+    latent_dims : int, default=2
+        Dimension of the latent space.
+    hidden_layer_sizes : tuple of int, default=(128, 128)
+        Widths of the encoder's hidden layers; the decoder mirrors them.
+    activation : {"silu", "tanh", "relu", "gelu", "elu", "softplus"}, default="silu"
+        Hidden-layer activation. The seed notebook used ``"tanh"`` with three layers of 32.
+    max_iter : int, default=200
+        Maximum number of epochs (passes over the training data).
+    batch_size : int, default=128
+        Mini-batch size (clipped to the number of training curves).
+    learning_rate_init : float, default=3e-3
+        Initial learning rate of Adam.
+    learning_rate : {"cosine", "exponential", "constant"}, default="cosine"
+        Learning-rate schedule over epochs: cosine annealing over ``max_iter`` epochs down
+        to 1% of the initial rate, exponential decay by ``decay_rate`` per epoch, or constant.
+    decay_rate : float, default=0.98
+        Per-epoch factor of the ``"exponential"`` schedule.
+    tol : float, default=1e-4
+        Minimum improvement of the loss per point (or of the validation score when
+        ``early_stopping``) that counts as progress.
+    n_iter_no_change : int, default=10
+        Training stops after this many epochs without progress of at least ``tol``.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the curves, track the validation ELBO, stop when
+        it no longer improves and restore the best weights.
+    validation_fraction : float, default=0.1
+        Fraction of the training curves held out when ``early_stopping``.
+    noise : "learned" or float, default="learned"
+        Standard deviation of the Gaussian observation noise, in the data's units: a fixed
+        value (the seed's η) or ``"learned"`` (one shared σ trained with the rest, which
+        trains faster and gives a calibrated likelihood).
+    kl_weight : float, default=1.0
+        Weight of the KL term in the loss (1 is the ELBO; other values give a β-VAE).
+    warm_start : bool, default=False
+        When fitting again, continue from the current weights and optimizer state instead
+        of starting anew.
+    verbose : int, default=0
+        0: silent; 1: a progress bar (tqdm when installed, otherwise a few lines);
+        2: one line per epoch.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, shuffling, the reparametrisation noise and the
+        validation split, through a local ``torch.Generator``. Pass an int for
+        reproducible fits.
+    device : {"cpu", "cuda", "auto"}, default="cpu"
+        Where to train. ``"auto"`` picks CUDA when available. The fitted networks are
+        kept on the CPU, so fitted estimators pickle and load anywhere.
+
+    Attributes
+    ----------
+    module_ : torch.nn.Module
+        The fitted networks (``module_.encoder``, ``module_.decoder``) and noise.
+    encoder_, decoder_ : torch.nn.Module
+        Shortcuts to ``module_.encoder`` and ``module_.decoder``.
+    mean_ : ndarray of shape (n_features_in_,)
+        Per-point mean of the training curves.
+    scale_ : float
+        Global scale of the training curves.
+    noise_ : float
+        Observation noise standard deviation in the data's units (learned or fixed).
+    n_iter_ : int
+        Number of epochs run (over all fits when warm starting).
+    loss_curve_ : list of float
+        Training loss (negative ELBO per curve and grid point, data units) per epoch.
+    reconstruction_curve_, kl_curve_ : list of float
+        The reconstruction and KL parts of the loss per epoch.
+    validation_scores_ : list of float or None
+        Validation ELBO per curve and grid point per epoch when ``early_stopping``.
+    best_validation_score_ : float or None
+        Best of ``validation_scores_``.
+    n_features_in_ : int
+        Number of grid points seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names, when ``X`` was a DataFrame with string column names.
+
+    See Also
+    --------
+    sklearn.decomposition.PCA : Linear counterpart.
+    skvae.LatentMatcher : Inverts curves by optimising in the latent space.
+
+    Examples
+    --------
+    >>> from skvae import BetaCurveVAE, make_beta_curves
+    >>> X, _ = make_beta_curves(n_samples=500, random_state=0)
+    >>> vae = BetaCurveVAE(max_iter=5, random_state=0).fit(X)
+    >>> vae.transform(X[:3]).shape
+    (3, 2)
+    >>> vae.inverse_transform(vae.transform(X[:3])).shape
+    (3, 100)
+    >>> vae.sample(4, random_state=0).shape
+    (4, 100)
+    """
+
+    _parameter_constraints: dict = {
+        "latent_dims": [Interval(Integral, 1, None, closed="left")],
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate": [StrOptions({"cosine", "exponential", "constant"})],
+        "decay_rate": [Interval(Real, 0, 1, closed="right")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "noise": [StrOptions({"learned"}), Interval(Real, 0, None, closed="neither")],
+        "kl_weight": [Interval(Real, 0, None, closed="left")],
+        "warm_start": ["boolean"],
+        "verbose": ["verbose"],
+        "random_state": ["random_state"],
+        "device": [StrOptions({"cpu", "cuda", "auto"})],
+    }
+
+    def __init__(
+        self,
+        latent_dims=2,
+        *,
+        hidden_layer_sizes=(128, 128),
+        activation="silu",
+        max_iter=200,
+        batch_size=128,
+        learning_rate_init=3e-3,
+        learning_rate="cosine",
+        decay_rate=0.98,
+        tol=1e-4,
+        n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
+        noise="learned",
+        kl_weight=1.0,
+        warm_start=False,
+        verbose=0,
+        random_state=None,
+        device="cpu",
+    ):
+        self.latent_dims = latent_dims
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.learning_rate = learning_rate
+        self.decay_rate = decay_rate
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.noise = noise
+        self.kl_weight = kl_weight
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.random_state = random_state
+        self.device = device
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64"]
+        tags.non_deterministic = False
+        return tags
+
+    # ------------------------------------------------------------------ fitting
+
+    def _hidden_sizes(self) -> list[int]:
+        sizes = self.hidden_layer_sizes
+        sizes = [sizes] if isinstance(sizes, Integral) else list(sizes)
+        if not sizes or any(
+            isinstance(s, bool) or not isinstance(s, Integral) or s < 1 for s in sizes
+        ):
+            raise ValueError(
+                "hidden_layer_sizes must be a non-empty sequence of positive integers, "
+                f"got {self.hidden_layer_sizes!r}."
+            )
+        return [int(s) for s in sizes]
+
+    def _config(self, n_epochs_reference: int) -> _training.TrainingConfig:
+        return _training.TrainingConfig(
+            max_epochs=n_epochs_reference,
+            batch_size=self.batch_size,
+            learning_rate_init=self.learning_rate_init,
+            schedule=self.learning_rate,
+            decay_rate=self.decay_rate,
+            tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
+            kl_weight=self.kl_weight,
+        )
+
+    def _initial_fitted_state(self, X: np.ndarray, seed: int) -> dict:
+        """Fresh scaling, networks and optimizer for data ``X`` (nothing assigned to self)."""
+        mean = X.mean(axis=0)
+        scale = _global_scale(X, mean)
+        noise = None if self.noise == "learned" else float(self.noise) / scale
+        if noise is not None and not (math.isfinite(noise) and noise > 0):
+            raise ValueError(
+                f"noise={self.noise!r} is not representable relative to the data's scale "
+                f"({scale:g}); choose a noise of a comparable magnitude."
+            )
+        module = VAEModule(
+            X.shape[1], self._hidden_sizes(), self.latent_dims, self.activation, noise
+        )
+        module.reset_parameters(torch.Generator().manual_seed(seed))
+        state = _training.TrainingState(
+            optimizer=_training.make_optimizer(module, self.learning_rate_init)
+        )
+        return {"module_": module, "mean_": mean, "scale_": scale, "_state": state}
+
+    def _fit_epochs(self, X, n_epochs: int, *, incremental: bool):
+        """Train for up to ``n_epochs`` and assign the result to self only on success."""
+        rng = check_random_state(self.random_state)
+        continuing = hasattr(self, "module_") and (incremental or self.warm_start)
+        if continuing:
+            fitted = copy.deepcopy(
+                {
+                    "module_": self.module_,
+                    "mean_": self.mean_,
+                    "scale_": self.scale_,
+                    "_state": self._state,
+                }
+            )
+            generator_state = self._generator_state if incremental else None
+        else:
+            fitted = self._initial_fitted_state(X, int(rng.randint(np.iinfo(np.int32).max)))
+            generator_state = None
+        generator = torch.Generator()
+        if generator_state is not None:
+            generator.set_state(generator_state)
+        else:
+            generator.manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
+
+        X_train, X_val = X, None
+        if self.early_stopping and not incremental:
+            n_val = int(round(self.validation_fraction * len(X)))
+            if n_val < 1 or n_val >= len(X):
+                raise ValueError(
+                    f"early_stopping needs at least one training and one validation curve; "
+                    f"validation_fraction={self.validation_fraction} of {len(X)} curves "
+                    f"gives {n_val}. Provide more curves or set early_stopping=False."
+                )
+            order = rng.permutation(len(X))
+            X_train, X_val = X[order[n_val:]], X[order[:n_val]]
+
+        device = _resolve_device(self.device)
+        module, state = fitted["module_"], fitted["_state"]
+        module.to(device)
+        state.optimizer.load_state_dict(state.optimizer.state_dict())  # move moments
+        state.best_weights = None
+        state.best_validation, state.best_loss, state.no_improvement = -math.inf, math.inf, 0
+
+        def to_tensor(A):
+            scaled = (A - fitted["mean_"]) / fitted["scale_"]
+            return torch.as_tensor(scaled, dtype=torch.float32, device=device)
+
+        config = self._config(self.max_iter)
+        config.batch_size = min(self.batch_size, len(X_train))
+        callback, close = make_progress_callback(self.verbose, n_epochs, state.epoch)
+        try:
+            reason = _training.train(
+                module,
+                state,
+                to_tensor(X_train),
+                None if X_val is None else to_tensor(X_val),
+                config,
+                generator,
+                n_epochs,
+                on_epoch=callback,
+            )
+        except _training.TrainingDiverged as exc:
+            raise ValueError(str(exc)) from None
+        finally:
+            close()
+        module.cpu()
+        state.optimizer.load_state_dict(state.optimizer.state_dict())
+        state.best_weights = None
+
+        self.__dict__.update(fitted)
+        self._generator_state = generator.get_state()
+        self.n_iter_ = state.epoch
+        offset = math.log(self.scale_)  # per-point log-likelihood shift to data units
+        self.loss_curve_ = [v + offset for v in state.loss]
+        self.reconstruction_curve_ = [v + offset for v in state.reconstruction]
+        self.kl_curve_ = list(state.kl)
+        self.validation_scores_ = (
+            [v - offset for v in state.validation] if self.early_stopping else None
+        )
+        self.best_validation_score_ = (
+            max(self.validation_scores_) if self.validation_scores_ else None
+        )
+        self.noise_ = float(torch.exp(self.module_.log_sigma.detach())) * self.scale_
+        if reason == "interrupted":
+            warnings.warn(
+                f"Training interrupted by the user after {state.epoch} epochs; the "
+                "estimator keeps the best weights so far.",
+                UserWarning,
+                stacklevel=3,
+            )
+        elif reason == "max_epochs" and not incremental:
+            warnings.warn(
+                f"BetaCurveVAE: maximum iterations ({self.max_iter}) reached and the "
+                "optimization hasn't converged yet.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Fit the VAE to curves ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training curves, one per row, all sampled on the same grid.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : BetaCurveVAE
+            The fitted estimator.
+        """
+        continuing = self.warm_start and hasattr(self, "module_")
+        X = validate_data(self, X, reset=not continuing, dtype=np.float64)
+        return self._fit_epochs(X, self.max_iter, incremental=False)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Train for one epoch on ``X``, continuing from the current state if fitted.
+
+        The first call sets the scaling from its ``X``; later calls must have the same
+        number of features. Early stopping does not apply.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training curves.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : BetaCurveVAE
+            The updated estimator.
+        """
+        first = not hasattr(self, "module_")
+        X = validate_data(self, X, reset=first, dtype=np.float64)
+        return self._fit_epochs(X, 1, incremental=True)
+
+    # ---------------------------------------------------------------- inference
+
+    @property
+    def encoder_(self) -> torch.nn.Module:
+        return self.module_.encoder
+
+    @property
+    def decoder_(self) -> torch.nn.Module:
+        return self.module_.decoder
+
+    @property
+    def _n_features_out(self) -> int:
+        return (
+            self.latent_dims
+            if not hasattr(self, "module_")
+            else (self.module_.encoder.mean.out_features)
+        )
+
+    def _scale_in(self, chunk: np.ndarray) -> np.ndarray:
+        return (chunk - self.mean_) / self.scale_
+
+    def transform(self, X):
+        """Encode curves to their posterior means.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Curves.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, latent_dims)
+            Posterior mean of each curve's latent code (deterministic, row-independent).
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        return apply_in_chunks(
+            lambda t: self.module_.encoder(t)[0], X, self._n_features_out, prepare=self._scale_in
+        )
+
+    def _decode(self, Z: np.ndarray) -> np.ndarray:
+        """Decode validated latent codes to curves in data units (row-independent)."""
+        curves = apply_in_chunks(self.module_.decoder, Z, self.n_features_in_)
+        curves *= self.scale_
+        curves += self.mean_
+        return curves
+
+    def inverse_transform(self, X):
+        """Decode latent codes to curves in the original units.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, latent_dims)
+            Latent codes.
+
+        Returns
+        -------
+        X_curves : ndarray of shape (n_samples, n_features_in_)
+            Decoded curves (the means of the likelihood).
+        """
+        check_is_fitted(self)
+        Z = check_array(X, dtype=[np.float64, np.float32], input_name="X")
+        if Z.shape[1] != self._n_features_out:
+            raise ValueError(
+                f"X has {Z.shape[1]} features, but inverse_transform expects latent codes "
+                f"with {self._n_features_out} features (latent_dims)."
+            )
+        return self._decode(Z)
+
+    def sample(self, n_samples=1, random_state=None):
+        """Generate curves by decoding latent codes drawn from the prior N(0, I).
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of curves to generate.
+        random_state : int, RandomState instance or None, default=None
+            Seed of the latent draws.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features_in_)
+            Generated curves (noise-free likelihood means).
+        """
+        check_is_fitted(self)
+        if isinstance(n_samples, bool) or not isinstance(n_samples, Integral) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+        rng = check_random_state(random_state)
+        return self._decode(rng.standard_normal((n_samples, self._n_features_out)))
+
+    def score_samples(self, X):
+        """Evidence lower bound (ELBO) of each curve, in the data's units.
+
+        The expected log-likelihood under the posterior is computed with the 2·latent_dims
+        unscented-transform points (exact for cubic integrands), so the result is
+        deterministic and row-independent.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Curves.
+
+        Returns
+        -------
+        elbo : ndarray of shape (n_samples,)
+            Lower bound of each curve's log-density (higher is better).
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        neg = apply_in_chunks(
+            lambda t: _training.negative_elbo(self.module_, t, self.kl_weight),
+            X,
+            0,
+            prepare=self._scale_in,
+        )
+        return -neg - X.shape[1] * math.log(self.scale_)
+
+    def score(self, X, y=None):
+        """Mean ELBO of the curves in ``X`` (higher is better; usable by GridSearchCV).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Curves.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        score : float
+            Mean of :meth:`score_samples`.
+        """
+        return float(np.mean(self.score_samples(X)))
