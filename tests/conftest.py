@@ -1,0 +1,28 @@
+"""Shared, session-scoped fixtures: small data sets and quickly fitted estimators."""
+
+import matplotlib
+import numpy as np
+import pytest
+
+from skvae import BetaCurveVAE, make_beta_curves
+
+matplotlib.use("Agg")
+
+
+@pytest.fixture(scope="session")
+def curves():
+    """600 training and 100 held-out Beta log-pdf curves (100 points) with their (α, β)."""
+    X, params = make_beta_curves(700, random_state=0)
+    return X[:600], X[600:], params[:600], params[600:]
+
+
+@pytest.fixture(scope="session")
+def fitted_vae(curves):
+    """A BetaCurveVAE trained briefly (about a second); do not modify it in tests."""
+    X_train = curves[0]
+    return BetaCurveVAE(max_iter=40, random_state=0).fit(X_train)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
