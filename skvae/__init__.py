@@ -1,8 +1,10 @@
 """skvae: scikit-learn compatible variational autoencoders for families of curves."""
 
+from ._matcher import LatentMatcher
+from ._persistence import load, save
 from ._vae import BetaCurveVAE
 from .datasets import make_beta_curves
 
 __version__ = "0.1.0"
 
-__all__ = ["BetaCurveVAE", "make_beta_curves", "__version__"]
+__all__ = ["BetaCurveVAE", "LatentMatcher", "make_beta_curves", "save", "load", "__version__"]

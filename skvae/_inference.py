@@ -25,6 +25,7 @@ def apply_in_chunks(
     *,
     prepare: Callable[[np.ndarray], np.ndarray] | None = None,
     dtype: torch.dtype = torch.float32,
+    non_finite_error: str | None = None,
 ) -> np.ndarray:
     """Evaluate ``function`` on the rows of ``X`` and return a float64 array.
 
@@ -40,7 +41,10 @@ def apply_in_chunks(
     prepare : callable, optional
         Numpy preprocessing applied to each chunk (for example scaling) before conversion.
     dtype : torch.dtype, default=torch.float32
-        The dtype the function computes in.
+        The dtype of the tensor passed to ``function``.
+    non_finite_error : str, optional
+        If given, raise ``ValueError(non_finite_error)`` as soon as ``function`` returns a
+        non-finite value (inputs too large for float32), instead of returning it.
     """
     n_samples = X.shape[0]
     out = np.empty((n_samples, n_outputs) if n_outputs else (n_samples,), dtype=np.float64)
@@ -51,6 +55,12 @@ def apply_in_chunks(
         if prepare is not None:
             chunk = prepare(chunk)
         buffer.zero_()
-        buffer[: stop - start] = torch.from_numpy(np.ascontiguousarray(chunk)).to(dtype)
-        out[start:stop] = function(buffer)[: stop - start].double().numpy()
+        chunk = np.ascontiguousarray(chunk)
+        if not chunk.flags.writeable:  # torch warns about read-only arrays (e.g. memmaps)
+            chunk = chunk.copy()
+        buffer[: stop - start] = torch.from_numpy(chunk).to(dtype)
+        result = function(buffer)[: stop - start]
+        if non_finite_error is not None and not bool(torch.isfinite(result).all()):
+            raise ValueError(non_finite_error)
+        out[start:stop] = result.double().numpy()
     return out

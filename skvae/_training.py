@@ -85,10 +85,12 @@ def run_epoch(
     n_samples, n_features = X.shape
     latent_dims = module.encoder.mean.out_features
     order = torch.randperm(n_samples, generator=generator)
-    totals = torch.zeros(2, dtype=torch.float64)
+    totals = torch.zeros(2, dtype=torch.float64, device=X.device)
     for start in range(0, n_samples, config.batch_size):
         batch = X[order[start : start + config.batch_size]]
+        # drawn on the CPU generator, then moved: the same stream on every device
         eps = torch.randn(len(batch), latent_dims, generator=generator, dtype=X.dtype)
+        eps = eps.to(X.device)
         nll, kl = module(batch, eps)
         loss = (nll.sum() + config.kl_weight * kl.sum()) / (len(batch) * n_features)
         optimizer.zero_grad(set_to_none=True)
@@ -101,14 +103,20 @@ def run_epoch(
 
 @torch.no_grad()
 def negative_elbo(module: VAEModule, X: torch.Tensor, kl_weight: float = 1.0) -> torch.Tensor:
-    """Deterministic per-row negative ELBO (unscented estimate of the expected log-likelihood)."""
+    """Deterministic per-row negative ELBO (unscented estimate of the expected log-likelihood).
+
+    The networks run in float32; the likelihood and KL are evaluated in ``X``'s dtype, so a
+    float64 ``X`` far from the training data gets a finite (very low) ELBO where float32
+    squares would overflow.
+    """
     module.eval()
-    mean, logvar = module.encoder(X)
-    eps = sigma_points(mean.shape[1], dtype=X.dtype)  # (2d, d)
+    mean, logvar = module.encoder(X.to(torch.float32))
+    eps = sigma_points(mean.shape[1], dtype=mean.dtype).to(X.device)  # (2d, d)
     z = mean[:, None, :] + torch.exp(0.5 * logvar)[:, None, :] * eps[None]
     decoded = module.decoder(z.reshape(-1, z.shape[-1])).reshape(len(X), len(eps), -1)
-    nll = gaussian_nll(X[:, None, :], decoded, module.log_sigma).mean(dim=1)
-    return nll + kl_weight * gaussian_kl(mean, logvar)
+    log_sigma = module.log_sigma.to(X.dtype)
+    nll = gaussian_nll(X[:, None, :], decoded.to(X.dtype), log_sigma).mean(dim=1)
+    return nll + kl_weight * gaussian_kl(mean.to(X.dtype), logvar.to(X.dtype))
 
 
 def _is_finite(module: VAEModule) -> bool:
@@ -141,29 +149,31 @@ def train(
         restored to how they were before that epoch.
     """
     reason = "max_epochs"
-    before = copy.deepcopy(module.state_dict())
-    optimizer_before = copy.deepcopy(state.optimizer.state_dict())
+    in_epoch = False  # True while an epoch's updates are incomplete
     try:
         for _ in range(n_epochs):
             before = copy.deepcopy(module.state_dict())
             optimizer_before = copy.deepcopy(state.optimizer.state_dict())
+            in_epoch = True
             lr = learning_rate(config, state.epoch)
             loss, recon, kl = run_epoch(module, state.optimizer, X_train, config, lr, generator)
             if not (math.isfinite(loss) and _is_finite(module)):
                 module.load_state_dict(before)
                 state.optimizer.load_state_dict(optimizer_before)
+                learned = isinstance(module.log_sigma, torch.nn.Parameter)
                 raise TrainingDiverged(
                     f"Training diverged at epoch {state.epoch + 1} (non-finite loss or weights). "
                     f"Lower learning_rate_init (currently {config.learning_rate_init:g}), "
-                    "or use a fixed observation noise."
+                    + ("or use a fixed observation noise." if learned else "or increase noise.")
                 )
+            if X_val is not None:
+                score = -float(negative_elbo(module, X_val, config.kl_weight).mean())
+                score /= X_val.shape[1]
             state.epoch += 1
             state.loss.append(loss)
             state.reconstruction.append(recon)
             state.kl.append(kl)
             if X_val is not None:
-                score = -float(negative_elbo(module, X_val, config.kl_weight).mean())
-                score /= X_val.shape[1]
                 state.validation.append(score)
                 improved = score > state.best_validation + config.tol
                 if score > state.best_validation:
@@ -173,14 +183,16 @@ def train(
                 improved = loss < state.best_loss - config.tol
                 state.best_loss = min(state.best_loss, loss)
             state.no_improvement = 0 if improved else state.no_improvement + 1
+            in_epoch = False
             if on_epoch is not None:
                 on_epoch(state)
             if state.no_improvement >= config.n_iter_no_change:
                 reason = "converged"
                 break
     except KeyboardInterrupt:
-        module.load_state_dict(before)  # drop the half-finished epoch
-        state.optimizer.load_state_dict(optimizer_before)
+        if in_epoch:  # drop the half-finished epoch (not one completed before a callback)
+            module.load_state_dict(before)
+            state.optimizer.load_state_dict(optimizer_before)
         reason = "interrupted"
     if X_val is not None and state.best_weights is not None:
         module.load_state_dict(state.best_weights)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import warnings
@@ -40,10 +41,15 @@ def _resolve_device(device: str) -> torch.device:
 
 
 def _global_scale(X: np.ndarray, mean: np.ndarray) -> float:
-    """Root mean of the per-feature variances, computed without overflow; 1.0 if zero."""
+    """Root mean of the per-feature variances, computed without overflow.
+
+    Constant data fall back to their largest absolute mean (so that the networks' small
+    errors stay small relative to the data), or to 1.0 when that is zero or not finite.
+    """
     peak = float(np.max(np.abs(X - mean))) if X.size else 0.0
     if not peak > 0 or not math.isfinite(peak):
-        return 1.0
+        level = float(np.max(np.abs(mean))) if mean.size else 0.0
+        return level if level > 0 and math.isfinite(level) else 1.0
     return float(np.sqrt(np.mean(np.var(X / peak, axis=0)))) * peak or 1.0
 
 
@@ -140,6 +146,33 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     --------
     sklearn.decomposition.PCA : Linear counterpart.
     skvae.LatentMatcher : Inverts curves by optimising in the latent space.
+    skvae.save, skvae.load : Persistence in a format whose loading runs no pickle.
+
+    Notes
+    -----
+    **Threads and parallel model selection.** Torch's CPU kernels use
+    ``torch.get_num_threads()`` threads (by default one per core); the estimator does not
+    change that number. With ``n_jobs > 1``, scikit-learn tools (``GridSearchCV``,
+    ``cross_val_score``, ...) run fits in joblib's process-based ``loky`` workers, which
+    start with ``OMP_NUM_THREADS = max(cpu_count() // n_jobs, 1)`` unless that variable is
+    already set; torch reads it, so the workers together use about one thread per core
+    and do not oversubscribe (measured: on 2 cores with ``n_jobs=2`` each worker runs
+    torch with 1 thread). To choose the per-worker number, use
+    ``joblib.parallel_config(backend="loky", inner_max_num_threads=k)``. The ``"threading"``
+    backend shares one process: call ``torch.set_num_threads(max(1, os.cpu_count() //
+    n_jobs))`` beforehand to avoid oversubscription.
+
+    **Interrupting a fit.** A ``KeyboardInterrupt`` (Ctrl-C) during :meth:`fit` or
+    :meth:`partial_fit` ends training with a ``UserWarning``: the estimator keeps the
+    weights of the last completed epoch (the best validation weights when
+    ``early_stopping=True``) and is fitted and usable. An interrupt before the first epoch
+    of the call completes propagates, and leaves the estimator as it was, as does any
+    failed fit.
+
+    **Persistence.** The fitted networks live on the CPU whatever ``device`` trained them,
+    so pickle/joblib files of a model trained on a GPU load on machines without one.
+    Pickle runs code when loading: load only files you trust, or use :func:`skvae.save`
+    and :func:`skvae.load`, whose loading runs no pickle.
 
     Examples
     --------
@@ -250,8 +283,9 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     def _initial_fitted_state(self, X: np.ndarray, seed: int) -> dict:
         """Fresh scaling, networks and optimizer for data ``X`` (nothing assigned to self)."""
-        mean = X.mean(axis=0)
-        scale = _global_scale(X, mean)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported later
+            mean = X.mean(axis=0)
+            scale = _global_scale(X, mean)
         noise = None if self.noise == "learned" else float(self.noise) / scale
         if noise is not None and not (math.isfinite(noise) and noise > 0):
             raise ValueError(
@@ -270,6 +304,9 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     def _fit_epochs(self, X, n_epochs: int, *, incremental: bool):
         """Train for up to ``n_epochs`` and assign the result to self only on success."""
         rng = check_random_state(self.random_state)
+        # drawn even when continuing, so that a warm-started fit with an int random_state
+        # holds out the same validation curves as the first fit
+        init_seed = int(rng.randint(np.iinfo(np.int32).max))
         continuing = hasattr(self, "module_") and (incremental or self.warm_start)
         if continuing:
             fitted = copy.deepcopy(
@@ -282,7 +319,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             )
             generator_state = self._generator_state if incremental else None
         else:
-            fitted = self._initial_fitted_state(X, int(rng.randint(np.iinfo(np.int32).max)))
+            fitted = self._initial_fitted_state(X, init_seed)
             generator_state = None
         generator = torch.Generator()
         if generator_state is not None:
@@ -310,12 +347,21 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         state.best_validation, state.best_loss, state.no_improvement = -math.inf, math.inf, 0
 
         def to_tensor(A):
-            scaled = (A - fitted["mean_"]) / fitted["scale_"]
-            return torch.as_tensor(scaled, dtype=torch.float32, device=device)
+            with np.errstate(over="ignore", invalid="ignore"):
+                scaled = (A - fitted["mean_"]) / fitted["scale_"]
+            tensor = torch.as_tensor(scaled, dtype=torch.float32, device=device)
+            if not bool(torch.isfinite(tensor).all()):
+                raise ValueError(
+                    "X has values too large in magnitude to train on: centred and divided by "
+                    f"their scale ({fitted['scale_']:g}) they overflow float32. Rescale X "
+                    "(for example divide it by its largest absolute value) before fitting."
+                )
+            return tensor
 
         config = self._config(self.max_iter)
         config.batch_size = min(self.batch_size, len(X_train))
-        callback, close = make_progress_callback(self.verbose, n_epochs, state.epoch)
+        first_epoch = state.epoch
+        callback, close = make_progress_callback(self.verbose, n_epochs, first_epoch)
         try:
             reason = _training.train(
                 module,
@@ -331,6 +377,8 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             raise ValueError(str(exc)) from None
         finally:
             close()
+        if reason == "interrupted" and state.epoch == first_epoch:
+            raise KeyboardInterrupt  # no epoch completed: nothing to keep, self is unchanged
         module.cpu()
         state.optimizer.load_state_dict(state.optimizer.state_dict())
         state.best_weights = None
@@ -345,14 +393,18 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.validation_scores_ = (
             [v - offset for v in state.validation] if self.early_stopping else None
         )
-        self.best_validation_score_ = (
-            max(self.validation_scores_) if self.validation_scores_ else None
-        )
+        if X_val is not None:  # the score of the restored weights (this fit's best)
+            self.best_validation_score_ = state.best_validation - offset
+        else:
+            self.best_validation_score_ = (
+                max(self.validation_scores_) if self.validation_scores_ else None
+            )
         self.noise_ = float(torch.exp(self.module_.log_sigma.detach())) * self.scale_
         if reason == "interrupted":
             warnings.warn(
                 f"Training interrupted by the user after {state.epoch} epochs; the "
-                "estimator keeps the best weights so far.",
+                "estimator keeps the weights of the last completed epoch (the best "
+                "validation weights when early_stopping=True).",
                 UserWarning,
                 stacklevel=3,
             )
@@ -382,8 +434,9 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             The fitted estimator.
         """
         continuing = self.warm_start and hasattr(self, "module_")
-        X = validate_data(self, X, reset=not continuing, dtype=np.float64)
-        return self._fit_epochs(X, self.max_iter, incremental=False)
+        with self._unchanged_on_failure():
+            X = validate_data(self, X, reset=not continuing, dtype=np.float64, order="C")
+            return self._fit_epochs(X, self.max_iter, incremental=False)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
@@ -405,8 +458,24 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             The updated estimator.
         """
         first = not hasattr(self, "module_")
-        X = validate_data(self, X, reset=first, dtype=np.float64)
-        return self._fit_epochs(X, 1, incremental=True)
+        if not first:  # _fit_context skips this once fitted; an epoch costs far more
+            self._validate_params()
+        with self._unchanged_on_failure():
+            X = validate_data(self, X, reset=first, dtype=np.float64, order="C")
+            return self._fit_epochs(X, 1, incremental=True)
+
+    @contextlib.contextmanager
+    def _unchanged_on_failure(self):
+        """Undo every attribute change (``validate_data`` sets ``n_features_in_`` and
+        ``feature_names_in_`` before training) when fitting raises, so that a failed fit
+        leaves the estimator exactly as it was, fitted or not."""
+        saved = dict(self.__dict__)
+        try:
+            yield
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
 
     # ---------------------------------------------------------------- inference
 
@@ -429,6 +498,24 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     def _scale_in(self, chunk: np.ndarray) -> np.ndarray:
         return (chunk - self.mean_) / self.scale_
 
+    def _too_large(self, method: str, what: str = "X") -> str:
+        """Message of the ValueError raised when finite inputs overflow the float32 networks."""
+        degenerate = (
+            "or the fitted weights are degenerate (a fit that was diverging: refit with a "
+            "lower learning_rate_init)."
+        )
+        if what == "X":
+            return (
+                f"{method} produced non-finite values. Either X has values too large in "
+                "magnitude for the fitted model, which computes in float32 on curves centred by "
+                f"mean_ and divided by scale_={self.scale_:g} (check that X is in the training "
+                f"curves' units), {degenerate}"
+            )
+        return (
+            f"{method} produced non-finite curves. Either the latent codes are too large in "
+            f"magnitude for the float32 decoder (the prior's codes are of order 1), {degenerate}"
+        )
+
     def transform(self, X):
         """Encode curves to their posterior means.
 
@@ -445,12 +532,21 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         return apply_in_chunks(
-            lambda t: self.module_.encoder(t)[0], X, self._n_features_out, prepare=self._scale_in
+            lambda t: self.module_.encoder(t)[0],
+            X,
+            self._n_features_out,
+            prepare=self._scale_in,
+            non_finite_error=self._too_large("transform"),
         )
 
-    def _decode(self, Z: np.ndarray) -> np.ndarray:
+    def _decode(self, Z: np.ndarray, method: str = "inverse_transform") -> np.ndarray:
         """Decode validated latent codes to curves in data units (row-independent)."""
-        curves = apply_in_chunks(self.module_.decoder, Z, self.n_features_in_)
+        curves = apply_in_chunks(
+            self.module_.decoder,
+            Z,
+            self.n_features_in_,
+            non_finite_error=self._too_large(method, "Z"),
+        )
         curves *= self.scale_
         curves += self.mean_
         return curves
@@ -496,7 +592,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         if isinstance(n_samples, bool) or not isinstance(n_samples, Integral) or n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
         rng = check_random_state(random_state)
-        return self._decode(rng.standard_normal((n_samples, self._n_features_out)))
+        return self._decode(rng.standard_normal((n_samples, self._n_features_out)), "sample")
 
     def score_samples(self, X):
         """Evidence lower bound (ELBO) of each curve, in the data's units.
@@ -522,6 +618,8 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             X,
             0,
             prepare=self._scale_in,
+            dtype=torch.float64,  # the networks run in float32, the likelihood in float64
+            non_finite_error=self._too_large("score_samples"),
         )
         return -neg - X.shape[1] * math.log(self.scale_)
 

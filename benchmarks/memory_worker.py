@@ -1,0 +1,134 @@
+"""Child process for peak-memory measurements (run by :func:`benchmarks.measure.run_memory_worker`).
+
+Each task runs in a fresh interpreter so that its peak resident set size (RSS) is its own:
+
+1. import numpy, torch and skvae, and load the fitted model (if any);
+2. read the *baseline* RSS -- before any data exists;
+3. build the input (large inputs are built chunk by chunk, so building them adds no peak of
+   its own beyond the input array);
+4. reset the peak RSS to the current RSS (Linux ``clear_refs``), run the operation once,
+   and read the peak.
+
+It prints one JSON line. Usage::
+
+    python -m benchmarks.memory_worker fit --n-rows 10000 [--max-iter 200]
+    python -m benchmarks.memory_worker transform --model vae.pkl --n-rows 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import time
+import warnings
+
+import numpy as np
+
+from benchmarks.measure import MB, current_rss_mb, peak_rss_mb, reset_peak_rss
+
+#: Allowed working memory on top of input + output (issue 6's acceptance figure).
+HEADROOM_MB = 200.0
+_BLOCK = 10_000
+
+
+def large_curves(n_rows: int, n_points: int = 100, random_state: int = 0) -> np.ndarray:
+    """``n_rows`` float64 Beta log-pdf curves: 10,000 distinct curves tiled with small noise.
+
+    Filled block by block into one preallocated array, so the peak while building is the
+    array itself plus one block.
+    """
+    from skvae import make_beta_curves
+
+    base, _ = make_beta_curves(min(_BLOCK, n_rows), n_points, random_state=random_state)
+    rng = np.random.default_rng(random_state)
+    X = np.empty((n_rows, n_points), dtype=np.float64)
+    for start in range(0, n_rows, len(base)):
+        stop = min(start + len(base), n_rows)
+        X[start:stop] = base[: stop - start]
+        X[start:stop] += rng.normal(scale=1e-3, size=(stop - start, n_points))
+    return X
+
+
+def _operation(args: argparse.Namespace, model):
+    """Return (input array, callable running the operation once)."""
+    task, n_rows, n_points = args.task, args.n_rows, args.n_points
+    if task == "fit":
+        from skvae import BetaCurveVAE
+
+        X = large_curves(n_rows, n_points)
+        params = {} if args.max_iter is None else {"max_iter": args.max_iter}
+        return X, lambda: BetaCurveVAE(random_state=0, **params).fit(X)
+    if task == "inverse_transform":
+        Z = np.random.default_rng(0).standard_normal((n_rows, model._n_features_out))
+        return Z, lambda: model.inverse_transform(Z)
+    X = large_curves(n_rows, n_points)
+    if task == "match":
+        from benchmarks.matching import make_matcher
+
+        matcher = make_matcher(model, X[:100])
+        return X, lambda: matcher.transform(X)
+    method = getattr(model, task)
+    return X, lambda: method(X)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "task", choices=["fit", "transform", "inverse_transform", "score_samples", "match"]
+    )
+    parser.add_argument("--model", help="pickled fitted BetaCurveVAE (all tasks but fit)")
+    parser.add_argument("--n-rows", type=int, required=True)
+    parser.add_argument("--n-points", type=int, default=100)
+    parser.add_argument("--max-iter", type=int, default=None, help="fit only (default: default)")
+    args = parser.parse_args(argv)
+
+    import torch  # noqa: F401  (counted in the baseline, as in any user process)
+
+    import skvae  # noqa: F401
+
+    model = None
+    if args.task != "fit":
+        with open(args.model, "rb") as handle:
+            model = pickle.load(handle)
+    baseline = current_rss_mb()
+
+    X, run = _operation(args, model)
+    before = current_rss_mb()
+    reset = reset_peak_rss()
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = run()
+    seconds = time.perf_counter() - start
+    peak = peak_rss_mb()
+
+    input_mb = X.nbytes / MB
+    output_mb = result.nbytes / MB if isinstance(result, np.ndarray) else 0.0
+    if args.task == "fit":
+        output_mb = sum(p.numel() * p.element_size() for p in result.module_.parameters()) / MB
+    over_baseline = peak - baseline
+    budget = input_mb + output_mb + HEADROOM_MB
+    report = {
+        "task": args.task,
+        "n_rows": args.n_rows,
+        "n_points": args.n_points,
+        "seconds": seconds,
+        "rows_per_second": args.n_rows / seconds if args.task != "fit" else None,
+        "baseline_rss_mb": baseline,
+        "rss_before_op_mb": before,
+        "peak_rss_mb": peak,
+        "peak_reset": reset,
+        "input_mb": input_mb,
+        "output_mb": output_mb,
+        "peak_over_baseline_mb": over_baseline,
+        "working_mb": over_baseline - input_mb - output_mb,
+        "budget_mb": budget,
+        "within_budget": bool(over_baseline <= budget),
+    }
+    print(json.dumps(report))
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,451 @@
+"""LatentMatcher: invert curves by batched Nelder-Mead in a fitted VAE's latent space."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    MetaEstimatorMixin,
+    TransformerMixin,
+    _fit_context,
+    clone,
+)
+from sklearn.exceptions import NotFittedError
+from sklearn.utils import Bunch, check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._inference import apply_in_chunks
+from ._nelder_mead import batched_nelder_mead
+from ._vae import BetaCurveVAE
+
+__all__ = ["LatentMatcher"]
+
+#: Rows per decoder call. Fixed, so every point's objective value is bit-identical
+#: whatever the batch it is evaluated in (row-independent, deterministic results).
+CHUNK_SIZE = 256
+#: Targets optimised together: bounds memory on huge inputs (results do not depend on it).
+BLOCK_SIZE = 8192
+#: ``initial_step="auto"`` edges (latent prior units) for partial targets' encoder starts
+#: and for the zero and random starts; refinements of partial targets' encoder fill.
+PARTIAL_STEP, PRIOR_STEP, N_REFINE = 0.1, 0.5, 4
+
+
+class _Objective:
+    """``f(z) = ‖m ⊙ (decode(z) − x)‖₂ + λ/2 ‖z‖²`` for many (point, target row) pairs.
+
+    Targets are scaled to the decoder's units once; points are decoded in fixed chunks of
+    ``CHUNK_SIZE`` rows (float32) and reduced to one value each, in torch.
+    """
+
+    def __init__(self, vae: BetaCurveVAE, X: np.ndarray, prior_weight: float):
+        observed = ~np.isnan(X)
+        targets = np.where(observed, (X - vae.mean_) / vae.scale_, 0.0)
+        self.targets = torch.as_tensor(targets, dtype=torch.float32)
+        self.mask = None if observed.all() else torch.as_tensor(observed, dtype=torch.float32)
+        self.decoder = vae.decoder_
+        self.scale = float(vae.scale_)
+        self.prior_weight = float(prior_weight)
+
+    @torch.no_grad()
+    def residuals(self, Z: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """L2 norm, in data units, of ``decode(Z[i]) - X[rows[i]]`` over observed points."""
+        n = Z.shape[0]
+        out = np.empty(n, dtype=np.float64)
+        z = torch.zeros((CHUNK_SIZE, Z.shape[1]), dtype=torch.float32)
+        index = torch.zeros(CHUNK_SIZE, dtype=torch.long)
+        for start in range(0, n, CHUNK_SIZE):
+            stop = min(start + CHUNK_SIZE, n)
+            z.zero_()
+            index.zero_()
+            z[: stop - start] = torch.from_numpy(np.ascontiguousarray(Z[start:stop]))
+            index[: stop - start] = torch.from_numpy(np.asarray(rows[start:stop]))
+            diff = self.decoder(z) - self.targets[index]
+            if self.mask is not None:
+                diff *= self.mask[index]
+            out[start:stop] = diff.square_().sum(dim=1)[: stop - start].numpy()
+        return np.sqrt(out) * self.scale
+
+    def __call__(self, Z: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        values = self.residuals(Z, rows)
+        if self.prior_weight:
+            values += 0.5 * self.prior_weight * np.einsum("ij,ij->i", Z, Z)
+        return values
+
+
+@contextlib.contextmanager
+def _one_torch_thread():
+    """Run torch on one thread, then restore the caller's setting (as KMeans limits BLAS).
+
+    The decoder calls are small: several threads synchronise at every operation, which
+    is slower, and orders of magnitude slower when other processes share the cores.
+    """
+    n_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n_threads)
+
+
+def _encode(vae: BetaCurveVAE, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior mean and standard deviation of complete curves (row-independent)."""
+    d = vae._n_features_out
+    out = apply_in_chunks(
+        lambda t: torch.cat(vae.encoder_(t), dim=1), X, 2 * d, prepare=vae._scale_in
+    )
+    if not np.all(np.isfinite(out)):
+        raise ValueError(
+            "Encoding the targets produced non-finite values: X has values too large in "
+            "magnitude for the fitted VAE. Check that X is in the training curves' units."
+        )
+    return out[:, :d], np.exp(0.5 * out[:, d:])
+
+
+def _encoder_start(
+    vae: BetaCurveVAE, X: np.ndarray, observed: np.ndarray, n_refine: int = N_REFINE
+) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior mean and std of the targets, whose missing points are filled with the
+    mean curve, then ``n_refine`` times with the decoded curve of the current code."""
+    filled = np.where(observed, X, vae.mean_)
+    partial = np.flatnonzero(~observed.all(axis=1))
+    for _ in range(n_refine if partial.size else 0):
+        decoded = vae._decode(_encode(vae, filled[partial])[0])
+        filled[partial] = np.where(observed[partial], X[partial], decoded)
+    return _encode(vae, filled)
+
+
+class LatentMatcher(
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEstimatorMixin, BaseEstimator
+):
+    r"""Match target curves in a VAE's latent space by batched Nelder-Mead.
+
+    For each target curve ``x`` (a row of ``X``), find the latent code ``z`` whose decoded
+    curve best matches it, minimising
+
+    .. math::
+
+        f(z) = \lVert m \odot (g(z) - x) \rVert_2
+        + \tfrac{\lambda}{2} \lVert z \rVert_2^2
+
+    where ``g`` is the decoder in data units (``estimator_.inverse_transform``), ``m``
+    masks the observed points (NaN entries of ``x`` are missing and do not count) and
+    ``λ = prior_weight``. With ``λ = 0`` (default) this is the seed's objective, the L2
+    distance over the observed points. With ``λ > 0`` the second term is ``λ`` times the
+    negative log-density of the N(0, I) prior (up to a constant): MAP-like matching,
+    pulled toward the prior's mode, trading one data unit of L2 error for ``λ/2`` of
+    squared latent norm.
+
+    All targets are optimised together by a Nelder-Mead engine that reproduces
+    :func:`scipy.optimize.minimize` (``method="Nelder-Mead"``) step by step, with one
+    batched decoder call per step. Results are deterministic and row-independent; a
+    target's objective at its code is never above its objective at its first start.
+
+    Parameters
+    ----------
+    estimator : BetaCurveVAE, default=None
+        The VAE to match with; None means ``BetaCurveVAE(random_state=random_state)``.
+    prefit : bool, default=False
+        If True, ``estimator`` must already be fitted and is used as it is (no clone,
+        no refit); :meth:`fit` only checks it and the width of ``X``.
+    start : {"encoder", "zero"}, default="encoder"
+        First start point of each target: the encoder's posterior mean, or ``z = 0``
+        (the prior's mode, as in the seed). A partial target is encoded after filling
+        its missing points with the training mean curve, refined a few times with the
+        decoded curve of its current code.
+    n_starts : int, default=1
+        Number of starts per target; the ``n_starts - 1`` extra starts are drawn once
+        from N(0, I) with ``random_state`` and shared by all targets. The best result is
+        kept.
+    initial_step : "auto" or float, default="auto"
+        Edge length, in latent units, of each start's initial simplex along each latent
+        axis. ``"auto"``: for the encoder start of a complete target, its posterior
+        standard deviation along each axis (at least ``10 * xatol``); 0.1 for the
+        encoder start of a partial target; 0.5 for zero and random starts.
+        ``start="zero", initial_step=0.00025`` is scipy's default simplex at z = 0 (the
+        seed's search).
+    prior_weight : float, default=0.0
+        Weight ``λ`` of the N(0, I) log-prior term of the objective.
+    xatol, fatol : float, default=1e-4
+        Nelder-Mead tolerances as in scipy: a start converges when its simplex's
+        vertices are within ``xatol`` (latent units) of the best one and their
+        objective values within ``fatol`` (data units).
+    max_iter : int, default=None
+        Maximum Nelder-Mead iterations per start. None means scipy's default caps:
+        ``200 * latent_dims`` iterations and as many objective evaluations.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the extra starts (pass an int for the same starts at every call) and,
+        when ``estimator`` is None, the default VAE.
+
+    Attributes
+    ----------
+    estimator_ : BetaCurveVAE
+        The fitted VAE: a fitted clone of ``estimator``, or ``estimator`` itself when
+        ``prefit=True``.
+    n_iter_ : int
+        Training epochs of ``estimator_`` (its ``n_iter_``). Per-target Nelder-Mead
+        iteration counts are given by :meth:`match`.
+    n_features_in_ : int
+        Number of grid points of the curves.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names, when ``X`` was a DataFrame with string column names.
+
+    See Also
+    --------
+    BetaCurveVAE : The VAE whose latent space is searched.
+    scipy.optimize.minimize : The per-target reference (``method="Nelder-Mead"``).
+
+    Notes
+    -----
+    A VAE needs complete curves: with ``prefit=False``, :meth:`fit` trains it on the rows
+    of ``X`` without NaN (ValueError if there are none). Partial targets are matched on
+    their observed points, which completes them: ``inverse_transform(transform(X))``. A
+    target with no observed point has nothing to match: it gets a warning and the code
+    minimising the prior term from its start (the start itself when ``prior_weight=0``).
+    Matching runs torch on one thread (restored afterwards): its decoder calls are
+    small, and faster so.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skvae import BetaCurveVAE, LatentMatcher, make_beta_curves
+    >>> X, _ = make_beta_curves(n_samples=300, random_state=0)
+    >>> vae = BetaCurveVAE(max_iter=5, random_state=0).fit(X)
+    >>> matcher = LatentMatcher(vae, prefit=True).fit(X)
+    >>> matcher.transform(X[:3]).shape
+    (3, 2)
+    >>> result = matcher.match(X[:3])
+    >>> bool(np.all(result.residuals <= result.start_residuals))
+    True
+    >>> X_partial = X[:3].copy()
+    >>> X_partial[:, ::2] = np.nan  # half the points missing
+    >>> matcher.inverse_transform(matcher.transform(X_partial)).shape
+    (3, 100)
+    """
+
+    _parameter_constraints: dict = {
+        "estimator": [BetaCurveVAE, None],
+        "prefit": ["boolean"],
+        "start": [StrOptions({"encoder", "zero"})],
+        "n_starts": [Interval(Integral, 1, None, closed="left")],
+        "initial_step": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
+        "prior_weight": [Interval(Real, 0, None, closed="left")],
+        "xatol": [Interval(Real, 0, None, closed="left")],
+        "fatol": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left"), None],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        prefit=False,
+        start="encoder",
+        n_starts=1,
+        initial_step="auto",
+        prior_weight=0.0,
+        xatol=1e-4,
+        fatol=1e-4,
+        max_iter=None,
+        random_state=None,
+    ):
+        self.estimator = estimator
+        self.prefit = prefit
+        self.start = start
+        self.n_starts = n_starts
+        self.initial_step = initial_step
+        self.prior_weight = prior_weight
+        self.xatol = xatol
+        self.fatol = fatol
+        self.max_iter = max_iter
+        self.random_state = random_state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.transformer_tags.preserves_dtype = ["float64"]
+        tags.non_deterministic = False
+        return tags
+
+    @property
+    def _n_features_out(self) -> int:
+        return self.estimator_._n_features_out
+
+    @_fit_context(prefer_skip_nested_validation=False)
+    def fit(self, X, y=None) -> LatentMatcher:
+        """Fit the VAE (unless ``prefit``) and remember the curves' grid width.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Curves; NaN marks missing points (rows with NaN are not used to train).
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : LatentMatcher
+            The fitted matcher.
+        """
+        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan")
+        if self.prefit:
+            if self.estimator is None:
+                raise ValueError("prefit=True needs a fitted estimator; got estimator=None.")
+            try:
+                check_is_fitted(self.estimator)
+            except NotFittedError as exc:
+                raise NotFittedError(
+                    "When prefit=True, estimator must be a fitted BetaCurveVAE; fit it "
+                    "first or use prefit=False."
+                ) from exc
+            estimator = self.estimator
+            if estimator.n_features_in_ != X.shape[1]:
+                raise ValueError(
+                    f"X has {X.shape[1]} features, but the prefit estimator was fitted "
+                    f"on curves with {estimator.n_features_in_} points."
+                )
+        else:
+            complete = ~np.isnan(X).any(axis=1)
+            if not complete.any():
+                raise ValueError(
+                    "Every row of X has missing points (NaN), but fitting the VAE needs "
+                    "complete curves. Fit on complete curves, or pass a fitted VAE with "
+                    "prefit=True to match partial curves."
+                )
+            estimator = (
+                BetaCurveVAE(random_state=self.random_state)
+                if self.estimator is None
+                else clone(self.estimator)
+            )
+            estimator.fit(X[complete])
+        self.estimator_ = estimator
+        self.n_iter_ = int(getattr(estimator, "n_iter_", 1))
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        """Match each curve: its best latent code.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Target curves; NaN marks missing points.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, latent_dims)
+            Matched latent codes (float64, deterministic, row-independent).
+        """
+        return self._match(X, diagnostics=False).codes
+
+    def match(self, X) -> Bunch:
+        """Match each curve and return per-target diagnostics.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Target curves; NaN marks missing points.
+
+        Returns
+        -------
+        result : :class:`~sklearn.utils.Bunch`
+            With arrays of length ``n_samples`` (first axis): ``codes`` (n, latent_dims),
+            the matched codes; ``reconstructions`` (n, n_features), their decoded curves;
+            ``residuals``, the L2 error over observed points at the codes;
+            ``objective``, the objective there; ``start_codes``, ``start_residuals``
+            and ``start_objective``, the same at the first start point; ``n_iter`` and
+            ``n_fev``, Nelder-Mead iterations (counted as scipy's ``nit``) and
+            objective evaluations of the winning start; ``converged``, whether its
+            ``xatol``/``fatol`` test was met before ``max_iter``.
+        """
+        return self._match(X, diagnostics=True)
+
+    def inverse_transform(self, X) -> np.ndarray:
+        """Decode latent codes to curves (delegates to ``estimator_``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, latent_dims)
+            Latent codes.
+
+        Returns
+        -------
+        X_curves : ndarray of shape (n_samples, n_features_in_)
+            Decoded curves in the original units.
+        """
+        check_is_fitted(self)
+        return self.estimator_.inverse_transform(X)
+
+    def _starts(self, X: np.ndarray, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Start points and initial steps, both of shape (n_samples, n_starts, latent_dims)."""
+        vae, (n, d), k = self.estimator_, (X.shape[0], self._n_features_out), self.n_starts
+        if self.start == "encoder":
+            first, std = _encoder_start(vae, X, observed)
+            complete = observed.all(axis=1)[:, None]
+            auto = np.where(complete, np.maximum(std, 10 * self.xatol), PARTIAL_STEP)
+        else:
+            first, auto = np.zeros((n, d)), np.full((n, d), PRIOR_STEP)
+        extra = check_random_state(self.random_state).standard_normal((k - 1, d))
+        starts = np.concatenate([first[:, None], np.broadcast_to(extra, (n, k - 1, d))], axis=1)
+        if self.initial_step == "auto":
+            steps = np.concatenate([auto[:, None], np.full((n, k - 1, d), PRIOR_STEP)], axis=1)
+        else:
+            steps = np.full((n, k, d), float(self.initial_step))
+        return starts, steps
+
+    def _match(self, X, *, diagnostics: bool) -> Bunch:
+        check_is_fitted(self)
+        X = validate_data(
+            self, X, reset=False, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan"
+        )
+        X = np.asarray(X, dtype=np.float64)
+        observed = ~np.isnan(X)
+        n_empty = int(np.sum(~observed.any(axis=1)))
+        if n_empty:
+            warnings.warn(
+                f"{n_empty} target(s) have no observed point (all NaN): nothing to match, "
+                "their codes only minimise the prior term from the start point.",
+                UserWarning,
+                stacklevel=3,
+            )
+        with _one_torch_thread():
+            out = self._optimise(X, observed, diagnostics)
+        if diagnostics:
+            out.reconstructions = self.estimator_._decode(out.codes)
+        return out
+
+    def _optimise(self, X: np.ndarray, observed: np.ndarray, diagnostics: bool) -> Bunch:
+        starts, steps = self._starts(X, observed)
+        n, k, d = starts.shape
+        tolerances = {"xatol": self.xatol, "fatol": self.fatol, "max_iter": self.max_iter}
+        out = Bunch(codes=np.empty((n, d)), objective=np.empty(n), converged=np.empty(n, bool))
+        out.n_iter, out.n_fev = np.empty(n, np.int64), np.empty(n, np.int64)
+        if diagnostics:
+            out.start_codes = starts[:, 0].copy()
+            out.residuals, out.start_residuals, out.start_objective = np.empty((3, n))
+        for lo in range(0, n, BLOCK_SIZE):
+            hi = min(lo + BLOCK_SIZE, n)
+            objective = _Objective(self.estimator_, X[lo:hi], self.prior_weight)
+            row_of = np.repeat(np.arange(hi - lo), k)
+            res = batched_nelder_mead(
+                lambda Z, problems, f=objective, r=row_of: f(Z, r[problems]),
+                starts[lo:hi].reshape(-1, d),
+                initial_step=steps[lo:hi].reshape(-1, d),
+                **tolerances,
+            )
+            best = np.arange(hi - lo) * k + np.argmin(res.fun.reshape(-1, k), axis=1)
+            out.codes[lo:hi], out.objective[lo:hi] = res.x[best], res.fun[best]
+            out.n_iter[lo:hi], out.n_fev[lo:hi] = res.nit[best], res.nfev[best]
+            out.converged[lo:hi] = res.converged[best]
+            if diagnostics:
+                rows = np.arange(hi - lo)
+                out.residuals[lo:hi] = objective.residuals(out.codes[lo:hi], rows)
+                out.start_residuals[lo:hi] = objective.residuals(starts[lo:hi, 0], rows)
+                out.start_objective[lo:hi] = objective(starts[lo:hi, 0].copy(), rows)
+        return out

@@ -1,0 +1,116 @@
+"""``device="cpu" | "cuda" | "auto"``: CUDA tests run where a GPU exists and skip elsewhere."""
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import skvae
+from skvae import BetaCurveVAE
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = dict(max_iter=3, hidden_layer_sizes=(32,), batch_size=64, random_state=0)
+HAS_CUDA = torch.cuda.is_available()
+needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="CUDA is not available")
+without_cuda = pytest.mark.skipif(HAS_CUDA, reason="CUDA is available")
+
+
+@pytest.fixture(scope="module")
+def X(curves):
+    return curves[0][:200]
+
+
+def assert_on_cpu(vae):
+    assert all(t.device.type == "cpu" for t in vae.module_.state_dict().values())
+    for state in vae._state.optimizer.state.values():
+        assert all(v.device.type == "cpu" for v in state.values() if torch.is_tensor(v))
+    assert vae._generator_state.device.type == "cpu"
+
+
+def test_device_parameter_is_validated(X):
+    with pytest.raises(ValueError, match="device"):
+        BetaCurveVAE(device="tpu").fit(X)
+
+
+@without_cuda
+def test_cuda_without_cuda_raises_a_clear_error(X):
+    vae = BetaCurveVAE(device="cuda", **SMALL)
+    with pytest.raises(ValueError, match=r"device='cuda'.*no CUDA device.*device='cpu'"):
+        vae.fit(X)
+    assert not hasattr(vae, "n_features_in_")  # the failed fit left it unfitted
+    cpu = BetaCurveVAE(**SMALL).fit(X)
+    before = dict(vars(cpu))
+    with pytest.raises(ValueError, match="no CUDA device"):
+        cpu.set_params(device="cuda").partial_fit(X)
+    assert all(vars(cpu)[k] is v for k, v in before.items() if k != "device")
+
+
+@without_cuda
+def test_auto_falls_back_to_cpu(X):
+    auto = BetaCurveVAE(device="auto", **SMALL).fit(X)
+    cpu = BetaCurveVAE(device="cpu", **SMALL).fit(X)
+    assert_on_cpu(auto)
+    np.testing.assert_array_equal(auto.transform(X), cpu.transform(X))
+    assert auto.loss_curve_ == cpu.loss_curve_
+
+
+@needs_cuda
+@pytest.mark.parametrize("device", ["cuda", "auto"])
+def test_cuda_training_ends_on_the_cpu(X, device):
+    vae = BetaCurveVAE(device=device, **SMALL).fit(X)
+    assert_on_cpu(vae)
+    assert b"cuda" not in pickle.dumps(vae)
+    cpu = BetaCurveVAE(device="cpu", **SMALL).fit(X)
+    # the same random stream on both devices: the models agree up to float rounding
+    np.testing.assert_allclose(vae.loss_curve_, cpu.loss_curve_, rtol=1e-2)
+    np.testing.assert_allclose(vae.transform(X), cpu.transform(X), atol=1e-2)
+
+
+@needs_cuda
+def test_cuda_early_stopping_partial_fit_and_warm_start(X):
+    vae = BetaCurveVAE(device="cuda", early_stopping=True, warm_start=True, **SMALL).fit(X)
+    assert len(vae.validation_scores_) == vae.n_iter_
+    vae.partial_fit(X)
+    vae.fit(X)
+    assert vae.n_iter_ == 2 * SMALL["max_iter"] + 1
+    assert_on_cpu(vae)
+    vae.set_params(device="cpu").partial_fit(X)  # continues on the CPU
+    assert vae.n_iter_ == 2 * SMALL["max_iter"] + 2
+
+
+@needs_cuda
+def test_model_trained_on_gpu_loads_on_a_cpu_only_machine(X, tmp_path):
+    vae = BetaCurveVAE(device="cuda", **SMALL).fit(X)
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps(vae))
+    skvae.save(vae, tmp_path / "model.skvae")
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "Z.npy", vae.transform(X))
+    script = """
+import pickle, sys
+from pathlib import Path
+import numpy as np, torch
+import skvae
+folder = Path(sys.argv[1])
+assert not torch.cuda.is_available()
+X, Z = np.load(folder / "X.npy"), np.load(folder / "Z.npy")
+pickled = pickle.loads((folder / "model.pkl").read_bytes())
+for model in (pickled, skvae.load(folder / "model.skvae")):
+    assert np.array_equal(model.transform(X), Z)
+    model.set_params(device="cpu").partial_fit(X)
+print("ok")
+"""
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,272 @@
+"""Tests for LatentMatcher (``skvae._matcher``)."""
+
+import functools
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_allclose, assert_array_equal
+from scipy.optimize import minimize
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skvae import BetaCurveVAE, LatentMatcher, _matcher
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Train on one thread here: on shared, busy cores torch's multi-threaded small
+    kernels are many times slower (the matcher itself always matches on one thread)."""
+    with _matcher._one_torch_thread():
+        yield
+
+
+@parametrize_with_checks([LatentMatcher()])
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
+
+
+@pytest.fixture(scope="module")
+def matcher(fitted_vae, curves):
+    return LatentMatcher(fitted_vae, prefit=True).fit(curves[0])
+
+
+@pytest.fixture(scope="module")
+def targets(curves):
+    return curves[1]
+
+
+@pytest.fixture(scope="module")
+def result(matcher, targets):
+    return matcher.match(targets)
+
+
+def _half_missing(X, seed=0):
+    rng = np.random.default_rng(seed)
+    X = X.copy()
+    for row in X:
+        row[rng.choice(X.shape[1], X.shape[1] // 2, replace=False)] = np.nan
+    return X
+
+
+def _simplex(x0, step):
+    sim = np.repeat(x0[None, :], x0.size + 1, axis=0)
+    sim[np.arange(x0.size) + 1, np.arange(x0.size)] += step
+    return sim
+
+
+def test_match_diagnostics(matcher, result, targets):
+    n, d = targets.shape[0], 2
+    assert result.codes.shape == result.start_codes.shape == (n, d)
+    assert result.codes.dtype == np.float64
+    assert result.reconstructions.shape == targets.shape
+    assert_array_equal(result.codes, matcher.transform(targets))
+    assert_array_equal(result.reconstructions, matcher.inverse_transform(result.codes))
+    for name in ("residuals", "objective", "start_residuals", "start_objective"):
+        assert result[name].shape == (n,) and np.all(np.isfinite(result[name]))
+    # prior_weight=0: the objective is the L2 error, as the reconstructions show
+    assert_array_equal(result.objective, result.residuals)
+    errors = np.linalg.norm(result.reconstructions - targets, axis=1)
+    assert_allclose(result.residuals, errors, rtol=1e-4, atol=1e-5)
+    assert result.converged.all()
+    assert np.all(result.n_iter >= 1) and np.all(result.n_fev >= d + 1)
+
+
+def test_never_worse_than_start_and_better_than_encoder(fitted_vae, result, targets):
+    assert np.all(result.residuals <= result.start_residuals)
+    encoded = fitted_vae.transform(targets)
+    assert_allclose(result.start_codes, encoded, atol=1e-12)
+    encoder_error = np.linalg.norm(fitted_vae.inverse_transform(encoded) - targets, axis=1)
+    assert_allclose(result.start_residuals, encoder_error, rtol=1e-4, atol=1e-5)
+    assert result.residuals.mean() < 0.9 * encoder_error.mean()
+    assert np.median(result.residuals) < np.median(encoder_error)
+
+
+@pytest.mark.parametrize(
+    "params", [{"start": "zero"}, {"prior_weight": 1.0}, {"n_starts": 3, "random_state": 0}]
+)
+def test_never_worse_than_start_other_settings(fitted_vae, targets, params):
+    res = LatentMatcher(fitted_vae, prefit=True, **params).fit(targets).match(targets[:40])
+    assert np.all(res.objective <= res.start_objective)
+    if "start" in params:
+        assert_array_equal(res.start_codes, 0.0)
+
+
+def test_agrees_with_scipy(fitted_vae, targets, monkeypatch):
+    """Same start and simplex, same objective: scipy's Nelder-Mead reaches the same codes."""
+    X, step = targets[:12], 0.05
+    est = LatentMatcher(fitted_vae, prefit=True, initial_step=step).fit(X)
+    res = est.match(X)
+    objective = _matcher._Objective(fitted_vae, X, 0.0)
+
+    def seed_objective(z, x):  # the seed's function: decode one code, L2 distance
+        return np.linalg.norm(fitted_vae.inverse_transform(z[None])[0] - x)
+
+    # numpy's default argsort may be unstable (SIMD); the engine breaks ties stably.
+    monkeypatch.setattr(np, "argsort", functools.partial(np.argsort, kind="stable"))
+    for i, x in enumerate(X):
+        options = {"initial_simplex": _simplex(res.start_codes[i], step)}
+        exact = minimize(
+            lambda z, i=i: objective(z[None], np.array([i]))[0],
+            res.start_codes[i],
+            method="Nelder-Mead",
+            options=options,
+        )
+        assert_allclose(res.codes[i], exact.x, atol=1e-10)
+        assert res.n_fev[i] == exact.nfev and res.n_iter[i] == exact.nit
+        seed = minimize(
+            seed_objective, res.start_codes[i], args=(x,), method="Nelder-Mead", options=options
+        )
+        assert abs(seed.fun - res.residuals[i]) <= 1e-3 * max(seed.fun, 1.0)
+        assert_allclose(res.codes[i], seed.x, atol=5e-3)
+
+
+def test_partial_targets_count_only_observed_points(matcher, result, targets):
+    X_partial = _half_missing(targets)
+    observed = ~np.isnan(X_partial)
+    res = matcher.match(X_partial)
+    errors = np.sqrt(np.nansum((res.reconstructions - X_partial) ** 2, axis=1))
+    assert_allclose(res.residuals, errors, rtol=1e-4, atol=1e-5)
+    assert np.all(res.residuals <= res.start_residuals)
+    # The missing values do not matter: any values there, masked out, give the same codes.
+    X_other = np.where(observed, targets, 1e3)
+    objective = _matcher._Objective(matcher.estimator_, X_partial, 0.0)
+    other = _matcher._Objective(matcher.estimator_, X_other, 0.0)
+    other.mask = objective.mask
+    rows = np.arange(len(targets))
+    assert_array_equal(objective(res.codes, rows), other(res.codes, rows))
+    # Completion from half the points is nearly as good as matching the whole curve.
+    completed = np.linalg.norm(matcher.inverse_transform(res.codes) - targets, axis=1)
+    assert np.median(completed) <= 1.5 * np.median(result.residuals)
+    assert np.median(completed) < np.median(
+        np.linalg.norm(matcher.estimator_.sample(len(targets), random_state=0) - targets, axis=1)
+    )
+
+
+def test_prior_weight_pulls_codes_toward_zero(fitted_vae, result, targets):
+    res = LatentMatcher(fitted_vae, prefit=True, prior_weight=1.0).fit(targets).match(targets)
+    norms, free_norms = (np.linalg.norm(Z, axis=1) for Z in (res.codes, result.codes))
+    assert np.all(norms <= free_norms + 1e-3)
+    assert norms.mean() < free_norms.mean()
+    penalty = 0.5 * np.sum(res.codes**2, axis=1)
+    assert_allclose(res.objective, res.residuals + penalty, rtol=1e-12)
+    assert np.all(res.residuals >= result.residuals - 1e-6)  # closer to 0, farther from x
+
+
+def test_deterministic_and_row_independent(matcher, targets, monkeypatch):
+    X = _half_missing(targets)
+    X[::2] = targets[::2]  # complete and partial targets mixed
+    Z = matcher.transform(X)
+    assert_array_equal(Z, matcher.transform(X))
+    perm = np.random.default_rng(0).permutation(len(X))
+    assert_array_equal(Z[perm], matcher.transform(X[perm]))
+    assert_array_equal(Z[:7], matcher.transform(X[:7]))
+    assert_array_equal(Z[3:4], matcher.transform(X[3:4]))
+    monkeypatch.setattr(_matcher, "BLOCK_SIZE", 9)  # targets optimised in small blocks
+    assert_array_equal(Z, matcher.transform(X))
+    assert_array_equal(Z, pickle.loads(pickle.dumps(matcher)).transform(X))
+
+
+def test_multi_start_is_deterministic_and_no_worse(matcher, result, targets):
+    est = LatentMatcher(matcher.estimator_, prefit=True, n_starts=4, random_state=0)
+    est.fit(targets)
+    res = est.match(targets)
+    assert_array_equal(res.codes, est.transform(targets))
+    assert_array_equal(res.codes[5:9], est.transform(targets[5:9]))
+    assert np.all(res.objective <= result.objective)
+    other = LatentMatcher(matcher.estimator_, prefit=True, n_starts=4, random_state=1)
+    other = other.fit(targets).transform(targets)
+    assert_allclose(other, res.codes, atol=0.05)  # same minima, found from other starts
+
+
+def test_torch_threads_restored(matcher, targets):
+    n_threads = torch.get_num_threads()
+    matcher.transform(targets[:3])
+    assert torch.get_num_threads() == n_threads
+
+
+def test_prefit_semantics(fitted_vae, curves):
+    X = curves[0][:50]
+    weights = [p.detach().clone() for p in fitted_vae.module_.parameters()]
+    est = LatentMatcher(fitted_vae, prefit=True).fit(X)
+    assert est.estimator_ is fitted_vae
+    assert est.n_iter_ == fitted_vae.n_iter_
+    for before, after in zip(weights, fitted_vae.module_.parameters()):
+        assert torch.equal(before, after)
+    with pytest.raises(NotFittedError, match="prefit=True"):
+        LatentMatcher(BetaCurveVAE(), prefit=True).fit(X)
+    with pytest.raises(ValueError, match="estimator=None"):
+        LatentMatcher(prefit=True).fit(X)
+    with pytest.raises(ValueError, match="prefit estimator was fitted on curves with 100"):
+        LatentMatcher(fitted_vae, prefit=True).fit(X[:, :50])
+    with pytest.raises(NotFittedError):
+        LatentMatcher(fitted_vae, prefit=True).transform(X)
+
+
+def test_fit_clones_and_skips_incomplete_rows(curves):
+    X = curves[0][:60].copy()
+    X[:10, ::3] = np.nan
+    vae = BetaCurveVAE(max_iter=3, random_state=0)
+    est = LatentMatcher(vae).fit(X)
+    assert not hasattr(vae, "module_") and est.estimator_ is not vae
+    reference = BetaCurveVAE(max_iter=3, random_state=0).fit(X[10:])
+    assert_allclose(est.estimator_.transform(X[10:]), reference.transform(X[10:]))
+    assert est.transform(X).shape == (60, 2)
+    default = LatentMatcher(random_state=0).set_params(estimator=None)
+    assert default.fit(X[10:20]).estimator_.random_state == 0
+    X[:, 0] = np.nan
+    with pytest.raises(ValueError, match="complete curves"):
+        LatentMatcher(vae).fit(X)
+
+
+def test_bad_inputs(matcher, targets):
+    with pytest.raises(ValueError, match="features"):
+        matcher.transform(targets[:, :50])
+    with pytest.raises(ValueError, match="latent_dims"):
+        matcher.inverse_transform(np.zeros((2, 3)))
+    X = targets[:3].copy()
+    X[1, 4] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        matcher.transform(X)
+    with pytest.raises(ValueError, match="too large"):
+        matcher.transform(targets[:3] * 1e38)
+    with pytest.raises(ValueError, match="n_starts"):
+        clone(matcher).set_params(n_starts=0).fit(targets)
+    with pytest.raises(ValueError, match="start"):
+        clone(matcher).set_params(start="median").fit(targets)
+
+
+def test_target_without_observed_points_warns(matcher, targets):
+    X = targets[:3].copy()
+    X[1] = np.nan
+    with pytest.warns(UserWarning, match="1 target"):
+        res = matcher.match(X)
+    assert res.residuals[1] == 0.0
+    assert_array_equal(res.codes[1], res.start_codes[1])
+    assert_array_equal(res.codes[[0, 2]], matcher.transform(targets[[0, 2]]))
+
+
+def test_max_iter_caps_iterations(matcher, targets):
+    res = LatentMatcher(matcher.estimator_, prefit=True, max_iter=2).fit(targets)
+    res = res.match(targets[:20])
+    assert np.all(res.n_iter <= 2) and not res.converged.all()
+    assert np.all(res.objective <= res.start_objective)
+
+
+def test_feature_names_out_and_fit_transform(matcher, targets):
+    assert_array_equal(matcher.get_feature_names_out(), ["latentmatcher0", "latentmatcher1"])
+    Z = LatentMatcher(matcher.estimator_, prefit=True).fit_transform(targets[:9])
+    assert_array_equal(Z, matcher.transform(targets[:9]))
+
+
+@pytest.mark.parametrize("latent_dims", [1, 3])
+def test_other_latent_dims(curves, latent_dims):
+    X = curves[0][:80]
+    vae = BetaCurveVAE(latent_dims, max_iter=3, random_state=0).fit(X)
+    est = LatentMatcher(vae, prefit=True).fit(X)
+    res = est.match(X[:10])
+    assert res.codes.shape == (10, latent_dims)
+    assert np.all(res.residuals <= res.start_residuals)
+    assert_array_equal(res.codes[2:5], est.transform(X[2:5]))

@@ -1,0 +1,310 @@
+"""Training controls: partial_fit, warm_start, early stopping, progress output,
+KeyboardInterrupt and failed fits."""
+
+import copy
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.exceptions import NotFittedError
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from skvae import BetaCurveVAE, _training
+
+SMALL = dict(hidden_layer_sizes=(32,), batch_size=64, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def X(curves):
+    return curves[0][:200]
+
+
+def weights(estimator) -> dict:
+    return {k: v.clone() for k, v in estimator.module_.state_dict().items()}
+
+
+def assert_same_weights(a, b):
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        torch.testing.assert_close(wa[key], wb[key], rtol=0, atol=0, msg=key)
+
+
+# ------------------------------------------------------------------------- partial_fit
+
+
+def test_partial_fit_is_one_epoch_per_call(X):
+    vae = BetaCurveVAE(max_iter=3, **SMALL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no ConvergenceWarning from partial_fit
+        assert vae.partial_fit(X) is vae
+    assert vae.n_iter_ == 1 and len(vae.loss_curve_) == 1
+    assert vae.n_features_in_ == X.shape[1]
+    vae.partial_fit(X[:50])  # any number of rows, the same grid
+    vae.partial_fit(X)
+    assert vae.n_iter_ == 3 and len(vae.loss_curve_) == 3
+
+
+def test_partial_fit_calls_match_fit(X):
+    """Three partial_fit calls continue one training run: they equal fit with max_iter=3."""
+    stepped = BetaCurveVAE(max_iter=3, **SMALL)
+    for _ in range(3):
+        stepped.partial_fit(X)
+    fitted = BetaCurveVAE(max_iter=3, **SMALL).fit(X)
+    assert stepped.loss_curve_ == fitted.loss_curve_
+    assert_same_weights(stepped, fitted)
+
+
+def test_partial_fit_width_mismatch_leaves_estimator_unchanged(X):
+    vae = BetaCurveVAE(max_iter=3, **SMALL).partial_fit(X)
+    before = weights(vae)
+    with pytest.raises(ValueError, match="features"):
+        vae.partial_fit(X[:, :50])
+    assert vae.n_iter_ == 1 and vae.n_features_in_ == X.shape[1]
+    for key, value in weights(vae).items():
+        assert torch.equal(value, before[key])
+
+
+def test_partial_fit_after_fit_continues(X):
+    vae = BetaCurveVAE(max_iter=2, **SMALL).fit(X)
+    first = list(vae.loss_curve_)
+    last = first[-1]
+    vae.partial_fit(X)
+    assert vae.n_iter_ == 3 and vae.loss_curve_[:2] == first
+    assert vae.loss_curve_[-1] < last + 0.1 * abs(last)
+
+
+# -------------------------------------------------------------------------- warm_start
+
+
+def test_warm_start_continues_training(X):
+    vae = BetaCurveVAE(max_iter=4, warm_start=True, **SMALL).fit(X)
+    first = list(vae.loss_curve_)
+    vae.fit(X)
+    assert vae.n_iter_ == 8 and vae.loss_curve_[:4] == first
+    # the second fit starts where the first ended, not from the initial loss
+    assert abs(vae.loss_curve_[4] - first[-1]) < 0.5 * abs(first[0] - first[-1])
+    assert vae.loss_curve_[-1] < first[-1]
+
+    cold = BetaCurveVAE(max_iter=4, warm_start=False, **SMALL).fit(X)
+    assert cold.loss_curve_ == first
+    cold.fit(X)  # without warm_start a second fit starts anew, identically
+    assert cold.n_iter_ == 4 and cold.loss_curve_ == first
+
+
+def test_warm_start_with_other_width_raises_and_keeps_model(X):
+    vae = BetaCurveVAE(max_iter=2, warm_start=True, **SMALL).fit(X)
+    before = copy.deepcopy(vars(vae))
+    with pytest.raises(ValueError, match="features"):
+        vae.fit(X[:, :40])
+    assert vae.n_iter_ == before["n_iter_"] and vae.n_features_in_ == X.shape[1]
+    for key, value in weights(vae).items():
+        assert torch.equal(value, before["module_"].state_dict()[key])
+
+
+# ---------------------------------------------------------------------- early stopping
+
+
+def test_early_stopping_restores_the_best_weights(X):
+    params = dict(
+        max_iter=60,
+        hidden_layer_sizes=(32,),
+        batch_size=32,
+        learning_rate="constant",
+        learning_rate_init=3e-2,
+        early_stopping=True,
+        validation_fraction=0.25,
+        n_iter_no_change=3,
+        tol=0.0,
+        random_state=0,
+    )
+    vae = BetaCurveVAE(**params).fit(X)
+    scores = vae.validation_scores_
+    assert len(scores) == vae.n_iter_ < params["max_iter"]  # stopped early
+    assert vae.best_validation_score_ == max(scores)
+    best = int(np.argmax(scores))
+    assert best == vae.n_iter_ - 1 - params["n_iter_no_change"]
+    assert scores[-1] < vae.best_validation_score_ - 0.01  # the last epoch was worse
+    # Rebuild the validation split as fit draws it (init seed, generator seed, permutation)
+    rng = check_random_state(params["random_state"])
+    rng.randint(np.iinfo(np.int32).max)
+    rng.randint(np.iinfo(np.int32).max)
+    X_val = X[rng.permutation(len(X))[:50]]
+    # the restored weights score the best validation score, not the last one
+    per_point = vae.score(X_val) / X.shape[1]
+    assert per_point == pytest.approx(vae.best_validation_score_, abs=1e-5)
+    assert per_point > scores[-1] + 0.01
+
+    # a warm-started fit holds out the same curves and reports its own restored best
+    n_before = vae.n_iter_
+    vae.set_params(warm_start=True).fit(X)
+    assert len(vae.validation_scores_) == vae.n_iter_ > n_before
+    assert vae.best_validation_score_ == max(vae.validation_scores_[n_before:])
+    assert vae.score(X_val) / X.shape[1] == pytest.approx(vae.best_validation_score_, abs=1e-5)
+
+
+def test_no_early_stopping_has_no_validation_scores(fitted_vae):
+    assert fitted_vae.validation_scores_ is None
+    assert fitted_vae.best_validation_score_ is None
+
+
+# ---------------------------------------------------------------------------- progress
+
+
+def test_verbose_0_is_silent(X, capsys):
+    BetaCurveVAE(max_iter=2, verbose=0, **SMALL).fit(X)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
+def test_verbose_2_prints_one_line_per_epoch(X, capsys):
+    vae = BetaCurveVAE(max_iter=3, verbose=2, **SMALL).fit(X)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split(",")[0] for line in lines] == ["Epoch 1", "Epoch 2", "Epoch 3"]
+    assert all("loss=" in line and "kl=" in line for line in lines)
+    vae.partial_fit(X)
+    assert capsys.readouterr().out.startswith("Epoch 4,")
+
+
+def test_verbose_1_shows_a_tqdm_bar(X, capsys):
+    pytest.importorskip("tqdm")
+    BetaCurveVAE(max_iter=3, verbose=1, **SMALL).fit(X)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "BetaCurveVAE" in captured.err and "epoch" in captured.err
+
+
+def test_verbose_1_without_tqdm_prints_a_few_lines(X, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # import fails as if not installed
+    BetaCurveVAE(max_iter=20, verbose=1, **SMALL).fit(X)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert 2 <= len(lines) <= 11
+    assert lines[-1].startswith("Epoch 20,")
+
+
+# ------------------------------------------------------------------- KeyboardInterrupt
+
+
+def interrupt_run_epoch(monkeypatch, on_call: int):
+    """Make the ``on_call``-th epoch raise KeyboardInterrupt (as Ctrl-C would) mid-epoch."""
+    original = _training.run_epoch
+    calls = {"n": 0}
+
+    def run_epoch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == on_call:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(_training, "run_epoch", run_epoch)
+
+
+def test_keyboard_interrupt_keeps_completed_epochs(X, monkeypatch):
+    interrupt_run_epoch(monkeypatch, on_call=3)
+    vae = BetaCurveVAE(max_iter=10, **SMALL)
+    with pytest.warns(UserWarning, match="interrupted by the user after 2 epochs"):
+        vae.fit(X)
+    monkeypatch.undo()
+    check_is_fitted(vae)
+    assert vae.n_iter_ == 2 and len(vae.loss_curve_) == 2
+    assert vae.transform(X[:4]).shape == (4, 2)
+    # the model is exactly the one after two epochs of this training run
+    reference = BetaCurveVAE(max_iter=10, **SMALL)
+    reference.partial_fit(X).partial_fit(X)
+    assert_same_weights(vae, reference)
+    assert vae.loss_curve_ == reference.loss_curve_
+    vae.partial_fit(X)  # and it can keep training
+    assert vae.n_iter_ == 3
+
+
+def test_keyboard_interrupt_in_progress_callback_keeps_that_epoch(X, monkeypatch, capsys):
+    from skvae import _vae
+
+    original = _vae.make_progress_callback
+
+    def interrupting_progress(verbose, n_epochs, first_epoch=0):
+        on_epoch, close = original(verbose, n_epochs, first_epoch)
+
+        def callback(state):
+            on_epoch(state)
+            if state.epoch == 2:
+                raise KeyboardInterrupt
+
+        return callback, close
+
+    monkeypatch.setattr(_vae, "make_progress_callback", interrupting_progress)
+    vae = BetaCurveVAE(max_iter=10, verbose=2, **SMALL)
+    with pytest.warns(UserWarning, match="after 2 epochs"):
+        vae.fit(X)
+    monkeypatch.undo()
+    assert capsys.readouterr().out.count("Epoch") == 2
+    reference = BetaCurveVAE(max_iter=10, **SMALL)
+    reference.partial_fit(X).partial_fit(X)
+    assert vae.n_iter_ == 2
+    assert_same_weights(vae, reference)
+
+
+def test_keyboard_interrupt_with_early_stopping_keeps_the_best(X, monkeypatch):
+    interrupt_run_epoch(monkeypatch, on_call=4)
+    vae = BetaCurveVAE(max_iter=10, early_stopping=True, validation_fraction=0.25, **SMALL)
+    with pytest.warns(UserWarning, match="interrupted"):
+        vae.fit(X)
+    assert vae.n_iter_ == 3 and len(vae.validation_scores_) == 3
+    assert vae.best_validation_score_ == max(vae.validation_scores_)
+
+
+def test_keyboard_interrupt_before_any_epoch_propagates(X, monkeypatch):
+    interrupt_run_epoch(monkeypatch, on_call=1)
+    vae = BetaCurveVAE(max_iter=10, **SMALL)
+    with pytest.raises(KeyboardInterrupt):
+        vae.fit(X)
+    assert vars(vae) == vars(BetaCurveVAE(max_iter=10, **SMALL))  # still unfitted
+    with pytest.raises(NotFittedError):
+        vae.transform(X)
+
+
+# ------------------------------------------------------------------------ failed fits
+
+
+def snapshot(estimator) -> dict:
+    return dict(vars(estimator))
+
+
+def assert_unchanged(estimator, before: dict):
+    after = vars(estimator)
+    assert after.keys() == before.keys()
+    for key, value in before.items():
+        assert after[key] is value, key
+
+
+def test_failed_refit_leaves_a_fitted_estimator_as_it_was(X):
+    frame = pd.DataFrame(X, columns=[f"t{i}" for i in range(X.shape[1])])
+    vae = BetaCurveVAE(max_iter=2, **SMALL).fit(frame)
+    Z = vae.transform(frame)
+    before = snapshot(vae)
+
+    with pytest.raises(ValueError, match="NaN"):
+        vae.fit(np.full((20, 30), np.nan))  # fails in validation, after resetting names
+    assert_unchanged(vae, before)
+
+    vae.set_params(early_stopping=True, validation_fraction=0.1)
+    before = snapshot(vae)
+    with pytest.raises(ValueError, match="early_stopping"):
+        vae.fit(X[:3, :30])  # fails after validation: too few curves to hold out
+    assert_unchanged(vae, before)
+    assert vae.n_features_in_ == X.shape[1]
+    np.testing.assert_array_equal(vae.feature_names_in_, frame.columns)
+    np.testing.assert_array_equal(vae.transform(frame), Z)
+
+
+def test_failed_first_fit_leaves_the_estimator_unfitted(X):
+    vae = BetaCurveVAE(max_iter=2, early_stopping=True, **SMALL)
+    with pytest.raises(ValueError, match="early_stopping"):
+        vae.fit(X[:3])
+    assert not hasattr(vae, "n_features_in_")
+    with pytest.raises(NotFittedError):
+        check_is_fitted(vae)
