@@ -71,7 +71,7 @@ def kernel_pca(X_train: np.ndarray, X_test: np.ndarray, n_fit: int, random_state
 #: EM iterations of FactorAnalysis. The log-pdf curves are noise-free and of rank 3, so
 #: FA's per-point noise variances collapse toward 0 and EM does not meet its tolerance:
 #: the default 1000 iterations take minutes on 10,000 curves for a median L2 within a few
-#: percent of 100 iterations' (6.01 against 5.9 in a trial).
+#: percent of 100 iterations' (6.01 against 5.97 in a trial).
 FA_MAX_ITER = 100
 
 

@@ -35,7 +35,7 @@ class Mode:
     #: Section 7: n_samples values (fixed epochs), n_points values, and whether the
     #: n_points runs are full default fits (else fixed epochs, timing only).
     scale_n_samples: tuple[int, ...] = (1_000, 10_000)
-    scale_epochs: int = 5
+    scale_epochs: int = 10
     n_points: tuple[int, ...] = (50, 100, 400)
     n_points_default_fit: bool = False
     notes: tuple[str, ...] = ()
@@ -70,6 +70,7 @@ MODES = {
         n_train=1_000,
         n_test=200,
         vae_params={"max_iter": 5},
+        trajectory=True,
         endpoints=(2,),
         seed_max_epochs=5,
         seed_budget_s=3.0,
@@ -83,6 +84,7 @@ MODES = {
         memory_match_rows=2_000,
         scale_n_samples=(500, 1_000),
         scale_epochs=2,
+        n_points_default_fit=True,
         notes=(
             "SMOKE MODE: checks the plumbing only -- tiny data, 5-epoch fits. "
             "The numbers mean nothing.",

@@ -172,7 +172,8 @@ def run(mode: Mode) -> dict:
     if default is not None:
         results["default_fit"] = default
 
-    seed = guarded(results, "seed_recipe", seed_run, X_train, X_test, mode)
+    skvae_seconds = default["fit_seconds"] if default else None
+    seed = guarded(results, "seed_recipe", seed_run, X_train, X_test, mode, skvae_seconds)
     if seed is not None:
         results["seed_recipe"] = {k: v for k, v in seed.items() if k != "model"}
 
@@ -186,9 +187,17 @@ def run(mode: Mode) -> dict:
         }
         ttq["skvae_endpoints"] = guarded(ttq, "endpoints", skvae_endpoints, X_train, X_test, mode)
         if mode.trajectory:
-            ttq["skvae_trajectory"] = guarded(
+            points = guarded(
                 ttq, "trajectory", skvae_trajectory, X_train, X_test, default["n_iter"], mode
             )
+            ttq["skvae_trajectory"] = points
+            if points:
+                # partial_fit should retrace the default fit exactly (same schedule,
+                # initialisation and random stream): check it on the last checkpoint.
+                ttq["trajectory_reproduces_fit"] = bool(
+                    points[-1]["median_l2"] == default["median_l2"]
+                    and points[-1]["p90_l2"] == default["p90_l2"]
+                )
     if seed is not None:
         ttq["seed_trajectory"] = seed["trajectory"]
     results["time_to_quality"] = ttq

@@ -67,7 +67,8 @@ def default_fit(r: dict, plot=None) -> list[str]:
     params = ", ".join(f"{k}={v}" for k, v in d["params"].items())
     n = len(d["all_fit_seconds"])
     return [
-        f"`BetaCurveVAE(random_state=0).fit(X)` on 10,000 curves. Parameters: `{params}`.",
+        f"`BetaCurveVAE(random_state=0).fit(X)` on {fmt(r.get('data', {}).get('n_train'))} "
+        f"curves. Parameters: `{params}`.",
         "",
         *table(
             ["fit seconds", "epochs", "s/epoch", "held-out median L2", "p90 L2", "σ (noise)"],
@@ -94,12 +95,18 @@ def throughput(r: dict, plot=None) -> list[str]:
     if (err := _error(t)) is not None:
         return err
     seed = (t.get("seed_recipe") or {}).get("curves_per_second")
+    params = (r.get("default_fit") or {}).get("params", {})
+    sizes = params.get("hidden_layer_sizes", [])
+    sizes = [sizes] if isinstance(sizes, int) else sizes
+    network = "×".join(map(str, sizes)) + f" {params.get('activation', '?')}"
+    if len(set(sizes)) == 1 and len(sizes) > 1:
+        network = f"{len(sizes)}×{sizes[0]} {params.get('activation', '?')}"
     specs = [
         (
             "skvae_default",
             "BetaCurveVAE defaults (one-tensor batches)",
-            "2×128 silu",
-            r.get("default_fit", {}).get("params", {}).get("batch_size"),
+            network,
+            params.get("batch_size"),
         ),
         ("skvae_loop_seed_network", "BetaCurveVAE loop with the seed's network", "3×32 tanh", 256),
         ("seed_recipe", "seed recipe (per-item Dataset + DataLoader)", "3×32 tanh", 256),
@@ -112,7 +119,7 @@ def throughput(r: dict, plot=None) -> list[str]:
                 [name, net, batch, t[key]["seconds_per_epoch"], cps, cps / seed if seed else None]
             )
     return [
-        "Training curves per second (10,000 curves × epochs / training seconds).",
+        "Training curves per second (training curves × epochs / training seconds).",
         "",
         *table(["setup", "network", "batch", "s/epoch", "curves/s", "× seed"], rows),
     ]
@@ -157,6 +164,12 @@ def time_to_quality(r: dict, plot=None) -> list[str]:
             [[e["max_iter"], e["epochs"], e["seconds"], e["median_l2"], e["p90_l2"]] for e in ends],
         )
         lines.append("")
+    if "trajectory_reproduces_fit" in t:
+        lines += [
+            "The last checkpoint of the `partial_fit` run equals the default fit's result "
+            f"exactly: {fmt(t['trajectory_reproduces_fit'])}.",
+            "",
+        ]
     for key, title in (
         ("skvae_trajectory", "BetaCurveVAE, checkpoints of the default run"),
         ("seed_trajectory", "Seed recipe"),
@@ -197,125 +210,13 @@ def final(r: dict, plot=None) -> list[str]:
     ]
 
 
-def matching(r: dict, plot=None) -> list[str]:
-    m = r.get("matching")
-    if (err := _error(m)) is not None:
-        return err
-    lines = [
-        f"LatentMatcher matches all {m['n_targets']:,} held-out targets; the scipy loops run "
-        f"on the first {m['scipy_targets']} (their cost per target is constant, so the "
-        "rate extrapolates). The second scipy row uses skvae's own decoder, separating the "
-        "algorithm from the model. L2 is each method's matched reconstruction error.",
-        "",
-        *table(
-            ["method", "targets", "seconds", "targets/s", "mean f-evals", "median L2", "p90 L2"],
-            [
-                [
-                    x["method"],
-                    x["n_targets"],
-                    x["seconds"],
-                    x["targets_per_second"],
-                    x.get("mean_nfev"),
-                    x["median_l2"],
-                    x["p90_l2"],
-                ]
-                for x in m["rows"]
-            ],
-        ),
-        "",
-    ]
-    if not m.get("available"):
-        return lines + ["_skvae.LatentMatcher is not available in this checkout._"]
-    rate = m["matcher_targets_per_second"]
-    lines += [
-        f"LatentMatcher: **{fmt(rate)} targets/s**, **{fmt(m['ratio_vs_seed_loop'])}×** the "
-        f"seed's loop and {fmt(m['ratio_vs_scipy_same_decoder'])}× scipy on the same decoder; "
-        f"matched median L2 **{fmt(m['rows'][-1]['median_l2'])}** (encoder alone on the "
-        f"subset: {fmt(m['encoder_on_subset']['median_l2'])}, matcher on the subset: "
-        f"{fmt(m['matcher_on_subset']['median_l2'])}). Issue 3's targets: ≥ 10,000 targets/s → "
-        f"{fmt(rate >= 1e4)}; ≥ 100× the scipy loop → {fmt(m['ratio_vs_seed_loop'] >= 100)}; "
-        f"median L2 ≤ 0.01 → {fmt(m['rows'][-1]['median_l2'] <= 0.01)}.",
-        "",
-        "**Partial targets** (half the points set to NaN; the error is of the completed curve "
-        "on *all* 100 points). *Every other point*: the odd-indexed points are missing. "
-        "*Random half*: 50 points per curve drawn at random (numpy seed 0). The PCA rows fit "
-        "the components to the observed points by least squares.",
-        "",
-        *table(
-            ["missing", "method", "median L2 (all points)", "p90 L2", "targets/s"],
-            [
-                [
-                    x["pattern"],
-                    x["method"],
-                    x["median_l2"],
-                    x["p90_l2"],
-                    x.get("targets_per_second"),
-                ]
-                for x in m.get("partial", [])
-            ],
-        ),
-    ]
-    return lines
-
-
-def memory(r: dict, plot=None) -> list[str]:
-    rows = r.get("memory")
-    if (err := _error(rows)) is not None:
-        return err
-    body = []
-    for x in rows:
-        if "error" in x:
-            body.append([x["task"]] + ["–"] * 8 + [f"failed: {x['error']}"])
-            continue
-        label = x["task"] + (f" (max_iter={x['max_iter']})" if x["task"] == "fit" else "")
-        body.append(
-            [
-                label,
-                x["n_rows"],
-                x["seconds"],
-                x["baseline_rss_mb"],
-                x["input_mb"],
-                x["output_mb"],
-                x["peak_over_baseline_mb"],
-                x["working_mb"],
-                x["budget_mb"],
-                x["within_budget"],
-            ]
-        )
-    return [
-        "Each row runs in a fresh process: baseline RSS after importing torch/skvae and "
-        "loading the fitted model, *before* any data exists; the input is then built "
-        "(1,000,000 × 100 float64 curves = 10,000 distinct curves tiled with N(0, 10⁻³) "
-        "noise, filled block by block); the peak RSS is reset to the current RSS "
-        "(Linux `clear_refs`) and read after the call. Working memory = peak − baseline "
-        "− input − output. Budget (issue 6) = input + output + 200 MB above the baseline. "
-        "For fit, output is the network's parameters.",
-        "",
-        *table(
-            [
-                "task",
-                "rows",
-                "seconds",
-                "baseline RSS MB",
-                "input MB",
-                "output MB",
-                "peak − baseline MB",
-                "working MB",
-                "budget MB",
-                "within budget",
-            ],
-            body,
-        ),
-    ]
-
-
 def scaling(r: dict, plot=None) -> list[str]:
     s = r.get("scaling")
     if (err := _error(s)) is not None:
         return err
     lines = [
-        "**n_samples** (fixed epochs, so time per epoch is comparable; the seed recipe runs "
-        "up to 3 epochs):",
+        "**n_samples** (the same fixed number of epochs for both, so time per epoch is "
+        "comparable; skvae's time includes its per-fit set-up):",
         "",
         *table(
             [
@@ -397,15 +298,3 @@ def beta_pdf(r: dict, plot=None) -> list[str]:
             ],
         ),
     ]
-
-
-SECTIONS = [
-    ("1. Default fit", default_fit),
-    ("2. Training throughput", throughput),
-    ("3. Time to quality", time_to_quality),
-    ("4. Held-out reconstruction error, all methods", final),
-    ("5. Matching: LatentMatcher vs the seed's scipy loop", matching),
-    ("6. Peak memory", memory),
-    ("7. Scaling", scaling),
-    ("8. A non-linear family: the Beta pdf", beta_pdf),
-]

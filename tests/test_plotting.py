@@ -390,7 +390,9 @@ def test_latent_traversal_bad_inputs(fitted_vae, vae_3d):
 def test_save_figures_writes_five_files(fitted_vae, matcher, curves, tmp_path):
     X = curves[1]
     before = plt.get_fignums()
-    paths = save_figures(fitted_vae, X, tmp_path / "figs", matcher=matcher, n_targets=2, pdf=True)
+    paths = save_figures(
+        fitted_vae, X, tmp_path / "figs", matcher=matcher, n_targets=2, pdf=True, n_traversal=4
+    )
     names = ["data", "training_history", "latent_space", "reconstruction", "latent_traversal"]
     assert [p.name for p in paths] == [f"{name}.png" for name in names]
     for path in paths:

@@ -106,7 +106,8 @@ class LatentTraversalDisplay:
                 f"curves must have shape (n, n, n_features) or (n, n_features) with "
                 f"n = len(z_values) = {n}, got {np.shape(self.curves)}."
             )
-        two_dims = curves.shape[1] == n and not (n == 1 and len(tuple(self.dims)) == 1)
+        dims = tuple(int(d) for d in self.dims)
+        two_dims = len(dims) == 2 and curves.shape[1] == n
         grid = _check_grid(self.grid, curves.shape[2])
         shown = _exp(curves, pdf)
         finite = shown[np.isfinite(shown)]
@@ -124,7 +125,6 @@ class LatentTraversalDisplay:
             sharex=True,
             sharey=True,
         )
-        dims = tuple(int(d) for d in self.dims)
         line_kwargs = {"color": "tab:blue", "linewidth": 1.0, **(line_kwargs or {})}
         lines = np.empty(shape, dtype=object)
         zero_lines = np.empty(shape, dtype=object) if zero_line else None
@@ -140,11 +140,9 @@ class LatentTraversalDisplay:
                 axis.set_ylim(low - margin, high + margin)
                 axis.axis("off")
                 if titles:
-                    text = (
-                        f"{z_values[i]:.2f}, {z_values[j]:.2f}"
-                        if two_dims
-                        else (f"{z_values[i]:.2f}")
-                    )
+                    text = f"{z_values[i]:.2f}"
+                    if two_dims:
+                        text += f", {z_values[j]:.2f}"
                     axis.set_title(text, fontsize=6, pad=2)
         figure = _figure_of(axes)
         if created:
