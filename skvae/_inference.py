@@ -64,3 +64,36 @@ def apply_in_chunks(
             raise ValueError(non_finite_error)
         out[start:stop] = result.double().numpy()
     return out
+
+
+def non_finite_message(method: str, scale: float, what: str = "X") -> str:
+    """Message of the ValueError raised when finite inputs overflow the float32 networks.
+
+    Parameters
+    ----------
+    method : str
+        The estimator method that failed.
+    scale : float
+        The fitted ``scale_`` of the curves.
+    what : {"X", "Z"}, default="X"
+        Whether the inputs were curves (encoded) or latent codes (decoded).
+
+    Returns
+    -------
+    message : str
+    """
+    degenerate = (
+        "or the fitted weights are degenerate (a fit that was diverging: refit with a "
+        "lower learning_rate_init)."
+    )
+    if what == "X":
+        return (
+            f"{method} produced non-finite values. Either X has values too large in "
+            "magnitude for the fitted model, which computes in float32 on curves centred by "
+            f"mean_ and divided by scale_={scale:g} (check that X is in the training "
+            f"curves' units), {degenerate}"
+        )
+    return (
+        f"{method} produced non-finite curves. Either the latent codes are too large in "
+        f"magnitude for the float32 decoder (the prior's codes are of order 1), {degenerate}"
+    )

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from numbers import Integral, Real
 
 import numpy as np
-import torch
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -21,104 +19,18 @@ from sklearn.utils import Bunch, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._inference import apply_in_chunks
+from ._matcher_objective import Objective, encoder_start, one_torch_thread
 from ._nelder_mead import batched_nelder_mead
+from ._utils import unchanged_on_failure
 from ._vae import BetaCurveVAE
 
 __all__ = ["LatentMatcher"]
 
-#: Rows per decoder call. Fixed, so every point's objective value is bit-identical
-#: whatever the batch it is evaluated in (row-independent, deterministic results).
-CHUNK_SIZE = 256
 #: Targets optimised together: bounds memory on huge inputs (results do not depend on it).
 BLOCK_SIZE = 8192
 #: ``initial_step="auto"`` edges (latent prior units) for partial targets' encoder starts
-#: and for the zero and random starts; refinements of partial targets' encoder fill.
-PARTIAL_STEP, PRIOR_STEP, N_REFINE = 0.1, 0.5, 4
-
-
-class _Objective:
-    """``f(z) = ‖m ⊙ (decode(z) − x)‖₂ + λ/2 ‖z‖²`` for many (point, target row) pairs.
-
-    Targets are scaled to the decoder's units once; points are decoded in fixed chunks of
-    ``CHUNK_SIZE`` rows (float32) and reduced to one value each, in torch.
-    """
-
-    def __init__(self, vae: BetaCurveVAE, X: np.ndarray, prior_weight: float):
-        observed = ~np.isnan(X)
-        targets = np.where(observed, (X - vae.mean_) / vae.scale_, 0.0)
-        self.targets = torch.as_tensor(targets, dtype=torch.float32)
-        self.mask = None if observed.all() else torch.as_tensor(observed, dtype=torch.float32)
-        self.decoder = vae.decoder_
-        self.scale = float(vae.scale_)
-        self.prior_weight = float(prior_weight)
-
-    @torch.no_grad()
-    def residuals(self, Z: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """L2 norm, in data units, of ``decode(Z[i]) - X[rows[i]]`` over observed points."""
-        n = Z.shape[0]
-        out = np.empty(n, dtype=np.float64)
-        z = torch.zeros((CHUNK_SIZE, Z.shape[1]), dtype=torch.float32)
-        index = torch.zeros(CHUNK_SIZE, dtype=torch.long)
-        for start in range(0, n, CHUNK_SIZE):
-            stop = min(start + CHUNK_SIZE, n)
-            z.zero_()
-            index.zero_()
-            z[: stop - start] = torch.from_numpy(np.ascontiguousarray(Z[start:stop]))
-            index[: stop - start] = torch.from_numpy(np.asarray(rows[start:stop]))
-            diff = self.decoder(z) - self.targets[index]
-            if self.mask is not None:
-                diff *= self.mask[index]
-            out[start:stop] = diff.square_().sum(dim=1)[: stop - start].numpy()
-        return np.sqrt(out) * self.scale
-
-    def __call__(self, Z: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        values = self.residuals(Z, rows)
-        if self.prior_weight:
-            values += 0.5 * self.prior_weight * np.einsum("ij,ij->i", Z, Z)
-        return values
-
-
-@contextlib.contextmanager
-def _one_torch_thread():
-    """Run torch on one thread, then restore the caller's setting (as KMeans limits BLAS).
-
-    The decoder calls are small: several threads synchronise at every operation, which
-    is slower, and orders of magnitude slower when other processes share the cores.
-    """
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n_threads)
-
-
-def _encode(vae: BetaCurveVAE, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Posterior mean and standard deviation of complete curves (row-independent)."""
-    d = vae._n_features_out
-    out = apply_in_chunks(
-        lambda t: torch.cat(vae.encoder_(t), dim=1), X, 2 * d, prepare=vae._scale_in
-    )
-    if not np.all(np.isfinite(out)):
-        raise ValueError(
-            "Encoding the targets produced non-finite values: X has values too large in "
-            "magnitude for the fitted VAE. Check that X is in the training curves' units."
-        )
-    return out[:, :d], np.exp(0.5 * out[:, d:])
-
-
-def _encoder_start(
-    vae: BetaCurveVAE, X: np.ndarray, observed: np.ndarray, n_refine: int = N_REFINE
-) -> tuple[np.ndarray, np.ndarray]:
-    """Posterior mean and std of the targets, whose missing points are filled with the
-    mean curve, then ``n_refine`` times with the decoded curve of the current code."""
-    filled = np.where(observed, X, vae.mean_)
-    partial = np.flatnonzero(~observed.all(axis=1))
-    for _ in range(n_refine if partial.size else 0):
-        decoded = vae._decode(_encode(vae, filled[partial])[0])
-        filled[partial] = np.where(observed[partial], X[partial], decoded)
-    return _encode(vae, filled)
+#: and for the zero and random starts.
+PARTIAL_STEP, PRIOR_STEP = 0.1, 0.5
 
 
 class LatentMatcher(
@@ -294,40 +206,48 @@ class LatentMatcher(
         self : LatentMatcher
             The fitted matcher.
         """
-        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan")
-        if self.prefit:
-            if self.estimator is None:
-                raise ValueError("prefit=True needs a fitted estimator; got estimator=None.")
-            try:
-                check_is_fitted(self.estimator)
-            except NotFittedError as exc:
-                raise NotFittedError(
-                    "When prefit=True, estimator must be a fitted BetaCurveVAE; fit it "
-                    "first or use prefit=False."
-                ) from exc
-            estimator = self.estimator
-            if estimator.n_features_in_ != X.shape[1]:
-                raise ValueError(
-                    f"X has {X.shape[1]} features, but the prefit estimator was fitted "
-                    f"on curves with {estimator.n_features_in_} points."
-                )
-        else:
-            complete = ~np.isnan(X).any(axis=1)
-            if not complete.any():
-                raise ValueError(
-                    "Every row of X has missing points (NaN), but fitting the VAE needs "
-                    "complete curves. Fit on complete curves, or pass a fitted VAE with "
-                    "prefit=True to match partial curves."
-                )
-            estimator = (
-                BetaCurveVAE(random_state=self.random_state)
-                if self.estimator is None
-                else clone(self.estimator)
+        with unchanged_on_failure(self):  # validate_data sets n_features_in_ first
+            X = validate_data(
+                self, X, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan"
             )
-            estimator.fit(X[complete])
-        self.estimator_ = estimator
-        self.n_iter_ = int(getattr(estimator, "n_iter_", 1))
+            estimator = self._prefit_estimator(X) if self.prefit else self._fit_estimator(X)
+            self.estimator_ = estimator
+            self.n_iter_ = int(getattr(estimator, "n_iter_", 1))
         return self
+
+    def _prefit_estimator(self, X: np.ndarray) -> BetaCurveVAE:
+        """The prefit ``estimator``, checked to be fitted on curves as wide as ``X``."""
+        if self.estimator is None:
+            raise ValueError("prefit=True needs a fitted estimator; got estimator=None.")
+        try:
+            check_is_fitted(self.estimator)
+        except NotFittedError as exc:
+            raise NotFittedError(
+                "When prefit=True, estimator must be a fitted BetaCurveVAE; fit it "
+                "first or use prefit=False."
+            ) from exc
+        if self.estimator.n_features_in_ != X.shape[1]:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but the prefit estimator was fitted "
+                f"on curves with {self.estimator.n_features_in_} points."
+            )
+        return self.estimator
+
+    def _fit_estimator(self, X: np.ndarray) -> BetaCurveVAE:
+        """A clone of ``estimator`` (or a default VAE) fitted on the complete rows of X."""
+        complete = ~np.isnan(X).any(axis=1)
+        if not complete.any():
+            raise ValueError(
+                "Every row of X has missing points (NaN), but fitting the VAE needs "
+                "complete curves. Fit on complete curves, or pass a fitted VAE with "
+                "prefit=True to match partial curves."
+            )
+        estimator = (
+            BetaCurveVAE(random_state=self.random_state)
+            if self.estimator is None
+            else clone(self.estimator)
+        )
+        return estimator.fit(X[complete])
 
     def transform(self, X) -> np.ndarray:
         """Match each curve: its best latent code.
@@ -386,7 +306,7 @@ class LatentMatcher(
         """Start points and initial steps, both of shape (n_samples, n_starts, latent_dims)."""
         vae, (n, d), k = self.estimator_, (X.shape[0], self._n_features_out), self.n_starts
         if self.start == "encoder":
-            first, std = _encoder_start(vae, X, observed)
+            first, std = encoder_start(vae, X, observed)
             complete = observed.all(axis=1)[:, None]
             auto = np.where(complete, np.maximum(std, 10 * self.xatol), PARTIAL_STEP)
         else:
@@ -414,7 +334,7 @@ class LatentMatcher(
                 UserWarning,
                 stacklevel=3,
             )
-        with _one_torch_thread():
+        with one_torch_thread():
             out = self._optimise(X, observed, diagnostics)
         if diagnostics:
             out.reconstructions = self.estimator_._decode(out.codes)
@@ -431,7 +351,7 @@ class LatentMatcher(
             out.residuals, out.start_residuals, out.start_objective = np.empty((3, n))
         for lo in range(0, n, BLOCK_SIZE):
             hi = min(lo + BLOCK_SIZE, n)
-            objective = _Objective(self.estimator_, X[lo:hi], self.prior_weight)
+            objective = Objective(self.estimator_, X[lo:hi], self.prior_weight)
             row_of = np.repeat(np.arange(hi - lo), k)
             res = batched_nelder_mead(
                 lambda Z, problems, f=objective, r=row_of: f(Z, r[problems]),

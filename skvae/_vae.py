@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import math
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -16,41 +13,17 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import _training
-from ._inference import apply_in_chunks
-from ._networks import ACTIVATIONS, VAEModule
-from ._progress import make_progress_callback
+from ._inference import apply_in_chunks, non_finite_message
+from ._networks import ACTIVATIONS
+from ._utils import unchanged_on_failure
+from ._vae_fitting import fit_epochs
 
 __all__ = ["BetaCurveVAE"]
-
-
-def _resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            "device='cuda' was requested but torch reports no CUDA device; "
-            "use device='cpu' or device='auto'."
-        )
-    return torch.device(device)
-
-
-def _global_scale(X: np.ndarray, mean: np.ndarray) -> float:
-    """Root mean of the per-feature variances, computed without overflow.
-
-    Constant data fall back to their largest absolute mean (so that the networks' small
-    errors stay small relative to the data), or to 1.0 when that is zero or not finite.
-    """
-    peak = float(np.max(np.abs(X - mean))) if X.size else 0.0
-    if not peak > 0 or not math.isfinite(peak):
-        level = float(np.max(np.abs(mean))) if mean.size else 0.0
-        return level if level > 0 and math.isfinite(level) else 1.0
-    return float(np.sqrt(np.mean(np.var(X / peak, axis=0)))) * peak or 1.0
 
 
 class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -257,166 +230,6 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     # ------------------------------------------------------------------ fitting
 
-    def _hidden_sizes(self) -> list[int]:
-        sizes = self.hidden_layer_sizes
-        sizes = [sizes] if isinstance(sizes, Integral) else list(sizes)
-        if not sizes or any(
-            isinstance(s, bool) or not isinstance(s, Integral) or s < 1 for s in sizes
-        ):
-            raise ValueError(
-                "hidden_layer_sizes must be a non-empty sequence of positive integers, "
-                f"got {self.hidden_layer_sizes!r}."
-            )
-        return [int(s) for s in sizes]
-
-    def _config(self, n_epochs_reference: int) -> _training.TrainingConfig:
-        return _training.TrainingConfig(
-            max_epochs=n_epochs_reference,
-            batch_size=self.batch_size,
-            learning_rate_init=self.learning_rate_init,
-            schedule=self.learning_rate,
-            decay_rate=self.decay_rate,
-            tol=self.tol,
-            n_iter_no_change=self.n_iter_no_change,
-            kl_weight=self.kl_weight,
-        )
-
-    def _initial_fitted_state(self, X: np.ndarray, seed: int) -> dict:
-        """Fresh scaling, networks and optimizer for data ``X`` (nothing assigned to self)."""
-        with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported later
-            mean = X.mean(axis=0)
-            scale = _global_scale(X, mean)
-        noise = None if self.noise == "learned" else float(self.noise) / scale
-        if noise is not None and not (math.isfinite(noise) and noise > 0):
-            raise ValueError(
-                f"noise={self.noise!r} is not representable relative to the data's scale "
-                f"({scale:g}); choose a noise of a comparable magnitude."
-            )
-        module = VAEModule(
-            X.shape[1], self._hidden_sizes(), self.latent_dims, self.activation, noise
-        )
-        module.reset_parameters(torch.Generator().manual_seed(seed))
-        state = _training.TrainingState(
-            optimizer=_training.make_optimizer(module, self.learning_rate_init)
-        )
-        return {"module_": module, "mean_": mean, "scale_": scale, "_state": state}
-
-    def _fit_epochs(self, X, n_epochs: int, *, incremental: bool):
-        """Train for up to ``n_epochs`` and assign the result to self only on success."""
-        rng = check_random_state(self.random_state)
-        # drawn even when continuing, so that a warm-started fit with an int random_state
-        # holds out the same validation curves as the first fit
-        init_seed = int(rng.randint(np.iinfo(np.int32).max))
-        continuing = hasattr(self, "module_") and (incremental or self.warm_start)
-        if continuing:
-            fitted = copy.deepcopy(
-                {
-                    "module_": self.module_,
-                    "mean_": self.mean_,
-                    "scale_": self.scale_,
-                    "_state": self._state,
-                }
-            )
-            generator_state = self._generator_state if incremental else None
-        else:
-            fitted = self._initial_fitted_state(X, init_seed)
-            generator_state = None
-        generator = torch.Generator()
-        if generator_state is not None:
-            generator.set_state(generator_state)
-        else:
-            generator.manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
-
-        X_train, X_val = X, None
-        if self.early_stopping and not incremental:
-            n_val = int(round(self.validation_fraction * len(X)))
-            if n_val < 1 or n_val >= len(X):
-                raise ValueError(
-                    f"early_stopping needs at least one training and one validation curve; "
-                    f"validation_fraction={self.validation_fraction} of {len(X)} curves "
-                    f"gives {n_val}. Provide more curves or set early_stopping=False."
-                )
-            order = rng.permutation(len(X))
-            X_train, X_val = X[order[n_val:]], X[order[:n_val]]
-
-        device = _resolve_device(self.device)
-        module, state = fitted["module_"], fitted["_state"]
-        module.to(device)
-        state.optimizer.load_state_dict(state.optimizer.state_dict())  # move moments
-        state.best_weights = None
-        state.best_validation, state.best_loss, state.no_improvement = -math.inf, math.inf, 0
-
-        def to_tensor(A):
-            with np.errstate(over="ignore", invalid="ignore"):
-                scaled = (A - fitted["mean_"]) / fitted["scale_"]
-            tensor = torch.as_tensor(scaled, dtype=torch.float32, device=device)
-            if not bool(torch.isfinite(tensor).all()):
-                raise ValueError(
-                    "X has values too large in magnitude to train on: centred and divided by "
-                    f"their scale ({fitted['scale_']:g}) they overflow float32. Rescale X "
-                    "(for example divide it by its largest absolute value) before fitting."
-                )
-            return tensor
-
-        config = self._config(self.max_iter)
-        config.batch_size = min(self.batch_size, len(X_train))
-        first_epoch = state.epoch
-        callback, close = make_progress_callback(self.verbose, n_epochs, first_epoch)
-        try:
-            reason = _training.train(
-                module,
-                state,
-                to_tensor(X_train),
-                None if X_val is None else to_tensor(X_val),
-                config,
-                generator,
-                n_epochs,
-                on_epoch=callback,
-            )
-        except _training.TrainingDiverged as exc:
-            raise ValueError(str(exc)) from None
-        finally:
-            close()
-        if reason == "interrupted" and state.epoch == first_epoch:
-            raise KeyboardInterrupt  # no epoch completed: nothing to keep, self is unchanged
-        module.cpu()
-        state.optimizer.load_state_dict(state.optimizer.state_dict())
-        state.best_weights = None
-
-        self.__dict__.update(fitted)
-        self._generator_state = generator.get_state()
-        self.n_iter_ = state.epoch
-        offset = math.log(self.scale_)  # per-point log-likelihood shift to data units
-        self.loss_curve_ = [v + offset for v in state.loss]
-        self.reconstruction_curve_ = [v + offset for v in state.reconstruction]
-        self.kl_curve_ = list(state.kl)
-        self.validation_scores_ = (
-            [v - offset for v in state.validation] if self.early_stopping else None
-        )
-        if X_val is not None:  # the score of the restored weights (this fit's best)
-            self.best_validation_score_ = state.best_validation - offset
-        else:
-            self.best_validation_score_ = (
-                max(self.validation_scores_) if self.validation_scores_ else None
-            )
-        self.noise_ = float(torch.exp(self.module_.log_sigma.detach())) * self.scale_
-        if reason == "interrupted":
-            warnings.warn(
-                f"Training interrupted by the user after {state.epoch} epochs; the "
-                "estimator keeps the weights of the last completed epoch (the best "
-                "validation weights when early_stopping=True).",
-                UserWarning,
-                stacklevel=3,
-            )
-        elif reason == "max_epochs" and not incremental:
-            warnings.warn(
-                f"BetaCurveVAE: maximum iterations ({self.max_iter}) reached and the "
-                "optimization hasn't converged yet.",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
-        return self
-
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Fit the VAE to curves ``X``.
@@ -434,9 +247,9 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             The fitted estimator.
         """
         continuing = self.warm_start and hasattr(self, "module_")
-        with self._unchanged_on_failure():
+        with unchanged_on_failure(self):
             X = validate_data(self, X, reset=not continuing, dtype=np.float64, order="C")
-            return self._fit_epochs(X, self.max_iter, incremental=False)
+            return fit_epochs(self, X, self.max_iter, incremental=False)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
@@ -460,22 +273,9 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         first = not hasattr(self, "module_")
         if not first:  # _fit_context skips this once fitted; an epoch costs far more
             self._validate_params()
-        with self._unchanged_on_failure():
+        with unchanged_on_failure(self):
             X = validate_data(self, X, reset=first, dtype=np.float64, order="C")
-            return self._fit_epochs(X, 1, incremental=True)
-
-    @contextlib.contextmanager
-    def _unchanged_on_failure(self):
-        """Undo every attribute change (``validate_data`` sets ``n_features_in_`` and
-        ``feature_names_in_`` before training) when fitting raises, so that a failed fit
-        leaves the estimator exactly as it was, fitted or not."""
-        saved = dict(self.__dict__)
-        try:
-            yield
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(saved)
-            raise
+            return fit_epochs(self, X, 1, incremental=True)
 
     # ---------------------------------------------------------------- inference
 
@@ -498,24 +298,6 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     def _scale_in(self, chunk: np.ndarray) -> np.ndarray:
         return (chunk - self.mean_) / self.scale_
 
-    def _too_large(self, method: str, what: str = "X") -> str:
-        """Message of the ValueError raised when finite inputs overflow the float32 networks."""
-        degenerate = (
-            "or the fitted weights are degenerate (a fit that was diverging: refit with a "
-            "lower learning_rate_init)."
-        )
-        if what == "X":
-            return (
-                f"{method} produced non-finite values. Either X has values too large in "
-                "magnitude for the fitted model, which computes in float32 on curves centred by "
-                f"mean_ and divided by scale_={self.scale_:g} (check that X is in the training "
-                f"curves' units), {degenerate}"
-            )
-        return (
-            f"{method} produced non-finite curves. Either the latent codes are too large in "
-            f"magnitude for the float32 decoder (the prior's codes are of order 1), {degenerate}"
-        )
-
     def transform(self, X):
         """Encode curves to their posterior means.
 
@@ -536,7 +318,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             X,
             self._n_features_out,
             prepare=self._scale_in,
-            non_finite_error=self._too_large("transform"),
+            non_finite_error=non_finite_message("transform", self.scale_),
         )
 
     def _decode(self, Z: np.ndarray, method: str = "inverse_transform") -> np.ndarray:
@@ -545,7 +327,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             self.module_.decoder,
             Z,
             self.n_features_in_,
-            non_finite_error=self._too_large(method, "Z"),
+            non_finite_error=non_finite_message(method, self.scale_, "Z"),
         )
         curves *= self.scale_
         curves += self.mean_
@@ -619,7 +401,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             0,
             prepare=self._scale_in,
             dtype=torch.float64,  # the networks run in float32, the likelihood in float64
-            non_finite_error=self._too_large("score_samples"),
+            non_finite_error=non_finite_message("score_samples", self.scale_),
         )
         return -neg - X.shape[1] * math.log(self.scale_)
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _helpers import assert_identical, fitted_state
 from sklearn.base import clone
-from test_input_validation import assert_identical, fitted_state
 
 import skvae
 from skvae import BetaCurveVAE
@@ -24,13 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 PARAMS = {"hidden_layer_sizes": (32, 16), "max_iter": 6, "batch_size": 64}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small networks: one torch thread is as fast, and far faster on busy shared cores."""
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n_threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _outputs(vae, X):

@@ -12,15 +12,11 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skvae import BetaCurveVAE, LatentMatcher, _matcher
+from skvae import BetaCurveVAE, LatentMatcher, _matcher, _matcher_objective
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Train on one thread here: on shared, busy cores torch's multi-threaded small
-    kernels are many times slower (the matcher itself always matches on one thread)."""
-    with _matcher._one_torch_thread():
-        yield
+# Train on one thread here: on shared, busy cores torch's multi-threaded small kernels
+# are many times slower (the matcher itself always matches on one thread).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @parametrize_with_checks([LatentMatcher()])
@@ -99,7 +95,7 @@ def test_agrees_with_scipy(fitted_vae, targets, monkeypatch):
     X, step = targets[:12], 0.05
     est = LatentMatcher(fitted_vae, prefit=True, initial_step=step).fit(X)
     res = est.match(X)
-    objective = _matcher._Objective(fitted_vae, X, 0.0)
+    objective = _matcher_objective.Objective(fitted_vae, X, 0.0)
 
     def seed_objective(z, x):  # the seed's function: decode one code, L2 distance
         return np.linalg.norm(fitted_vae.inverse_transform(z[None])[0] - x)
@@ -132,8 +128,8 @@ def test_partial_targets_count_only_observed_points(matcher, result, targets):
     assert np.all(res.residuals <= res.start_residuals)
     # The missing values do not matter: any values there, masked out, give the same codes.
     X_other = np.where(observed, targets, 1e3)
-    objective = _matcher._Objective(matcher.estimator_, X_partial, 0.0)
-    other = _matcher._Objective(matcher.estimator_, X_other, 0.0)
+    objective = _matcher_objective.Objective(matcher.estimator_, X_partial, 0.0)
+    other = _matcher_objective.Objective(matcher.estimator_, X_other, 0.0)
     other.mask = objective.mask
     rows = np.arange(len(targets))
     assert_array_equal(objective(res.codes, rows), other(res.codes, rows))

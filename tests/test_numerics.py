@@ -10,8 +10,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from _helpers import assert_identical, fitted_state
 from sklearn.exceptions import NotFittedError
-from test_input_validation import assert_identical, fitted_state
 
 from skvae import BetaCurveVAE, _training
 from skvae._networks import LOGVAR_BOUND
@@ -19,13 +19,7 @@ from skvae._networks import LOGVAR_BOUND
 SMALL = {"hidden_layer_sizes": (32,), "max_iter": 20, "random_state": 0}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small networks: one torch thread is as fast, and far faster on busy shared cores."""
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n_threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _rms(A):

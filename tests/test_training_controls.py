@@ -222,9 +222,9 @@ def test_keyboard_interrupt_keeps_completed_epochs(X, monkeypatch):
 
 
 def test_keyboard_interrupt_in_progress_callback_keeps_that_epoch(X, monkeypatch, capsys):
-    from skvae import _vae
+    from skvae import _vae_fitting
 
-    original = _vae.make_progress_callback
+    original = _vae_fitting.make_progress_callback
 
     def interrupting_progress(verbose, n_epochs, first_epoch=0):
         on_epoch, close = original(verbose, n_epochs, first_epoch)
@@ -236,7 +236,7 @@ def test_keyboard_interrupt_in_progress_callback_keeps_that_epoch(X, monkeypatch
 
         return callback, close
 
-    monkeypatch.setattr(_vae, "make_progress_callback", interrupting_progress)
+    monkeypatch.setattr(_vae_fitting, "make_progress_callback", interrupting_progress)
     vae = BetaCurveVAE(max_iter=10, verbose=2, **SMALL)
     with pytest.warns(UserWarning, match="after 2 epochs"):
         vae.fit(X)

@@ -1,0 +1,50 @@
+"""Helpers shared by the test modules: bit-for-bit state comparison, tiny settings."""
+
+import copy
+import dataclasses
+import math
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+
+#: A VAE that fits in a blink (for tests of inputs and parameters, not of quality).
+TINY = {"hidden_layer_sizes": (8,), "max_iter": 2, "random_state": 0}
+
+
+def assert_identical(a, b, path="estimator"):
+    """Assert that two (nested) states are equal bit for bit: tensors, arrays, modules..."""
+    assert type(a) is type(b), f"{path}: {type(a).__name__} != {type(b).__name__}"
+    if isinstance(a, torch.nn.Module | torch.optim.Optimizer):
+        assert_identical(a.state_dict(), b.state_dict(), f"{path}.state_dict()")
+    elif isinstance(a, BaseEstimator):
+        assert_identical(a.get_params(deep=False), b.get_params(deep=False), f"{path}.params")
+        assert_identical(fitted_state(a), fitted_state(b), path)
+    elif dataclasses.is_dataclass(a):
+        assert_identical(vars(a), vars(b), path)
+    elif isinstance(a, torch.Tensor):
+        assert a.dtype == b.dtype and a.shape == b.shape, path
+        a, b = a.detach().cpu().numpy(), b.detach().cpu().numpy()
+        assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), path
+    elif isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype and a.shape == b.shape, path
+        assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f"), path
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), f"{path}: keys {set(a) ^ set(b)} differ"
+        for key in a:
+            assert_identical(a[key], b[key], f"{path}[{key!r}]")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_identical(x, y, f"{path}[{i}]")
+    elif isinstance(a, float):
+        assert a == b or (math.isnan(a) and math.isnan(b)), f"{path}: {a!r} != {b!r}"
+    else:
+        assert a == b, f"{path}: {a!r} != {b!r}"
+
+
+def fitted_state(estimator):
+    """Deep copy of everything an estimator learned or keeps privately (``x_``, ``_x``)."""
+    return copy.deepcopy(
+        {k: v for k, v in vars(estimator).items() if k.endswith("_") or k.startswith("_")}
+    )
