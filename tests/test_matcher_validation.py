@@ -86,6 +86,14 @@ def test_matcher_huge_targets_finite_objective(matcher, X_test, factor):
 
 
 @needs_matcher
+@pytest.mark.parametrize("start", ["zero", "encoder"])
+def test_matcher_targets_beyond_float32_raise(fitted_vae, X_test, start):
+    matcher = LatentMatcher(fitted_vae, prefit=True, start=start).fit(X_test)
+    with pytest.raises(ValueError, match="too large in magnitude"):
+        matcher.match(X_test[:3] * 1e40)
+
+
+@needs_matcher
 @pytest.mark.parametrize("Z, error, match", [c[1:] for c in BAD_Z], ids=[c[0] for c in BAD_Z])
 def test_matcher_inverse_transform_bad_input(matcher, Z, error, match):
     with pytest.raises(error, match=match):
