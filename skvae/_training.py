@@ -36,6 +36,28 @@ class TrainingConfig:
     kl_weight: float
 
 
+#: Gradient norms are clipped at this multiple of their running average (see clip_gradients).
+CLIP_FACTOR = 2.0
+CLIP_DECAY = 0.98
+
+
+def clip_gradients(parameters, average: float) -> float:
+    """Clip the gradients' global norm at ``CLIP_FACTOR`` times its running ``average``.
+
+    With a learned observation noise the gradients grow as the noise shrinks, and one
+    batch with an unusually poor fit can yield a gradient many times the usual size; Adam
+    turns such an outlier into a step of several learning rates in every coordinate.
+    Clipping relative to the running norm tames those steps and leaves ordinary ones
+    untouched. Returns the updated running average (0 means "no step seen yet").
+    """
+    limit = CLIP_FACTOR * average if average > 0 else math.inf
+    norm = float(torch.nn.utils.clip_grad_norm_(parameters, limit))
+    if not math.isfinite(norm):
+        return average
+    seen = min(norm, limit)
+    return seen if average == 0 else CLIP_DECAY * average + (1 - CLIP_DECAY) * seen
+
+
 @dataclass
 class TrainingState:
     """Everything that carries over between epochs (and between ``partial_fit`` calls).
@@ -53,10 +75,11 @@ class TrainingState:
     best_validation: float = -math.inf
     best_weights: dict | None = None
     no_improvement: int = 0
+    grad_norm_average: float = 0.0
 
 
 def make_optimizer(module: VAEModule, learning_rate_init: float) -> torch.optim.Optimizer:
-    return torch.optim.Adam(module.parameters(), lr=learning_rate_init)
+    return torch.optim.Adam(module.parameters(), lr=learning_rate_init, foreach=True)
 
 
 def learning_rate(config: TrainingConfig, epoch: int) -> float:
@@ -77,8 +100,12 @@ def run_epoch(
     config: TrainingConfig,
     lr: float,
     generator: torch.Generator,
+    state: TrainingState | None = None,
 ) -> tuple[float, float, float]:
-    """One pass over ``X`` in shuffled mini-batches; returns mean (loss, recon, kl) per point."""
+    """One pass over ``X`` in shuffled mini-batches; returns mean (loss, recon, kl) per point.
+
+    With ``state``, gradients are clipped relative to ``state.grad_norm_average``.
+    """
     for group in optimizer.param_groups:
         group["lr"] = lr
     module.train()
@@ -95,6 +122,8 @@ def run_epoch(
         loss = (nll.sum() + config.kl_weight * kl.sum()) / (len(batch) * n_features)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if state is not None:
+            state.grad_norm_average = clip_gradients(module.parameters(), state.grad_norm_average)
         optimizer.step()
         totals += torch.stack([nll.detach().sum(), kl.detach().sum()]).double()
     recon, kl = (totals / (n_samples * n_features)).tolist()
@@ -154,12 +183,16 @@ def train(
         for _ in range(n_epochs):
             before = copy.deepcopy(module.state_dict())
             optimizer_before = copy.deepcopy(state.optimizer.state_dict())
+            average_before = state.grad_norm_average
             in_epoch = True
             lr = learning_rate(config, state.epoch)
-            loss, recon, kl = run_epoch(module, state.optimizer, X_train, config, lr, generator)
+            loss, recon, kl = run_epoch(
+                module, state.optimizer, X_train, config, lr, generator, state
+            )
             if not (math.isfinite(loss) and _is_finite(module)):
                 module.load_state_dict(before)
                 state.optimizer.load_state_dict(optimizer_before)
+                state.grad_norm_average = average_before
                 learned = isinstance(module.log_sigma, torch.nn.Parameter)
                 raise TrainingDiverged(
                     f"Training diverged at epoch {state.epoch + 1} (non-finite loss or weights). "
@@ -193,6 +226,7 @@ def train(
         if in_epoch:  # drop the half-finished epoch (not one completed before a callback)
             module.load_state_dict(before)
             state.optimizer.load_state_dict(optimizer_before)
+            state.grad_norm_average = average_before
         reason = "interrupted"
     if X_val is not None and state.best_weights is not None:
         module.load_state_dict(state.best_weights)

@@ -21,7 +21,9 @@ def curves():
 def fitted_vae(curves):
     """A BetaCurveVAE trained briefly (about a second); do not modify it in tests."""
     X_train = curves[0]
-    return BetaCurveVAE(max_iter=40, random_state=0).fit(X_train)
+    return BetaCurveVAE(
+        max_iter=40, batch_size=128, learning_rate_init=3e-3, random_state=0
+    ).fit(X_train)
 
 
 @pytest.fixture
@@ -29,12 +31,14 @@ def rng():
     return np.random.default_rng(0)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session", autouse=True)
 def one_torch_thread():
-    """Run a module's tests on one torch thread, then restore the setting.
+    """Run the whole suite on one torch thread, then restore the setting.
 
-    Small networks: one thread is as fast, and far faster on busy shared cores. Use it
-    with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``.
+    The test networks are small: one thread is as fast on an idle machine, and many times
+    faster on busy shared cores, where torch's spinning thread pool contends with other
+    processes. Multi-process behaviour (joblib workers) is tested in subprocesses, which
+    pick their own thread counts.
     """
     n_threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -16,7 +16,7 @@ from sklearn.exceptions import NotFittedError
 from skvae import BetaCurveVAE, _training
 from skvae._networks import LOGVAR_BOUND
 
-SMALL = {"hidden_layer_sizes": (32,), "max_iter": 20, "random_state": 0}
+SMALL = {"hidden_layer_sizes": (32,), "max_iter": 20, "batch_size": 64, "random_state": 0}
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
