@@ -21,9 +21,9 @@ def curves():
 def fitted_vae(curves):
     """A BetaCurveVAE trained briefly (about a second); do not modify it in tests."""
     X_train = curves[0]
-    return BetaCurveVAE(
-        max_iter=40, batch_size=128, learning_rate_init=3e-3, random_state=0
-    ).fit(X_train)
+    return BetaCurveVAE(max_iter=40, batch_size=128, learning_rate_init=3e-3, random_state=0).fit(
+        X_train
+    )
 
 
 @pytest.fixture
