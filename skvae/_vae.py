@@ -56,6 +56,8 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     learning_rate : {"cosine", "exponential", "constant"}, default="cosine"
         Learning-rate schedule over epochs: cosine annealing over ``max_iter`` epochs down
         to 1% of the initial rate, exponential decay by ``decay_rate`` per epoch, or constant.
+        Each step's gradient norm is also clipped at twice its running average, which keeps
+        rare outlier batches from throwing training back.
     decay_rate : float, default=0.98
         Per-epoch factor of the ``"exponential"`` schedule.
     tol : float, default=1e-4
@@ -78,7 +80,9 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         Weight of the KL term in the loss (1 is the ELBO; other values give a β-VAE).
     warm_start : bool, default=False
         When fitting again, continue from the current weights and optimizer state instead
-        of starting anew.
+        of starting anew. The schedule continues too: epochs are counted over all fits
+        (``n_iter_``), so with ``"cosine"`` the epochs after the first ``max_iter`` run at
+        the final 1% rate (fine-tuning), as do ``partial_fit`` calls past ``max_iter``.
     verbose : int, default=0
         0: silent; 1: a progress bar (tqdm when installed, otherwise a few lines);
         2: one line per epoch.
