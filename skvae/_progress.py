@@ -5,22 +5,27 @@ from __future__ import annotations
 from collections.abc import Callable
 
 
-def make_progress_callback(verbose: int, n_epochs: int, first_epoch: int = 0):
+def make_progress_callback(
+    verbose: int, n_epochs: int, first_epoch: int = 0, log_scale: float = 0.0
+):
     """Return ``(on_epoch, close)`` for a training run of ``n_epochs`` epochs.
 
     ``verbose=0`` reports nothing; ``1`` shows a tqdm progress bar when tqdm is installed
     (otherwise about ten lines over the run); ``2`` or more prints one line per epoch.
-    ``on_epoch`` receives the training state after each epoch.
+    ``on_epoch`` receives the training state after each epoch. The state's losses are in the
+    scaled space; ``log_scale`` (log of the estimator's ``scale_``) shifts them to the data
+    units of ``loss_curve_`` and ``validation_scores_``, so the printed numbers match those.
     """
     if not verbose:
         return None, lambda: None
 
     def describe(state) -> str:
         text = (
-            f"loss={state.loss[-1]:.5f} recon={state.reconstruction[-1]:.5f} kl={state.kl[-1]:.5f}"
+            f"loss={state.loss[-1] + log_scale:.5f} "
+            f"recon={state.reconstruction[-1] + log_scale:.5f} kl={state.kl[-1]:.5f}"
         )
         if state.validation:
-            text += f" val={state.validation[-1]:.5f}"
+            text += f" val={state.validation[-1] - log_scale:.5f}"
         return text
 
     if verbose == 1:

@@ -217,7 +217,9 @@ def fit_epochs(vae, X: np.ndarray, n_epochs: int, *, incremental: bool):
     config = training_config(vae, vae.max_iter)
     config.batch_size = min(vae.batch_size, len(X_train))
     first_epoch = state.epoch
-    callback, close = make_progress_callback(vae.verbose, n_epochs, first_epoch)
+    callback, close = make_progress_callback(
+        vae.verbose, n_epochs, first_epoch, math.log(fitted["scale_"])
+    )
     try:
         reason = _training.train(
             module,

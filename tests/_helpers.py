@@ -3,6 +3,10 @@
 import copy
 import dataclasses
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -48,3 +52,28 @@ def fitted_state(estimator):
     return copy.deepcopy(
         {k: v for k, v in vars(estimator).items() if k.endswith("_") or k.startswith("_")}
     )
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_in_fresh_process(script: str, *args, cwd=ROOT, env=None) -> str:
+    """Run ``python -c script *args`` in a new interpreter importing this checkout.
+
+    Fails the test with the child's stderr when it exits non-zero; returns its stdout.
+    """
+    env = {
+        **os.environ,
+        **(env or {}),
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", script, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout

@@ -2,16 +2,12 @@
 inference batch sizes and processes, and fitting leaves the global random streams alone."""
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from _helpers import assert_identical, fitted_state
+from _helpers import assert_identical, fitted_state, run_in_fresh_process
 from sklearn.base import clone
 
 import skvae
@@ -20,7 +16,6 @@ from skvae._inference import CHUNK_SIZE
 
 LatentMatcher = getattr(skvae, "LatentMatcher", None)
 
-REPO = Path(__file__).resolve().parents[1]
 PARAMS = {"hidden_layer_sizes": (32, 16), "max_iter": 6, "batch_size": 64}
 
 
@@ -175,17 +170,7 @@ def test_bit_identical_across_processes(tmp_path):
     params = {**PARAMS, "random_state": 11, "early_stopping": True}
     threads = torch.get_num_threads()
     out = tmp_path / "child.npz"
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-    }
-    subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(threads), json.dumps(params), str(out)],
-        check=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=120,
-    )
+    run_in_fresh_process(SCRIPT, threads, json.dumps(params), out, cwd=tmp_path)
     X, _ = make_beta_curves(260, random_state=0)
     vae = BetaCurveVAE(**params).fit(X[:200])
     expected = {

@@ -1,19 +1,15 @@
 """``device="cpu" | "cuda" | "auto"``: CUDA tests run where a GPU exists and skip elsewhere."""
 
-import os
 import pickle
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from _helpers import run_in_fresh_process
 
 import skvae
 from skvae import BetaCurveVAE
 
-ROOT = Path(__file__).resolve().parents[1]
 SMALL = dict(max_iter=3, hidden_layer_sizes=(32,), batch_size=64, random_state=0)
 HAS_CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="CUDA is not available")
@@ -104,13 +100,4 @@ for model in (pickled, skvae.load(folder / "model.skvae")):
     model.set_params(device="cpu").partial_fit(X)
 print("ok")
 """
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(ROOT)}
-    result = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
+    run_in_fresh_process(script, tmp_path, env={"CUDA_VISIBLE_DEVICES": ""})

@@ -4,18 +4,15 @@ skvae format (round trip, trust model, version and corruption errors)."""
 import copy
 import io
 import json
-import os
 import pickle
-import subprocess
-import sys
 import zipfile
-from pathlib import Path
 
 import joblib
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _helpers import run_in_fresh_process
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import check_estimators_pickle
 from sklearn.utils.validation import check_is_fitted
@@ -23,7 +20,6 @@ from sklearn.utils.validation import check_is_fitted
 import skvae
 from skvae import BetaCurveVAE
 
-ROOT = Path(__file__).resolve().parents[1]
 SMALL = dict(max_iter=2, hidden_layer_sizes=(16,), batch_size=64, random_state=0)
 
 
@@ -96,17 +92,8 @@ for model in models:
         assert np.array_equal(value, expected[name]), (type(model), name)
 print("ok")
 """
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(ROOT)}
-    result = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "ok"
+    output = run_in_fresh_process(script, tmp_path, env={"CUDA_VISIBLE_DEVICES": ""})
+    assert output.strip() == "ok"
 
 
 def test_fitted_state_lives_on_the_cpu(fitted_vae):

@@ -75,21 +75,23 @@ def containers(draw, n_features=None):
     return A
 
 
-def _is_good(A, n_features):
-    """Whether a valid estimator must accept ``A`` (finite, 2-D, nonempty, right width)."""
+def _numeric_2d(A, n_features):
+    """``A`` as a float64 array if it is 2-D, nonempty, numeric and ``n_features`` wide."""
     try:
         A = np.asarray(A)
         if A.dtype == object:
             A = A.astype(np.float64)
     except (ValueError, TypeError):
-        return False
-    return (
-        A.ndim == 2
-        and A.shape[0] >= 1
-        and A.shape[1] == n_features
-        and A.dtype.kind in "biuf"
-        and bool(np.isfinite(A.astype(np.float64)).all())
-    )
+        return None
+    if A.ndim == 2 and A.shape[0] >= 1 and A.shape[1] == n_features and A.dtype.kind in "biuf":
+        return A.astype(np.float64)
+    return None
+
+
+def _is_good(A, n_features):
+    """Whether a valid estimator must accept ``A`` (finite, 2-D, nonempty, right width)."""
+    A = _numeric_2d(A, n_features)
+    return A is not None and bool(np.isfinite(A).all())
 
 
 def _call(function, A):
@@ -220,19 +222,9 @@ def targets(draw):
 
 
 def _is_good_target(A):
-    try:
-        A = np.asarray(A)
-        if A.dtype == object:
-            A = A.astype(np.float64)
-    except (ValueError, TypeError):
-        return False
-    return (
-        A.ndim == 2
-        and A.shape[0] >= 1
-        and A.shape[1] == 100
-        and A.dtype.kind in "biuf"
-        and not np.isinf(A.astype(np.float64)).any()
-    )
+    """Like :func:`_is_good` for the matcher, where NaN (a missing point) is allowed."""
+    A = _numeric_2d(A, 100)
+    return A is not None and not np.isinf(A).any()
 
 
 @pytest.fixture(scope="module")

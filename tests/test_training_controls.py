@@ -226,8 +226,8 @@ def test_keyboard_interrupt_in_progress_callback_keeps_that_epoch(X, monkeypatch
 
     original = _vae_fitting.make_progress_callback
 
-    def interrupting_progress(verbose, n_epochs, first_epoch=0):
-        on_epoch, close = original(verbose, n_epochs, first_epoch)
+    def interrupting_progress(*args):
+        on_epoch, close = original(*args)
 
         def callback(state):
             on_epoch(state)
