@@ -35,7 +35,7 @@ def resolve_device(device: str) -> torch.device:
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             "device='cuda' was requested but torch reports no CUDA device; "
-            "use device='cpu' or device='auto'."
+            "use device='cpu' or device='auto' (a fitted model: set_params(device='cpu'))."
         )
     return torch.device(device)
 
