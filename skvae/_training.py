@@ -168,10 +168,12 @@ def run_epoch(
     latent_dims = module.config["latent_dims"]
     device = grad_norm_average.device
     totals = torch.zeros(2, dtype=torch.float64, device=device)
+    # the epoch's reparametrisation noise, drawn on the CPU generator and moved once: the
+    # same stream on every device, one transfer per epoch
+    noise = torch.randn(source.n_samples, latent_dims, generator=generator).to(device)
     n_seen = 0
     for batch in source.batches(config.batch_size, generator):
-        # drawn on the CPU generator, then moved: the same stream on every device
-        eps = torch.randn(len(batch), latent_dims, generator=generator).to(device)
+        eps = noise[n_seen : n_seen + len(batch)]
         nll, kl = module(batch, eps)
         loss = (nll.sum() + config.kl_weight * kl.sum()) / batch.numel()
         optimizer.zero_grad(set_to_none=True)
