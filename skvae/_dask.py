@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import sys
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -123,7 +124,14 @@ def _apply_block(block: np.ndarray, function: Callable, n_outputs: int, dtype) -
     return result
 
 
-def map_rows(function: Callable, dX: Any, n_outputs: int, *, dtype=np.float64) -> Any:
+def map_rows(
+    function: Callable,
+    dX: Any,
+    n_outputs: int,
+    *,
+    dtype=np.float64,
+    n_features: int | None = None,
+) -> Any:
     """Lazily apply a row-wise numpy ``function`` to every row block of a dask array.
 
     ``function`` maps an ndarray of shape (n_rows, n_features) to one of shape
@@ -142,6 +150,9 @@ def map_rows(function: Callable, dX: Any, n_outputs: int, *, dtype=np.float64) -
         Width of the output; 0 for a 1-D output of length ``n_samples``.
     dtype : numpy dtype, default=np.float64
         Dtype of the result.
+    n_features : int, optional
+        The input width ``function`` expects; a different width raises at once (not
+        when the result is computed).
 
     Returns
     -------
@@ -162,7 +173,7 @@ def map_rows(function: Callable, dX: Any, n_outputs: int, *, dtype=np.float64) -
     """
     if isinstance(n_outputs, bool) or not isinstance(n_outputs, int | np.integer) or n_outputs < 0:
         raise ValueError(f"n_outputs must be a non-negative int, got {n_outputs!r}.")
-    dX = check_dask_curves(dX)
+    dX = check_dask_curves(dX, n_features)
     dtype = np.dtype(dtype)
     if n_outputs:
         chunks, drop_axis = (dX.chunks[0], (int(n_outputs),)), None
@@ -170,6 +181,10 @@ def map_rows(function: Callable, dX: Any, n_outputs: int, *, dtype=np.float64) -
     else:
         chunks, drop_axis = (dX.chunks[0],), 1
         meta = np.empty((0,), dtype=dtype)
+    # a fresh name for every call: dask's tokens of bound methods can coincide across methods
+    # (scikit-learn wraps ``transform``) and miss in-place refits, and equal names would
+    # silently share results
+    label = getattr(function, "__name__", "map_rows")
     return dX.map_blocks(
         _apply_block,
         function,
@@ -179,6 +194,7 @@ def map_rows(function: Callable, dX: Any, n_outputs: int, *, dtype=np.float64) -
         drop_axis=drop_axis,
         dtype=dtype,
         meta=meta,
+        name=f"{label}-{uuid.uuid4().hex}",
     )
 
 
