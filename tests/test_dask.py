@@ -5,6 +5,7 @@ test_dask_estimators.py.
 """
 
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -34,7 +35,13 @@ from skvae._training import validation_elbo  # noqa: E402
 
 @pytest.fixture(scope="module")
 def client():
-    """A LocalCluster of 2 process workers with one thread each, the default scheduler."""
+    """A LocalCluster of 2 process workers with one thread each, the default scheduler.
+
+    Nannies write their workers' environment (``OMP_NUM_THREADS=1``,
+    ``MALLOC_TRIM_THRESHOLD_``...) into this process's ``os.environ``: it is restored
+    afterwards, so that processes started by later tests do not inherit it.
+    """
+    saved = dict(os.environ)
     cluster = distributed.LocalCluster(
         n_workers=2,
         threads_per_worker=1,
@@ -46,6 +53,8 @@ def client():
     yield client
     client.close()
     cluster.close()
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 class CountingReader:
