@@ -32,7 +32,9 @@ declared sizes are not trusted):
 * at most :data:`MAX_ARRAYS` arrays, and :data:`MAX_ARRAY_BYTES` (1 GiB) of array data in
   all, no more than the bytes actually present in the file (arrays are stored
   uncompressed, so a small file cannot declare large arrays);
-* the metadata inflate to at most :data:`MAX_METADATA_BYTES` (1 MiB);
+* the metadata inflate to at most 16 KiB plus 512 bytes per array
+  (:data:`MAX_METADATA_BYTES`, :data:`METADATA_BYTES_PER_ARRAY`), so parsing them takes
+  memory of the order of the arrays' own;
 * only the compression methods :func:`save` writes are accepted (DEFLATE for the
   metadata, none for the arrays), and no encryption;
 * a network's configuration is checked against the shapes of its stored weights before
@@ -77,8 +79,10 @@ READABLE_VERSIONS = (1, 2)
 MAX_ARRAYS = 10_000
 #: Largest total size, in bytes, of the arrays in a file.
 MAX_ARRAY_BYTES = 2**30
-#: Largest size, in bytes, of the inflated JSON metadata.
-MAX_METADATA_BYTES = 2**20
+#: Largest size, in bytes, of the inflated JSON metadata of a file without arrays; each
+#: array allows :data:`METADATA_BYTES_PER_ARRAY` more (a saved array takes about 120).
+MAX_METADATA_BYTES = 2**14
+METADATA_BYTES_PER_ARRAY = 512
 _METADATA = "skvae.json"
 _CHUNK = 2**20
 #: An upper bound on the ZIP directory of MAX_ARRAYS entries with the names save writes.
@@ -146,7 +150,7 @@ def save(estimator: BaseEstimator, file: str | os.PathLike | IO[bytes]) -> None:
     for what, size, limit in [
         ("arrays", len(blobs), MAX_ARRAYS),
         ("bytes of arrays", total, MAX_ARRAY_BYTES),
-        ("bytes of metadata", len(text), MAX_METADATA_BYTES),
+        ("bytes of metadata", len(text), _metadata_limit(len(blobs))),
     ]:
         if size > limit:
             raise ValueError(
@@ -177,11 +181,11 @@ def load(file: str | os.PathLike | IO[bytes] | bytes) -> BaseEstimator:
     estimators, networks and training state from the values in the file, and imports or
     calls nothing named by the file, so a crafted file cannot run code. Reading is
     bounded (at most 10,000 arrays and 1 GiB of array data, no more than the file holds;
-    1 MiB of metadata; networks checked against their stored weights before they are
-    built), so a malformed or crafted file raises ``ValueError`` quickly and within memory
-    of the order of its size. A crafted file can still describe a model that gives wrong
-    results: load files whose *content* you trust. (Pickle and joblib files, by contrast,
-    run code when loaded.)
+    16 KiB of metadata plus 512 bytes per array; networks checked against their stored
+    weights before they are built), so a malformed or crafted file raises ``ValueError``
+    quickly and within memory of the order of its size. A crafted file can still describe
+    a model that gives wrong results: load files whose *content* you trust. (Pickle and
+    joblib files, by contrast, run code when loaded.)
 
     Parameters
     ----------
@@ -230,6 +234,8 @@ def load(file: str | os.PathLike | IO[bytes] | bytes) -> BaseEstimator:
         ) from None
     except ValueError as exc:
         raise ValueError(f"Cannot load {name}: {exc}") from None
+    except KeyError as exc:
+        raise ValueError(f"Cannot load {name}: a node of its metadata lacks {exc}.") from None
     except RecursionError:
         raise ValueError(f"Cannot load {name}: its metadata are nested too deeply.") from None
     except MemoryError:
@@ -314,10 +320,11 @@ def _checked_entries(archive: zipfile.ZipFile, size: int) -> dict[str, zipfile.Z
             raise ValueError(f"entry {name!r} declares more bytes than the file holds")
         if name != _METADATA:
             total += info.file_size
-    if entries[_METADATA].file_size > MAX_METADATA_BYTES:
+    limit = _metadata_limit(len(entries) - 1)
+    if entries[_METADATA].file_size > limit:
         raise ValueError(
             f"its metadata declare {entries[_METADATA].file_size:,} bytes, more than the "
-            f"{MAX_METADATA_BYTES:,} an skvae file may hold"
+            f"{limit:,} an skvae file with {len(entries) - 1:,} arrays may hold"
         )
     if total > min(size, MAX_ARRAY_BYTES):
         raise ValueError(
@@ -325,6 +332,10 @@ def _checked_entries(archive: zipfile.ZipFile, size: int) -> dict[str, zipfile.Z
             f"({size:,} bytes) or the {MAX_ARRAY_BYTES:,} an skvae file may hold"
         )
     return entries
+
+
+def _metadata_limit(n_arrays: int) -> int:
+    return MAX_METADATA_BYTES + METADATA_BYTES_PER_ARRAY * n_arrays
 
 
 def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytearray:
@@ -347,7 +358,7 @@ def _read_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytearray:
 def _read_metadata(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> dict:
     try:
         metadata = json.loads(_read_entry(archive, info).decode("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # invalid UTF-8 or JSON, an integer of too many digits
         raise ValueError(f"its metadata are corrupted ({exc})") from None
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_NAME:
         raise _NotSkvae("its metadata do not name the skvae format")

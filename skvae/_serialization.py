@@ -364,13 +364,15 @@ class Reader:
         _check_config(_dict(config, "network configuration"), len(state))
         try:
             expected = VAEModule.parameter_shapes(config)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"invalid network configuration {config!r}: {exc}") from None
-        if {k: tuple(v) for k, v in expected.items()} != {
-            k: tuple(v.shape) for k, v in state.items()
-        }:
+        except (TypeError, ValueError, KeyError, IndexError) as exc:
+            raise ValueError(f"invalid network configuration {config!r:.200}: {exc!r}") from None
+        shapes = {k: tuple(v.shape) for k, v in state.items()}
+        if {k: tuple(v) for k, v in expected.items()} != shapes:
             raise ValueError("the network's weights do not match its configuration")
-        module = VAEModule(**config)
+        try:  # the shapes are those of the stored weights: this allocates no more than them
+            module = VAEModule(**config)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ValueError(f"invalid network configuration {config!r:.200}: {exc!r}") from None
         module.load_state_dict(state)
         module.train(node["training"] is True)
         return self.define(node, module)
