@@ -43,6 +43,9 @@ np.savez(
     fixed_transform=fixed.transform(Xf.to_numpy()[:5]),
     fixed_X=Xf.to_numpy()[:5],
     matcher_transform=matcher.transform(Xt),
+    vae_exp_avg_0=vae._state.optimizer.state_dict()["state"][0]["exp_avg"].numpy(),
+    vae_exp_avg_sq_10=vae._state.optimizer.state_dict()["state"][10]["exp_avg_sq"].numpy(),
+    vae_generator_state=vae._generator_state.numpy(),
     vae_partial_fit_loss=np.array(skvae.load(out / "v010_vae.skvae").partial_fit(X).loss_curve_),
 )
 print({p.name: p.stat().st_size for p in out.iterdir()})
