@@ -23,6 +23,11 @@ ACTIVATIONS = {
 #: so exp(log-variance) can neither overflow nor underflow to 0 during training.
 LOGVAR_BOUND = 16.0
 _LOG_2PI = math.log(2.0 * math.pi)
+#: ``noise`` value of a module whose noise is profiled out in training.
+PROFILED = "profiled"
+#: Added to a curve's mean squared error (model units, where the data's variance is about
+#: 1) before its log: noise levels below about 1e-5 of the data's scale are not resolved.
+PROFILE_FLOOR = 1e-10
 
 
 class Residual(nn.Module):
@@ -145,9 +150,11 @@ class VAEModule(nn.Module):
         Dimension of the latent space.
     activation : str
         A key of :data:`ACTIVATIONS`.
-    noise : float or None
-        Fixed observation noise standard deviation (model units), or None to learn one
-        shared σ.
+    noise : float, None or "profiled"
+        Fixed observation noise standard deviation (model units); None to learn one
+        shared σ by gradient descent; ``"profiled"`` to set each curve's noise to its
+        maximum-likelihood value during training (see :func:`profiled_nll`), with
+        ``log_sigma`` a buffer that training sets to the shared value afterwards.
     residual : bool, default=False
         Hidden-to-hidden layers of equal width are residual blocks ``h + act(W h + b)``.
 
@@ -165,16 +172,18 @@ class VAEModule(nn.Module):
         hidden: list[int],
         latent_dims: int,
         activation: str,
-        noise: float | None,
+        noise: float | str | None,
         residual: bool = False,
     ):
         super().__init__()
+        if isinstance(noise, str) and noise != PROFILED:
+            raise ValueError(f"noise must be a float, None or {PROFILED!r}, got {noise!r}.")
         self.config = {
             "n_features": int(n_features),
             "hidden": [int(h) for h in hidden],
             "latent_dims": int(latent_dims),
             "activation": str(activation),
-            "noise": None if noise is None else float(noise),
+            "noise": noise if noise is None or noise == PROFILED else float(noise),
             "residual": bool(residual),
         }
         # Construction draws default initial weights from torch's global generator; do it
@@ -183,7 +192,7 @@ class VAEModule(nn.Module):
         with torch.random.fork_rng(devices=[]):
             self.encoder = Encoder(n_features, hidden, latent_dims, activation, residual)
             self.decoder = Decoder(latent_dims, hidden[::-1], n_features, activation, residual)
-        log_sigma = torch.tensor(0.0 if noise is None else math.log(noise))
+        log_sigma = torch.tensor(0.0 if noise is None or noise == PROFILED else math.log(noise))
         if noise is None:
             self.log_sigma = nn.Parameter(log_sigma)
         else:
@@ -235,11 +244,40 @@ class VAEModule(nn.Module):
                 layer.weight.uniform_(-bound, bound, generator=generator)
                 layer.bias.uniform_(-bound, bound, generator=generator)
 
+    @property
+    def profiled(self) -> bool:
+        """Whether the noise is profiled (set to its maximum-likelihood value) in training."""
+        return self.config["noise"] == PROFILED
+
     def forward(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-curve negative log-likelihood and KL, with ``z = mean + std * eps``."""
+        """Per-curve squared reconstruction error (summed over points) and KL, with
+        ``z = mean + std * eps``."""
         mean, logvar = self.encoder(x)
         z = mean + torch.exp(0.5 * logvar) * eps
-        return gaussian_nll(x, self.decoder(z), self.log_sigma), gaussian_kl(mean, logvar)
+        return (x - self.decoder(z)).square().sum(dim=-1), gaussian_kl(mean, logvar)
+
+    def reconstruction_nll(self, squared_error: torch.Tensor, n_features: int) -> torch.Tensor:
+        """Per-curve negative log-likelihood from :meth:`forward`'s squared errors: with
+        the module's σ, or each curve's own maximum-likelihood σ when profiled."""
+        if self.profiled:
+            return profiled_nll(squared_error, n_features)
+        log_sigma = self.log_sigma
+        return 0.5 * squared_error * torch.exp(-2 * log_sigma) + n_features * (
+            log_sigma + 0.5 * _LOG_2PI
+        )
+
+
+def profiled_nll(squared_error: torch.Tensor, n_features: int) -> torch.Tensor:
+    """Per-curve Gaussian negative log-likelihood at the curve's maximum-likelihood noise.
+
+    With σᵢ² = MSEᵢ (the curve's mean squared error; Rybkin et al. 2021's "optimal σ",
+    per curve) the negative log-likelihood is ``D/2 · (log(2π MSEᵢ) + 1)``. Its gradient
+    is the squared error's divided by MSEᵢ: every curve's *relative* error counts, the
+    step size follows the noise as it shrinks (no edge-of-stability spikes), and curves
+    that span large ranges no longer dominate. ``PROFILE_FLOOR`` keeps the log finite.
+    """
+    mse = squared_error / n_features + PROFILE_FLOOR
+    return 0.5 * n_features * (torch.log(mse) + _LOG_2PI + 1.0)
 
 
 def gaussian_nll(x: torch.Tensor, x_hat: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
