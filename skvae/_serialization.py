@@ -42,13 +42,17 @@ class Registered:
         Pairs ``(training state attribute, network attribute)``: the optimizer state and
         saved weights in the first belong to the network in the second, and are checked
         against it when loading.
+    new_params_v1 : dict
+        Parameters that skvae 0.1.0 (format version 1) did not have, with the values that
+        reproduce its behaviour (rather than the current defaults).
     upgrade_v1 : callable or None
         ``upgrade_v1(attributes) -> attributes``: turns the fitted state of a file written
-        by skvae 0.1.0 (format version 1) into the current one.
+        by skvae 0.1.0 into the current one.
     """
 
     cls: type
     trained: tuple[tuple[str, str], ...] = ()
+    new_params_v1: dict = dataclasses.field(default_factory=dict)
     upgrade_v1: Callable[[dict], dict] | None = None
 
 
@@ -63,7 +67,10 @@ def _upgrade_vae_v1(attributes: dict) -> dict:
 #: The estimator classes a file may name, by the name it uses.
 REGISTRY = {
     "BetaCurveVAE": Registered(
-        BetaCurveVAE, trained=(("_state", "module_"),), upgrade_v1=_upgrade_vae_v1
+        BetaCurveVAE,
+        trained=(("_state", "module_"),),
+        new_params_v1={"residual": False},
+        upgrade_v1=_upgrade_vae_v1,
     ),
     "LatentMatcher": Registered(LatentMatcher),
 }
@@ -386,7 +393,7 @@ class Reader:
             raise ValueError(f"invalid network architecture {arch!r}")
         noise = None if learned else math.exp(float(state["log_sigma"].reshape(-1)[0]))
         names = ("n_features", "hidden", "latent_dims", "activation")
-        return {**{name: arch[name] for name in names}, "noise": noise}
+        return {**{name: arch[name] for name in names}, "noise": noise, "residual": False}
 
     def training_state(self, node: dict) -> TrainingState:
         fields = dict(_dict(node["fields"], "training state"))
@@ -413,6 +420,8 @@ class Reader:
             raise ValueError(f"unknown estimator class {name!r}")
         cls = registered.cls
         params = {k: self.decode(v) for k, v in _dict(node["params"], "parameters").items()}
+        if self.version == 1:
+            params = {**registered.new_params_v1, **params}
         unknown = set(params) - set(cls().get_params(deep=False))
         if unknown:
             raise ValueError(f"unknown {name} parameters {sorted(unknown)}")

@@ -384,9 +384,9 @@ def test_files_written_by_skvae_0_1_0_load_identically():
     np.testing.assert_array_equal(vae._generator_state.numpy(), expected["vae_generator_state"])
     X_train, _ = skvae.make_beta_curves(120, n_points=12, random_state=0)
     vae.partial_fit(X_train)
-    assert vae.n_iter_ == 4
-    # as 0.1.0 continued it (to float32 rounding, should the training loop's sums change)
-    np.testing.assert_allclose(vae.loss_curve_, expected["vae_partial_fit_loss"], rtol=1e-6)
+    assert vae.n_iter_ == 4  # (0.2's loop draws its noise differently: not 0.1.0's 4th loss)
+    assert vae.loss_curve_[:3] == list(expected["vae_partial_fit_loss"][:3])
+    assert abs(vae.loss_curve_[3] - expected["vae_partial_fit_loss"][3]) < 0.05
 
     fixed = skvae.load(DATA / "v010_fixed_noise.skvae")
     assert fixed.noise == 0.1 and fixed.early_stopping and not fixed.module_.config["residual"]
@@ -398,7 +398,12 @@ def test_files_written_by_skvae_0_1_0_load_identically():
     assert matcher.estimator_ is matcher.estimator and matcher.n_starts == 2
     np.testing.assert_array_equal(matcher.estimator_.transform(X), expected["vae_transform"])
     unfitted = skvae.load(DATA / "v010_unfitted.skvae")
-    assert repr(unfitted) == "BetaCurveVAE(hidden_layer_sizes=[5, 4], latent_dims=3)"
+    # parameters that 0.1.0 lacked take the value that reproduces 0.1.0 (residual=False)
+    assert " ".join(repr(unfitted).split()) == (
+        "BetaCurveVAE(hidden_layer_sizes=[5, 4], latent_dims=3, max_iter=400, noise='learned',"
+        " residual=False)"
+    )
+    assert vae.residual is False and fixed.residual is False
 
 
 def test_old_file_with_a_broken_training_state_names_its_version():
