@@ -42,42 +42,34 @@ class Residual(nn.Module):
         return h + self.activation(self.linear(h))
 
 
-def _layer_plan(sizes: list[int], residual: bool) -> list[tuple[str, int, int]]:
-    """``(kind, n_in, n_out)`` of each affine layer of an MLP through ``sizes``: "linear"
-    (followed by the activation, except the last) or "residual" (a :class:`Residual` block,
-    used between two hidden layers of equal width when ``residual``)."""
-    plan = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        inner = 0 < i < len(sizes) - 2
-        plan.append(("residual" if residual and inner and n_in == n_out else "linear", n_in, n_out))
-    return plan
+def _is_residual(sizes: list[int], i: int, residual: bool) -> bool:
+    """Whether layer ``i`` of a hidden stack through ``sizes`` is a residual block: every
+    layer but the first whose width does not change, when ``residual``."""
+    return residual and i > 0 and sizes[i] == sizes[i + 1]
 
 
-def make_mlp(sizes: list[int], activation: str, residual: bool = False) -> nn.Sequential:
-    """Affine layers through ``sizes`` with ``activation`` between them (none after the
-    last); hidden-to-hidden layers of equal width are residual blocks when ``residual``."""
+def hidden_stack(sizes: list[int], activation: str, residual: bool = False) -> nn.Sequential:
+    """Hidden layers through ``sizes``: ``Linear`` + activation, or a :class:`Residual`
+    block ``h + act(W h + b)`` where the width stays the same (when ``residual``)."""
     layers: list[nn.Module] = []
-    plan = _layer_plan(sizes, residual)
-    for i, (kind, n_in, n_out) in enumerate(plan):
-        if kind == "residual":
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        if _is_residual(sizes, i, residual):
             layers.append(Residual(n_in, activation))
-            continue
-        layers.append(nn.Linear(n_in, n_out))
-        if i < len(plan) - 1:
-            layers.append(ACTIVATIONS[activation]())
+        else:
+            layers += [nn.Linear(n_in, n_out), ACTIVATIONS[activation]()]
     return nn.Sequential(*layers)
 
 
-def _mlp_shapes(prefix: str, sizes: list[int], residual: bool) -> dict[str, tuple[int, ...]]:
-    """State-dict names and shapes of :func:`make_mlp` without building it."""
+def _stack_shapes(prefix: str, sizes: list[int], residual: bool) -> dict[str, tuple[int, ...]]:
+    """State-dict names and shapes of :func:`hidden_stack` without building it."""
     shapes: dict[str, tuple[int, ...]] = {}
     index = 0
-    plan = _layer_plan(sizes, residual)
-    for i, (kind, n_in, n_out) in enumerate(plan):
-        name = f"{prefix}.{index}" + (".linear" if kind == "residual" else "")
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        block = _is_residual(sizes, i, residual)
+        name = f"{prefix}.{index}" + (".linear" if block else "")
         shapes[f"{name}.weight"] = (n_out, n_in)
         shapes[f"{name}.bias"] = (n_out,)
-        index += 1 if kind == "residual" or i == len(plan) - 1 else 2
+        index += 1 if block else 2
     return shapes
 
 
@@ -93,8 +85,7 @@ class Encoder(nn.Module):
         residual: bool = False,
     ):
         super().__init__()
-        self.body = make_mlp([n_features, *hidden], activation, residual)
-        self.body.append(ACTIVATIONS[activation]())
+        self.body = hidden_stack([n_features, *hidden], activation, residual)
         self.mean = nn.Linear(hidden[-1], latent_dims)
         self.logvar = nn.Linear(hidden[-1], latent_dims)
 
@@ -116,7 +107,8 @@ class Decoder(nn.Module):
         residual: bool = False,
     ):
         super().__init__()
-        self.net = make_mlp([latent_dims, *hidden, n_features], activation, residual)
+        self.net = hidden_stack([latent_dims, *hidden], activation, residual)
+        self.net.append(nn.Linear(hidden[-1], n_features))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
@@ -226,11 +218,16 @@ class VAEModule(nn.Module):
             )
         n, hidden, d = config["n_features"], list(config["hidden"]), config["latent_dims"]
         residual = bool(config.get("residual", False))
-        shapes = _mlp_shapes("encoder.body", [n, *hidden], residual)
+        shapes = _stack_shapes("encoder.body", [n, *hidden], residual)
         for head in ("mean", "logvar"):
             shapes[f"encoder.{head}.weight"] = (d, hidden[-1])
             shapes[f"encoder.{head}.bias"] = (d,)
-        shapes.update(_mlp_shapes("decoder.net", [d, *hidden[::-1], n], residual))
+        shapes.update(_stack_shapes("decoder.net", [d, *hidden[::-1]], residual))
+        last = 2 * len(hidden) - sum(
+            _is_residual([d, *hidden[::-1]], i, residual) for i in range(len(hidden))
+        )
+        shapes[f"decoder.net.{last}.weight"] = (n, hidden[0])
+        shapes[f"decoder.net.{last}.bias"] = (n,)
         shapes["log_sigma"] = ()
         return shapes
 

@@ -20,7 +20,6 @@ from ._networks import (
     VAEModule,
     gaussian_kl,
     gaussian_nll,
-    profiled_nll,
     sigma_points,
 )
 
@@ -200,13 +199,9 @@ def run_epoch(
 
 
 @torch.no_grad()
-def negative_elbo(
-    module: VAEModule, X: torch.Tensor, kl_weight: float = 1.0, profiled: bool = False
-) -> torch.Tensor:
-    """Deterministic per-row negative ELBO (unscented estimate of the expected log-likelihood).
-
-    With the module's shared noise σ; with ``profiled``, with each row's own
-    maximum-likelihood noise (the training objective of a profiled-noise module).
+def negative_elbo(module: VAEModule, X: torch.Tensor, kl_weight: float = 1.0) -> torch.Tensor:
+    """Deterministic per-row negative ELBO (unscented estimate of the expected log-likelihood),
+    with the module's shared noise σ (for a profiled-noise module: the RMS training error).
 
     The networks run in float32; the likelihood and KL are evaluated in ``X``'s dtype, so a
     float64 ``X`` far from the training data gets a finite (very low) ELBO where float32
@@ -217,18 +212,14 @@ def negative_elbo(
     eps = sigma_points(mean.shape[1], dtype=mean.dtype).to(X.device)  # (2d, d)
     z = mean[:, None, :] + torch.exp(0.5 * logvar)[:, None, :] * eps[None]
     decoded = module.decoder(z.reshape(-1, z.shape[-1])).reshape(len(X), len(eps), -1)
-    if profiled:
-        squared_error = (X[:, None, :] - decoded.to(X.dtype)).square().sum(dim=-1).mean(dim=1)
-        nll = profiled_nll(squared_error, X.shape[1])
-    else:
-        log_sigma = module.log_sigma.to(X.dtype)
-        nll = gaussian_nll(X[:, None, :], decoded.to(X.dtype), log_sigma).mean(dim=1)
+    log_sigma = module.log_sigma.to(X.dtype)
+    nll = gaussian_nll(X[:, None, :], decoded.to(X.dtype), log_sigma).mean(dim=1)
     return nll + kl_weight * gaussian_kl(mean.to(X.dtype), logvar.to(X.dtype))
 
 
 def validation_elbo(module: VAEModule, X: torch.Tensor, kl_weight: float) -> torch.Tensor:
     """Mean ELBO per curve and grid point of held-out curves ``X`` (model units, 0-d)."""
-    return -negative_elbo(module, X, kl_weight, module.profiled).mean() / X.shape[1]
+    return -negative_elbo(module, X, kl_weight).mean() / X.shape[1]
 
 
 def still_improving(
