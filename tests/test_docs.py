@@ -70,7 +70,7 @@ EXAMPLE_FILES = sorted(EXAMPLES.glob("plot_*.py"))
 def test_gallery_has_the_four_examples():
     names = {p.stem for p in EXAMPLE_FILES}
     assert {
-        "plot_seed_analysis",
+        "plot_beta_analysis",
         "plot_sampling",
         "plot_partial_curves",
         "plot_recover_parameters",
