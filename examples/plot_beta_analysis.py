@@ -115,7 +115,5 @@ for name, X_hat in [("encoder", encoded), ("matcher", matched), ("PCA(2)", linea
 # Moving along one axis changes the shape of the density smoothly — where its mass
 # sits and how peaked it is — which is the two-parameter family the VAE has learned.
 # All panels share one y scale, and the dashed line is zero.
-traversal = LatentTraversalDisplay.from_estimator(
-    vae, n=10, z_range=(-3, 3), grid=grid, pdf=True
-)
+traversal = LatentTraversalDisplay.from_estimator(vae, n=10, z_range=(-3, 3), grid=grid, pdf=True)
 plt.show()
