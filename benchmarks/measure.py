@@ -1,4 +1,4 @@
-"""Measurement helpers: machine description, timing, reconstruction errors, process memory.
+"""Measurement helpers: machine description, threads, reconstruction errors, process memory.
 
 Memory is measured as the resident set size (RSS) of a separate Python process, read from
 ``/proc/self/status`` (``VmRSS`` now, ``VmHWM`` the peak). RSS counts everything the process
@@ -16,7 +16,6 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +67,7 @@ def machine_info() -> dict:
         "numpy": np.__version__,
         "scipy": scipy.__version__,
         "skvae": skvae.__version__,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -107,33 +107,6 @@ def blas_threads() -> dict:
     from threadpoolctl import threadpool_info
 
     return {f"{i['internal_api']}": i["num_threads"] for i in threadpool_info()}
-
-
-# ------------------------------------------------------------------------------- timing
-
-
-class Stopwatch:
-    """Accumulates wall time over ``with watch:`` blocks (pauses outside them)."""
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-
-    def __enter__(self) -> Stopwatch:
-        self._start = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.seconds += time.perf_counter() - self._start
-
-
-def time_repeats(function: Callable[[], object], repeats: int) -> tuple[float, list[float], object]:
-    """Call ``function`` ``repeats`` times; return (median seconds, all seconds, last result)."""
-    times, result = [], None
-    for _ in range(max(1, repeats)):
-        start = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)), times, result
 
 
 # ------------------------------------------------------------------------------- errors
