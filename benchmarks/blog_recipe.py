@@ -10,10 +10,10 @@ of 256 from a per-item ``Dataset`` through a shuffling ``DataLoader``, unscaled 
 Matching: one ``scipy.optimize.minimize(method="Nelder-Mead")`` per target, started at
 z = 0, with the objective ‖x − decode(z)‖₂ evaluated by a torch decoder call per point.
 
-Differences from the blog post's notebook, all for measurement only: randomness comes from local
-``torch.Generator`` objects instead of the global random state, and held-out curves are reconstructed
-from the encoder's *mean* (the notebook's encoder returns a sampled code), which can only
-make the recipe look better.
+Differences from the blog post's notebook, all for measurement only: randomness comes from
+local ``torch.Generator`` objects instead of the global random state, and held-out curves are
+reconstructed from the encoder's *mean* (the notebook's encoder returns a sampled code),
+which can only make the recipe look better.
 """
 
 from __future__ import annotations

@@ -109,16 +109,37 @@ def _inference(vae, X_train: np.ndarray, X_test: np.ndarray, spec: dict) -> dict
     vae.score_samples(X[:1000])
     seconds, _ = _median_seconds(lambda: vae.score_samples(X), repeats)
     out["score_samples_rows_per_s"] = rows / seconds
-    del X, Z
+    X = Z = None  # free the large inputs before matching
     targets = tiled(X_test, spec["match_targets"], seed=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         matcher = LatentMatcher(vae, prefit=True).fit(X_train)
         matcher.transform(targets[:100])
-        seconds, _ = _median_seconds(lambda: matcher.transform(targets), repeats)
+        match_repeats = spec.get("match_repeats", repeats)
+        seconds, _ = _median_seconds(lambda: matcher.transform(targets), match_repeats)
     out["match_targets"] = len(targets)
     out["matcher_targets_per_s"] = len(targets) / seconds
     return out
+
+
+def _device_check(vae, X_train: np.ndarray, X_test: np.ndarray) -> dict:
+    """The same fitted model on the CPU: agreement of transform and of the matcher."""
+    from skvae import LatentMatcher
+
+    twin = pickle.loads(pickle.dumps(vae))
+    twin.set_params(device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        codes = LatentMatcher(vae, prefit=True).fit(X_train).transform(X_test)
+        cpu_codes = LatentMatcher(twin, prefit=True).fit(X_train).transform(X_test)
+    return {
+        "transform_max_abs_diff": float(
+            np.max(np.abs(vae.transform(X_test) - twin.transform(X_test)))
+        ),
+        "matcher_codes_max_abs_diff": float(np.max(np.abs(codes - cpu_codes))),
+        "matcher": l2_summary(X_test, vae.inverse_transform(codes)),
+        "matcher_cpu": l2_summary(X_test, twin.inverse_transform(cpu_codes)),
+    }
 
 
 def fit_job(job: dict) -> dict:
@@ -162,6 +183,8 @@ def fit_job(job: dict) -> dict:
         result["matcher_warnings"] = _warning_rows(caught)
     if job.get("inference"):
         result["inference"] = _inference(vae, X_train, X_test, job["inference"])
+    if job.get("device_check") and X_test is not None:
+        result["device_check"] = _device_check(vae, X_train, X_test)
     if job.get("save_model"):
         Path(job["save_model"]).write_bytes(pickle.dumps(vae))
         result["model_path"] = job["save_model"]

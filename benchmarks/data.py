@@ -51,7 +51,7 @@ def gaussian_bumps(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def smoothed_steps(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Logistic steps 1 / (1 + exp(−k (t − l))), location l ~ U(0.2, 0.8), steepness k ~ U(5, 60)."""
+    """Logistic steps 1 / (1 + exp(−k (t − l))), location l ~ U(0.2, 0.8), steepness ~ U(5, 60)."""
     rng = np.random.default_rng(seed)
     params = np.column_stack([rng.uniform(0.2, 0.8, n), rng.uniform(5.0, 60.0, n)])
     location, steepness = params[:, :1], params[:, 1:]

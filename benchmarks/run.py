@@ -183,8 +183,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--sections", default=None, help=f"comma-separated subset of: {', '.join(SECTIONS)}"
     )
     parser.add_argument(
-        "--seeds", default=None, help="random_state values of the default fits (default 0,1,2; "
-        "quick: 0)"
+        "--seeds",
+        default=None,
+        help="random_state values of the default fits (default 0,1,2; quick: 0)",
     )
     parser.add_argument(
         "--no-baseline", action="store_true", help="skip the skvae 0.1.0 side-by-side rows"

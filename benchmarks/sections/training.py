@@ -44,7 +44,9 @@ def _ttq_jobs(mode: Mode) -> list[dict]:
 def measure(mode: Mode) -> dict:
     runs = fits.default_fits(mode)
     keep = ("inference", "model_path")
-    runs = {v: [{k: x for k, x in r.items() if k not in keep} for r in rs] for v, rs in runs.items()}
+    runs = {
+        v: [{k: x for k, x in r.items() if k not in keep} for r in rs] for v, rs in runs.items()
+    }
     ttq = {}
     for version in versions.versions(mode, 1):
         results = versions.run_jobs(version, _ttq_jobs(mode), mode.threads)
@@ -85,6 +87,25 @@ def _summary(runs: list[dict]) -> dict:
     }
 
 
+def _defaults(now: list[dict], old: list[dict]) -> str:
+    """The fits' parameters (``get_params()``), and those that differ between versions."""
+    p_now = next((r["params"] for r in _ok(now)), None)
+    p_old = next((r["params"] for r in _ok(old)), None)
+    if p_now is None:
+        return ""
+    shown = {k: v for k, v in p_now.items() if k != "random_state"}
+    text = "Parameters of the fits (now): `" + ", ".join(f"{k}={v}" for k, v in shown.items())
+    text += "`."
+    if p_old is not None:
+        changed = [
+            f"{k}: {p_old.get(k, '–')} → {p_now.get(k, '–')}"
+            for k in sorted(set(p_now) | set(p_old))
+            if p_now.get(k) != p_old.get(k)
+        ]
+        text += " Changed since 0.1.0: " + ("; ".join(changed) if changed else "none") + "."
+    return text
+
+
 def table(results: dict) -> str:
     runs = results["fits"]
     now, old = runs.get(versions.NOW, []), runs.get(versions.BASELINE, [])
@@ -98,6 +119,7 @@ def table(results: dict) -> str:
         ),
         results["baseline_note"],
     ]
+    parts.append(_defaults(now, old))
     by_seed = {r.get("random_state"): r for r in old}
     rows = []
     for version, group in ((versions.BASELINE, old), (versions.NOW, now)):
@@ -146,9 +168,24 @@ def table(results: dict) -> str:
         summary = [
             ["median fit seconds", s_old.get("fit_seconds"), s_now["fit_seconds"], None],
             ["fit time, now / 0.1.0 (medians)", None, time_ratio, f"≤ {t['time_ratio']}"],
-            ["worst encoder median L2", s_old.get("encoder"), s_now["encoder"], f"≤ {t['encoder']}"],
-            ["worst matcher median L2", s_old.get("matcher"), s_now["matcher"], f"≤ {t['matcher']}"],
-            ["most spike epochs in a fit", s_old.get("spikes"), s_now["spikes"], f"≤ {t['spikes']}"],
+            [
+                "worst encoder median L2",
+                s_old.get("encoder"),
+                s_now["encoder"],
+                f"≤ {t['encoder']}",
+            ],
+            [
+                "worst matcher median L2",
+                s_old.get("matcher"),
+                s_now["matcher"],
+                f"≤ {t['matcher']}",
+            ],
+            [
+                "most spike epochs in a fit",
+                s_old.get("spikes"),
+                s_now["spikes"],
+                f"≤ {t['spikes']}",
+            ],
             ["warnings, all fits", s_old.get("warnings"), s_now["warnings"], "0"],
             ["all warnings at the caller's line", s_old.get("at_caller"), s_now["at_caller"], None],
         ]
@@ -165,16 +202,23 @@ def table(results: dict) -> str:
             + (" (quick mode: not meaningful)." if results["quick"] else ".")
         )
     ttq_rows = [
-        [v, p["max_iter"], p.get("n_iter"), p.get("fit_seconds"), (p.get("encoder") or {}).get(
-            "median_l2"
-        ), p.get("error")]
+        [
+            v,
+            p["max_iter"],
+            p.get("n_iter"),
+            p.get("fit_seconds"),
+            (p.get("encoder") or {}).get("median_l2"),
+            p.get("error"),
+        ]
         for v, points in results["time_to_quality"].items()
         for p in points
     ]
     parts.append(
         "**Time to quality** (`time_to_quality.png`): separate fits with a smaller `max_iter` "
         "(first seed), each with its own full schedule, next to the default fits above.\n\n"
-        + md.table(["version", "max_iter", "epochs", "fit s", "encoder median L2", "error"], ttq_rows)
+        + md.table(
+            ["version", "max_iter", "epochs", "fit s", "encoder median L2", "error"], ttq_rows
+        )
         + "\n\n![time to quality](time_to_quality.png)\n\n![loss curves](loss_curves.png)"
     )
     return "\n\n".join(parts)
