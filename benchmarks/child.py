@@ -26,6 +26,7 @@ import math
 import pickle
 import sys
 import time
+import traceback
 import warnings
 from pathlib import Path
 
@@ -142,9 +143,33 @@ def _device_check(vae, X_train: np.ndarray, X_test: np.ndarray) -> dict:
     }
 
 
+def _guarded(function, *args) -> dict:
+    """``function(*args)``, or ``{"error": ...}`` (with the traceback on stderr) if it fails,
+    so that a broken part (e.g. the matcher of a work-in-progress checkout) keeps the fit's
+    other numbers."""
+    try:
+        return function(*args)
+    except Exception as exc:
+        traceback.print_exc()
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def _matcher(vae, X_train: np.ndarray, X_test: np.ndarray, result: dict) -> dict:
+    """Held-out L2 of LatentMatcher(prefit=True); its seconds and warnings go into result."""
+    from skvae import LatentMatcher
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        matcher = LatentMatcher(vae, prefit=True).fit(X_train)
+        start = time.perf_counter()
+        codes = matcher.transform(X_test)
+        result["matcher_seconds"] = time.perf_counter() - start
+    result["matcher_warnings"] = _warning_rows(caught)
+    return l2_summary(X_test, matcher.inverse_transform(codes))
+
+
 def fit_job(job: dict) -> dict:
     from benchmarks.data import family_split, large_beta_curves
-    from skvae import LatentMatcher
 
     if job.get("large_rows"):
         X_train, X_test = large_beta_curves(job["large_rows"]), None
@@ -173,18 +198,11 @@ def fit_job(job: dict) -> dict:
     if X_test is not None and job.get("evaluate", True):
         result["encoder"] = l2_summary(X_test, vae.inverse_transform(vae.transform(X_test)))
     if X_test is not None and job.get("matcher", False):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            matcher = LatentMatcher(vae, prefit=True).fit(X_train)
-            start = time.perf_counter()
-            codes = matcher.transform(X_test)
-            result["matcher_seconds"] = time.perf_counter() - start
-        result["matcher"] = l2_summary(X_test, matcher.inverse_transform(codes))
-        result["matcher_warnings"] = _warning_rows(caught)
+        result["matcher"] = _guarded(_matcher, vae, X_train, X_test, result)
     if job.get("inference"):
-        result["inference"] = _inference(vae, X_train, X_test, job["inference"])
+        result["inference"] = _guarded(_inference, vae, X_train, X_test, job["inference"])
     if job.get("device_check") and X_test is not None:
-        result["device_check"] = _device_check(vae, X_train, X_test)
+        result["device_check"] = _guarded(_device_check, vae, X_train, X_test)
     if job.get("save_model"):
         Path(job["save_model"]).write_bytes(pickle.dumps(vae))
         result["model_path"] = job["save_model"]

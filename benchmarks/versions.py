@@ -144,14 +144,20 @@ def run_jobs(version: str, jobs: list[dict], threads: int, timeout: float = 1800
             timeout=timeout,
         )
     except subprocess.TimeoutExpired:
-        return [{"error": f"child timed out after {timeout:.0f} s"} for _ in jobs]
-    lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_MARK)]
-    if done.returncode != 0 or not lines:
-        tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-4:])
-        print(f"    child ({version}) failed: {tail}", file=sys.stderr, flush=True)
-        return [{"error": f"exit status {done.returncode}: {tail}"} for _ in jobs]
-    results = json.loads(lines[-1][len(RESULT_MARK) :])
-    _CACHE[key] = results
+        results = [{"error": f"child timed out after {timeout:.0f} s"} for _ in jobs]
+    else:
+        lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_MARK)]
+        if done.returncode != 0 or not lines:
+            tail = " | ".join((done.stderr or done.stdout).strip().splitlines()[-4:])
+            print(f"    child ({version}) failed: {tail}", file=sys.stderr, flush=True)
+            results = [{"error": f"exit status {done.returncode}: {tail}"} for _ in jobs]
+        else:
+            results = json.loads(lines[-1][len(RESULT_MARK) :])
+            if done.stderr.strip():  # e.g. a guarded part's traceback
+                print(
+                    f"    child ({version}) stderr: {done.stderr.strip()[-600:]}", file=sys.stderr
+                )
+    _CACHE[key] = results  # failures too: the same job would fail again
     return results
 
 

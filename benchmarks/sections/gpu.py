@@ -15,8 +15,9 @@ checkout with ``device=<device>``:
   ``device="cpu"``) with the largest code difference, so the GPU rate is read at the CPU
   matcher's accuracy.
 
-``--device cpu`` runs the CPU side only (this runs anywhere); ``--device cuda`` on a machine
-where ``torch.cuda.is_available()`` is False skips the section with a message.
+``--device cpu`` runs the CPU side only (this runs anywhere), with skvae 0.1.0 on the same CPU
+beside it; ``--device cuda`` (no 0.1.0 column, to keep the GPU run short) on a machine where
+``torch.cuda.is_available()`` is False skips the section with a message.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ TARGETS = {
 }
 
 
-def _throughput(mode: Mode, device: str) -> dict:
+def _throughput(mode: Mode, device: str, version: str = versions.NOW) -> dict:
     job = {
         "kind": "throughput",
         "rows": mode.gpu_train_rows,
@@ -45,12 +46,12 @@ def _throughput(mode: Mode, device: str) -> dict:
         "random_state": mode.seeds[0],
         "device": device,
     }
-    return versions.run_job(versions.NOW, job, mode.threads)
+    return versions.run_job(version, job, mode.threads)
 
 
-def _fit(mode: Mode, device: str) -> dict:
+def _fit(mode: Mode, device: str, version: str = versions.NOW) -> dict:
     if device == "cpu":
-        return fits.default_fit(mode, mode.seeds[0])
+        return fits.default_fit(mode, mode.seeds[0], version)
     job = fits.default_fit_job(mode, mode.seeds[0], versions.NOW, device=device)
     job["inference"] = {
         "rows": mode.gpu_inference_rows,
@@ -73,16 +74,19 @@ def measure(mode: Mode) -> dict:
     out: dict = {"devices": {}, "gpu": None}
     if "cuda" in devices:
         out["gpu"] = torch.cuda.get_device_name(0)
-    for device in devices:
-        fit = _fit(mode, device)
+    columns = [(device, device, versions.NOW) for device in devices]
+    if mode.device == "cpu" and mode.baseline:
+        columns.append(("cpu_0.1.0", "cpu", versions.BASELINE))
+    for column, device, version in columns:
+        fit = _fit(mode, device, version)
         entry = {"fit": {"error": failed(fit)}} if failed(fit) else {}
         if not failed(fit):
             entry["fit"] = {k: fit.get(k) for k in ("fit_seconds", "n_iter", "encoder", "matcher")}
             entry["fit"]["warnings"] = fit.get("warnings", [])
             entry["inference"] = fit.get("inference")
             entry["device_check"] = fit.get("device_check")
-        entry["throughput"] = _throughput(mode, device)
-        out["devices"][device] = entry
+        entry["throughput"] = _throughput(mode, device, version)
+        out["devices"][column] = entry
     return out
 
 
@@ -97,6 +101,7 @@ def _get(entry: dict, *keys):
 def table(results: dict) -> str:
     cpu = results["devices"].get("cpu", {})
     gpu = results["devices"].get("cuda", {})
+    old = results["devices"].get("cpu_0.1.0", {})
     specs = [
         ("default 10k fit, seconds", ("fit", "fit_seconds"), None),
         ("epochs", ("fit", "n_iter"), None),
@@ -123,11 +128,12 @@ def table(results: dict) -> str:
         }.get(target)
         if keys[-1] == "fit_seconds":
             goal = f"≥ {TARGETS['fit_speedup']:.0f}× faster"
-        rows.append([label, c, g, speedup, goal])
+        rows.append([label, _get(old, *keys), c, g, speedup, goal])
     parts = [
         f"GPU: {results.get('gpu') or 'none (run with --device cuda on a GPU machine)'}. "
-        "CPU and GPU on the same machine, this checkout only.",
-        md.table(["", "CPU", "CUDA", "CUDA gain", "issue 12 target (CUDA)"], rows),
+        "CPU and GPU on the same machine, this checkout; the CPU 0.1.0 column (CPU runs "
+        "only, when 0.1.0 is available) is skvae 0.1.0 on the same CPU.",
+        md.table(["", "CPU 0.1.0", "CPU", "CUDA", "CUDA gain", "issue 12 target (CUDA)"], rows),
     ]
     sizes = []
     for device, entry in results["devices"].items():

@@ -80,13 +80,14 @@ def measure(mode: Mode) -> dict:
         if failed(result):
             rows.append({"method": f"LatentMatcher {version}", "error": failed(result)})
             continue
+        inference = result.get("inference") or {}
         rows.append(
             {
                 "method": f"LatentMatcher {version} (batched Nelder-Mead from the encoder's mean)",
-                "n_targets": result["inference"]["match_targets"],
-                "targets_per_second": result["inference"]["matcher_targets_per_s"],
+                "n_targets": inference.get("match_targets"),
+                "targets_per_second": inference.get("matcher_targets_per_s"),
             }
-            | result["matcher"]
+            | (result.get("matcher") or {})
         )
     matcher = LatentMatcher(vae, prefit=True).fit(X_train)
     partial = []

@@ -71,16 +71,22 @@ def _ok(runs: list[dict]) -> list[dict]:
     return [r for r in runs if not failed(r)]
 
 
+def _l2(result: dict, part: str) -> float | None:
+    """Held-out median L2 of ``part`` ("encoder" or "matcher"), None if it failed."""
+    return (result.get(part) or {}).get("median_l2")
+
+
 def _summary(runs: list[dict]) -> dict:
     runs = _ok(runs)
     if not runs:
         return {}
     warns = [w for r in runs for w in r["warnings"]]
+    matchers = [_l2(r, "matcher") for r in runs]
     return {
         "fit_seconds": median([r["fit_seconds"] for r in runs]),
         "epochs": median([r["n_iter"] for r in runs]),
         "encoder": max(r["encoder"]["median_l2"] for r in runs),
-        "matcher": max(r["matcher"]["median_l2"] for r in runs),
+        "matcher": None if None in matchers else max(matchers),
         "spikes": max(r["spikes"] for r in runs),
         "warnings": len(warns),
         "at_caller": all(w["at_caller"] for w in warns) if warns else None,
@@ -138,8 +144,8 @@ def table(results: dict) -> str:
                     else None,
                     r["n_iter"],
                     r["seconds_per_epoch"],
-                    r["encoder"]["median_l2"],
-                    r["matcher"]["median_l2"],
+                    _l2(r, "encoder"),
+                    _l2(r, "matcher") or (r.get("matcher") or {}).get("error"),
                     r["spikes"],
                     warnings_summary(r["warnings"]),
                 ]
@@ -192,7 +198,7 @@ def table(results: dict) -> str:
         met = [
             time_ratio is not None and time_ratio <= t["time_ratio"],
             s_now["encoder"] <= t["encoder"],
-            s_now["matcher"] <= t["matcher"],
+            (s_now["matcher"] or float("inf")) <= t["matcher"],
             s_now["spikes"] <= t["spikes"],
             s_now["warnings"] == t["warnings"],
         ]
