@@ -112,14 +112,19 @@ def _inference(vae, X_train: np.ndarray, X_test: np.ndarray, spec: dict) -> dict
     out["score_samples_rows_per_s"] = rows / seconds
     X = Z = None  # free the large inputs before matching
     targets = tiled(X_test, spec["match_targets"], seed=1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        matcher = LatentMatcher(vae, prefit=True).fit(X_train)
-        matcher.transform(targets[:100])
-        match_repeats = spec.get("match_repeats", repeats)
-        seconds, _ = _median_seconds(lambda: matcher.transform(targets), match_repeats)
     out["match_targets"] = len(targets)
-    out["matcher_targets_per_s"] = len(targets) / seconds
+
+    def match() -> dict:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            matcher = LatentMatcher(vae, prefit=True).fit(X_train)
+            matcher.transform(targets[:100])
+            match_repeats = spec.get("match_repeats", repeats)
+            seconds, _ = _median_seconds(lambda: matcher.transform(targets), match_repeats)
+        return {"matcher_targets_per_s": len(targets) / seconds}
+
+    found = _guarded(match)
+    out.update(found if "error" not in found else {"matcher_error": found["error"]})
     return out
 
 

@@ -185,6 +185,6 @@ def run_memory_worker(arguments: list[str], timeout: float = 900.0) -> dict:
         return {"error": f"timed out after {timeout:.0f} s"}
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:]
         return {"error": f"exit status {done.returncode}: " + " | ".join(tail)}
     return json.loads(lines[-1])

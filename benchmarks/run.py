@@ -101,14 +101,15 @@ def _measured_on(stamp: dict, seconds: float | None) -> str:
     gpu = f", GPU {stamp['gpu']}" if stamp.get("gpu") else ""
     took = f"; took {seconds:.0f} s" if seconds is not None else ""
     return (
-        f"_Measured {stamp.get('date')} on {stamp.get('cpu')} ({stamp.get('threads')} threads"
+        f"_Measured {stamp.get('date')} on {stamp.get('cpu')} ({stamp.get('threads')} thread(s)"
         f"{gpu}), {stamp.get('mode')} mode, seeds {stamp.get('seeds')}, commit "
         f"{stamp.get('git_commit')}{took}._"
     )
 
 
-def render(document: dict, out: Path) -> str:
-    """results.md from the results document; writes the sections' figures into ``out``."""
+def render(document: dict, out: Path, figures_for: set[str] | None = None) -> str:
+    """results.md from the results document; writes the figures of the sections named in
+    ``figures_for`` (default: all) into ``out``."""
     from benchmarks.markdown import table
 
     machine = document.get("machine", {})
@@ -144,7 +145,7 @@ def render(document: dict, out: Path) -> str:
             lines.append(f"_Cannot render: {why}._")
         else:
             try:
-                if hasattr(module, "figures"):
+                if hasattr(module, "figures") and (figures_for is None or name in figures_for):
                     module.figures(results, out)
                 lines.append(module.table(results))
             except Exception as exc:  # a malformed section must not lose the others
@@ -153,9 +154,9 @@ def render(document: dict, out: Path) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write(document: dict, out: Path) -> None:
+def write(document: dict, out: Path, figures_for: set[str] | None = None) -> None:
     (out / "results.json").write_text(json.dumps(document, indent=1) + "\n")
-    (out / "results.md").write_text(render(document, out))
+    (out / "results.md").write_text(render(document, out, figures_for))
 
 
 def _load(path: Path) -> dict:
@@ -242,7 +243,7 @@ def main(argv: list[str] | None = None) -> dict:
         entry = measure_section(name, mode)
         entry["stamp"] = _stamp(machine, mode)
         document["sections"][name] = entry
-        write(document, out)  # after every section: a crash later loses nothing
+        write(document, out, {name})  # after every section: a crash later loses nothing
     log(f"wrote {out / 'results.md'} and results.json in {time.perf_counter() - _START:.0f} s")
     return document
 

@@ -50,4 +50,6 @@ def table(results: dict) -> str:
     for version, r in results["versions"].items():
         if "error" in r:
             notes.append(f"{version} failed: {r['error']}")
+        if "matcher_error" in r:
+            notes.append(f"{version} LatentMatcher failed: {r['matcher_error']}")
     return "\n\n".join(notes + [md.table(["method", "0.1.0", "now", "now / 0.1.0"], rows)])
