@@ -23,7 +23,7 @@ def X(curves):
 
 def assert_on_cpu(vae):
     assert all(t.device.type == "cpu" for t in vae.module_.state_dict().values())
-    for state in vae._state.optimizer.state.values():
+    for state in vae._state.optimizer_state["state"].values():
         assert all(v.device.type == "cpu" for v in state.values() if torch.is_tensor(v))
     assert vae._generator_state.device.type == "cpu"
 
