@@ -121,7 +121,7 @@ class _Problem:
     def _inverse_sigma(self, sigma) -> torch.Tensor:
         if isinstance(sigma, Real) and not isinstance(sigma, bool):
             values = torch.full((self.n,), float(sigma), dtype=self.acc, device=self.device)
-        elif isinstance(sigma, torch.Tensor) and sigma.ndim <= 1:
+        elif isinstance(sigma, torch.Tensor) and sigma.numel() in (1, self.n) and sigma.ndim <= 1:
             values = sigma.to(device=self.device, dtype=self.acc).expand(self.n)
         else:
             raise TypeError(
@@ -176,12 +176,16 @@ def _value_and_jacobian(decoder: Decoder, d: int, D: int | None = None):
     return value_and_jacobian
 
 
-def _gauss_newton(problem: _Problem, rows: slice, J: torch.Tensor) -> torch.Tensor:
-    """``Jᵀ M J / σ² + I`` of each row of a chunk, symmetric, in the accumulation dtype."""
-    Jw = problem.w[rows].unsqueeze(2) * J.to(problem.acc)
+def _whitened_jacobian(problem: _Problem, rows: slice, J: torch.Tensor) -> torch.Tensor:
+    """``m / σ ⊙ J`` for each row of a chunk, in the accumulation dtype."""
+    return problem.w[rows].unsqueeze(2) * J.to(problem.acc)
+
+
+def _gauss_newton(Jw: torch.Tensor) -> torch.Tensor:
+    """``Jᵀ M J / σ² + I`` from whitened Jacobians: symmetric, at least the identity."""
     H = Jw.transpose(1, 2) @ Jw
     H = 0.5 * (H + H.transpose(1, 2))
-    return H + torch.eye(problem.d, dtype=problem.acc, device=problem.device)
+    return H + torch.eye(H.shape[1], dtype=H.dtype, device=H.device)
 
 
 # ----------------------------------------------------------------------------- public API
@@ -348,7 +352,7 @@ def laplace_covariance(
     )
     for rows in _chunks(problem.n_padded, problem.chunk_size):
         _, J = value_and_jacobian(problem.Z[rows].to(problem.dtype))
-        out[rows] = _inverse_spd(_gauss_newton(problem, rows, J))
+        out[rows] = _inverse_spd(_gauss_newton(_whitened_jacobian(problem, rows, J)))
     return out[: problem.n]
 
 
@@ -439,9 +443,9 @@ def gauss_newton_polish(
         energy = problem.energy(rows, z, g)
         for step in range(n_steps):
             residual = problem.w[rows] * (g - problem.x[rows])
-            Jw = problem.w[rows].unsqueeze(2) * J.to(problem.acc)
+            Jw = _whitened_jacobian(problem, rows, J)
             gradient = (Jw.transpose(1, 2) @ residual.unsqueeze(2)).squeeze(2) + z
-            H = _gauss_newton(problem, rows, J) + lam[:, None, None] * eye
+            H = _gauss_newton(Jw) + lam[:, None, None] * eye
             L, info = torch.linalg.cholesky_ex(H)
             delta = -torch.cholesky_solve(gradient.unsqueeze(2), L).squeeze(2)
             trial = z + delta

@@ -233,8 +233,9 @@ def test_bad_inputs_raise_clear_errors():
     for sigma in (0.0, -1.0, float("nan"), torch.tensor([0.1, 0.0, 0.1])):
         with pytest.raises(ValueError, match="sigma"):
             laplace_covariance(decoder, Z, X, None, sigma, 4)
-    with pytest.raises(TypeError, match="sigma"):
-        laplace_covariance(decoder, Z, X, None, "0.1", 4)
+    for sigma in ("0.1", torch.ones(2), torch.ones(3, 1)):
+        with pytest.raises(TypeError, match="sigma"):
+            laplace_covariance(decoder, Z, X, None, sigma, 4)
     for chunk_size in (0, 2.5, True):
         with pytest.raises(ValueError, match="chunk_size"):
             negative_log_posterior(decoder, Z, X, None, 0.1, chunk_size)
