@@ -63,10 +63,10 @@ class BetaCurveVAE(
         rare outlier batches from throwing training back.
     decay_rate : float, default=0.98
         Per-epoch factor of the ``"exponential"`` schedule.
-    tol : float, default=1e-4
+    tol : float, default=2.5e-2
         Minimum improvement of the loss per point (or of the validation score when
         ``early_stopping``) that counts as progress.
-    n_iter_no_change : int, default=50
+    n_iter_no_change : int, default=20
         Training stops after this many epochs without progress of at least ``tol``.
         ``ConvergenceWarning`` is raised only when training stops at ``max_iter`` while
         the best loss (validation score with ``early_stopping``) of the last
@@ -213,8 +213,8 @@ class BetaCurveVAE(
         learning_rate_init=4e-3,
         learning_rate="cosine",
         decay_rate=0.98,
-        tol=1e-4,
-        n_iter_no_change=50,
+        tol=2.5e-2,
+        n_iter_no_change=20,
         early_stopping=False,
         validation_fraction=0.1,
         noise="profiled",
