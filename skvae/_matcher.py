@@ -6,6 +6,9 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
+import torch
+from scipy import stats
+from scipy.stats import qmc
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -19,15 +22,16 @@ from sklearn.utils import Bunch, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._matcher_objective import Objective, encoder_start, one_torch_thread
+from ._matcher_objective import Objective, encoder_start, latent_model, one_torch_thread
 from ._nelder_mead import batched_nelder_mead
 from ._utils import unchanged_on_failure
 from ._vae import BetaCurveVAE
 
 __all__ = ["LatentMatcher"]
 
-#: Targets optimised together: bounds memory on huge inputs (results do not depend on it).
-BLOCK_SIZE = 8192
+#: Targets optimised together on the CPU and on other devices: bounds memory on huge
+#: inputs (results do not depend on it).
+BLOCK_SIZE, DEVICE_BLOCK_SIZE = 8192, 1 << 20
 #: ``initial_step="auto"`` edges (latent prior units) for partial targets' encoder starts
 #: and for the zero and random starts.
 PARTIAL_STEP, PRIOR_STEP = 0.1, 0.5
@@ -188,7 +192,7 @@ class LatentMatcher(
 
     @property
     def _n_features_out(self) -> int:
-        return self.estimator_._n_features_out
+        return latent_model(self.estimator_).latent_dims
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y=None) -> LatentMatcher:
@@ -212,7 +216,6 @@ class LatentMatcher(
             )
             estimator = self._prefit_estimator(X) if self.prefit else self._fit_estimator(X)
             self.estimator_ = estimator
-            self.n_iter_ = int(getattr(estimator, "n_iter_", 1))
         return self
 
     def _prefit_estimator(self, X: np.ndarray) -> BetaCurveVAE:
@@ -302,16 +305,16 @@ class LatentMatcher(
         check_is_fitted(self)
         return self.estimator_.inverse_transform(X)
 
-    def _starts(self, X: np.ndarray, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _starts(self, model, X: np.ndarray, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Start points and initial steps, both of shape (n_samples, n_starts, latent_dims)."""
-        vae, (n, d), k = self.estimator_, (X.shape[0], self._n_features_out), self.n_starts
+        (n, d), k = (X.shape[0], model.latent_dims), self.n_starts
         if self.start == "encoder":
-            first, std = encoder_start(vae, X, observed)
+            first, std = encoder_start(model, X, observed)
             complete = observed.all(axis=1)[:, None]
             auto = np.where(complete, np.maximum(std, 10 * self.xatol), PARTIAL_STEP)
         else:
             first, auto = np.zeros((n, d)), np.full((n, d), PRIOR_STEP)
-        extra = check_random_state(self.random_state).standard_normal((k - 1, d))
+        extra = extra_starts(k - 1, d, self.random_state)
         starts = np.concatenate([first[:, None], np.broadcast_to(extra, (n, k - 1, d))], axis=1)
         if self.initial_step == "auto":
             steps = np.concatenate([auto[:, None], np.full((n, k - 1, d), PRIOR_STEP)], axis=1)
@@ -334,38 +337,63 @@ class LatentMatcher(
                 UserWarning,
                 stacklevel=3,
             )
+        model = latent_model(self.estimator_)
         with one_torch_thread():
-            out = self._optimise(X, observed, diagnostics)
-        if diagnostics:
-            out.reconstructions = self.estimator_._decode(out.codes)
+            out = self._optimise(model, X, observed, diagnostics)
+            if diagnostics:
+                out.reconstructions = model.decode(out.codes)
         return out
 
-    def _optimise(self, X: np.ndarray, observed: np.ndarray, diagnostics: bool) -> Bunch:
-        starts, steps = self._starts(X, observed)
+    def _optimise(self, model, X: np.ndarray, observed: np.ndarray, diagnostics: bool) -> Bunch:
+        starts, steps = self._starts(model, X, observed)
         n, k, d = starts.shape
+        device = model.device
         tolerances = {"xatol": self.xatol, "fatol": self.fatol, "max_iter": self.max_iter}
         out = Bunch(codes=np.empty((n, d)), objective=np.empty(n), converged=np.empty(n, bool))
         out.n_iter, out.n_fev = np.empty(n, np.int64), np.empty(n, np.int64)
         if diagnostics:
             out.start_codes = starts[:, 0].copy()
             out.residuals, out.start_residuals, out.start_objective = np.empty((3, n))
-        for lo in range(0, n, BLOCK_SIZE):
-            hi = min(lo + BLOCK_SIZE, n)
-            objective = Objective(self.estimator_, X[lo:hi], self.prior_weight)
-            row_of = np.repeat(np.arange(hi - lo), k)
+        block = BLOCK_SIZE if device.type == "cpu" else DEVICE_BLOCK_SIZE
+        for lo in range(0, n, block):
+            hi = min(lo + block, n)
+            objective = Objective(model, X[lo:hi], self.prior_weight)
             res = batched_nelder_mead(
-                lambda Z, problems, f=objective, r=row_of: f(Z, r[problems]),
-                starts[lo:hi].reshape(-1, d),
-                initial_step=steps[lo:hi].reshape(-1, d),
+                lambda Z, problems, f=objective: f(
+                    Z, torch.div(problems, k, rounding_mode="floor")
+                ),
+                torch.as_tensor(starts[lo:hi].reshape(-1, d), device=device),
+                initial_step=torch.as_tensor(steps[lo:hi].reshape(-1, d), device=device),
                 **tolerances,
             )
-            best = np.arange(hi - lo) * k + np.argmin(res.fun.reshape(-1, k), axis=1)
-            out.codes[lo:hi], out.objective[lo:hi] = res.x[best], res.fun[best]
-            out.n_iter[lo:hi], out.n_fev[lo:hi] = res.nit[best], res.nfev[best]
-            out.converged[lo:hi] = res.converged[best]
+            rows = torch.arange(hi - lo, device=device)
+            best = rows * k + torch.argmin(res.fun.view(-1, k), dim=1)
+            codes = res.x[best]
+            out.codes[lo:hi], out.objective[lo:hi] = (
+                codes.cpu().numpy(),
+                res.fun[best].cpu().numpy(),
+            )
+            out.n_iter[lo:hi] = res.nit[best].cpu().numpy()
+            out.n_fev[lo:hi] = res.nfev[best].cpu().numpy()
+            out.converged[lo:hi] = res.converged[best].cpu().numpy()
             if diagnostics:
-                rows = np.arange(hi - lo)
-                out.residuals[lo:hi] = objective.residuals(out.codes[lo:hi], rows)
-                out.start_residuals[lo:hi] = objective.residuals(starts[lo:hi, 0], rows)
-                out.start_objective[lo:hi] = objective(starts[lo:hi, 0].copy(), rows)
+                first = torch.as_tensor(starts[lo:hi, 0], device=device)
+                out.residuals[lo:hi] = objective.residuals(codes, rows).cpu().numpy()
+                out.start_residuals[lo:hi] = objective.residuals(first, rows).cpu().numpy()
+                out.start_objective[lo:hi] = objective(first, rows).cpu().numpy()
         return out
+
+
+def extra_starts(n_extra: int, latent_dims: int, random_state) -> np.ndarray:
+    """The ``n_extra`` start points shared by all targets, shape (n_extra, latent_dims).
+
+    With ``random_state=None``: fixed quasi-random points of the N(0, I) prior, the
+    unscrambled Halton sequence (without its first point, the origin) mapped through the
+    normal quantile function, so that every call uses the same starts. Otherwise: draws
+    from N(0, I) seeded by ``random_state``.
+    """
+    if random_state is None:
+        halton = qmc.Halton(latent_dims, scramble=False)
+        halton.fast_forward(1)
+        return stats.norm.ppf(halton.random(n_extra))
+    return check_random_state(random_state).standard_normal((n_extra, latent_dims))
