@@ -1,10 +1,11 @@
-"""Row-independent, memory-bounded evaluation of torch functions on numpy arrays.
+"""One chunked, row-independent, memory-bounded evaluator of torch functions.
 
-Matrix products on CPU can round differently depending on how many rows they see, so a
-row's output could change with the batch it arrives in. Every call here evaluates inputs
-in chunks of exactly ``CHUNK_SIZE`` rows (the last one zero-padded), which makes each row's
-result bit-identical whatever the batch, its order or its size, and bounds the memory used
-by intermediate results.
+Matrix products can round differently depending on how many rows they see, so a row's
+output could change with the batch it arrives in. Everything here evaluates inputs in
+chunks of exactly ``chunk_size`` rows (the last one zero-padded), which makes each row's
+result bit-identical whatever the batch, its order or its size on a given device, and
+bounds the memory used by intermediate results. The staging buffers are allocated once
+per call and reused for every chunk (no allocation churn in the loop).
 """
 
 from __future__ import annotations
@@ -14,7 +15,87 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-CHUNK_SIZE = 512
+#: Rows per chunk on the CPU: large enough to amortise the call overhead, small enough
+#: to stay in cache.
+CPU_CHUNK_SIZE = 512
+#: Rows per chunk on an accelerator, where larger matrix products are what pays.
+ACCELERATOR_CHUNK_SIZE = 65536
+#: Kept for compatibility: the CPU chunk size.
+CHUNK_SIZE = CPU_CHUNK_SIZE
+
+
+def chunk_size_for(device: torch.device | str) -> int:
+    """Rows per fixed-size chunk on ``device``.
+
+    Parameters
+    ----------
+    device : torch.device or str
+
+    Returns
+    -------
+    chunk_size : int
+
+    Examples
+    --------
+    >>> chunk_size_for("cpu")
+    512
+    """
+    return CPU_CHUNK_SIZE if torch.device(device).type == "cpu" else ACCELERATOR_CHUNK_SIZE
+
+
+def _output_shape(n_rows: int, n_outputs: int) -> tuple[int, ...]:
+    return (n_rows, n_outputs) if n_outputs else (n_rows,)
+
+
+@torch.no_grad()
+def evaluate_in_chunks(
+    function: Callable[[torch.Tensor], torch.Tensor],
+    T: torch.Tensor,
+    n_outputs: int,
+    *,
+    chunk_size: int,
+    out_dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    """Evaluate ``function`` on the rows of tensor ``T`` in fixed-size chunks.
+
+    Parameters
+    ----------
+    function : callable
+        Maps a tensor of shape (chunk_size, n_in) to one of shape (chunk_size, n_outputs)
+        (or (chunk_size,) when ``n_outputs`` is 0), row by row.
+    T : torch.Tensor of shape (n_rows, n_in)
+        Inputs, on the device where ``function`` computes.
+    n_outputs : int
+        Width of the output; 0 for a 1-D output.
+    chunk_size : int
+        Rows per call of ``function``.
+    out_dtype : torch.dtype, optional
+        dtype of the result (default: ``T``'s).
+
+    Returns
+    -------
+    result : torch.Tensor of shape (n_rows, n_outputs) or (n_rows,), on ``T``'s device
+
+    Examples
+    --------
+    >>> import torch
+    >>> evaluate_in_chunks(lambda t: 2 * t, torch.ones(3, 2), 2, chunk_size=2)
+    tensor([[2., 2.],
+            [2., 2.],
+            [2., 2.]])
+    """
+    n_rows = T.shape[0]
+    out = torch.empty(_output_shape(n_rows, n_outputs), dtype=out_dtype or T.dtype, device=T.device)
+    if n_rows == 0:
+        return out
+    buffer = torch.zeros((chunk_size, *T.shape[1:]), dtype=T.dtype, device=T.device)
+    for start in range(0, n_rows, chunk_size):
+        stop = min(start + chunk_size, n_rows)
+        buffer[: stop - start].copy_(T[start:stop])
+        if stop - start < chunk_size:
+            buffer[stop - start :].zero_()
+        out[start:stop].copy_(function(buffer)[: stop - start])
+    return out
 
 
 @torch.no_grad()
@@ -23,77 +104,65 @@ def apply_in_chunks(
     X: np.ndarray,
     n_outputs: int,
     *,
-    prepare: Callable[[np.ndarray], np.ndarray] | None = None,
+    scaler=None,
     dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+    chunk_size: int | None = None,
     non_finite_error: str | None = None,
 ) -> np.ndarray:
-    """Evaluate ``function`` on the rows of ``X`` and return a float64 array.
+    """Evaluate ``function`` on the rows of a numpy array and return a float64 array.
 
     Parameters
     ----------
     function : callable
-        Maps a tensor of shape (CHUNK_SIZE, n_in) to one of shape (CHUNK_SIZE, n_outputs)
-        (or (CHUNK_SIZE,) when ``n_outputs`` is 0), row by row.
+        Maps a tensor of shape (chunk_size, n_in) on ``device`` to one of shape
+        (chunk_size, n_outputs) (or (chunk_size,) when ``n_outputs`` is 0), row by row.
     X : ndarray of shape (n_samples, n_in)
-        Input rows (any float dtype, any memory order).
+        Input rows (any float dtype, any memory order; read-only arrays are fine).
     n_outputs : int
         Width of the output; 0 for a 1-D output.
-    prepare : callable, optional
-        Numpy preprocessing applied to each chunk (for example scaling) before conversion.
+    scaler : CurveScaler, optional
+        If given, each chunk is converted to model units (in a reused buffer) first.
     dtype : torch.dtype, default=torch.float32
         The dtype of the tensor passed to ``function``.
+    device : torch.device or str, default="cpu"
+        Where ``function`` computes.
+    chunk_size : int, optional
+        Rows per chunk (default: :func:`chunk_size_for` ``device``).
     non_finite_error : str, optional
-        If given, raise ``ValueError(non_finite_error)`` as soon as ``function`` returns a
+        If given, raise ``ValueError(non_finite_error)`` when ``function`` returned a
         non-finite value (inputs too large for float32), instead of returning it.
-    """
-    n_samples = X.shape[0]
-    out = np.empty((n_samples, n_outputs) if n_outputs else (n_samples,), dtype=np.float64)
-    buffer = torch.zeros((CHUNK_SIZE, X.shape[1]), dtype=dtype)
-    for start in range(0, n_samples, CHUNK_SIZE):
-        stop = min(start + CHUNK_SIZE, n_samples)
-        chunk = np.asarray(X[start:stop], dtype=np.float64)
-        if prepare is not None:
-            chunk = prepare(chunk)
-        buffer.zero_()
-        chunk = np.ascontiguousarray(chunk)
-        if not chunk.flags.writeable:  # torch warns about read-only arrays (e.g. memmaps)
-            chunk = chunk.copy()
-        buffer[: stop - start] = torch.from_numpy(chunk).to(dtype)
-        result = function(buffer)[: stop - start]
-        if non_finite_error is not None and not bool(torch.isfinite(result).all()):
-            raise ValueError(non_finite_error)
-        out[start:stop] = result.double().numpy()
-    return out
-
-
-def non_finite_message(method: str, scale: float, what: str = "X") -> str:
-    """Message of the ValueError raised when finite inputs overflow the float32 networks.
-
-    Parameters
-    ----------
-    method : str
-        The estimator method that failed.
-    scale : float
-        The fitted ``scale_`` of the curves.
-    what : {"X", "Z"}, default="X"
-        Whether the inputs were curves (encoded) or latent codes (decoded).
 
     Returns
     -------
-    message : str
+    result : ndarray of shape (n_samples, n_outputs) or (n_samples,), float64
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> apply_in_chunks(lambda t: t.sum(dim=1), np.ones((3, 4)), 0)
+    array([4., 4., 4.])
     """
-    degenerate = (
-        "or the fitted weights are degenerate (a fit that was diverging: refit with a "
-        "lower learning_rate_init)."
-    )
-    if what == "X":
-        return (
-            f"{method} produced non-finite values. Either X has values too large in "
-            "magnitude for the fitted model, which computes in float32 on curves centred by "
-            f"mean_ and divided by scale_={scale:g} (check that X is in the training "
-            f"curves' units), {degenerate}"
-        )
-    return (
-        f"{method} produced non-finite curves. Either the latent codes are too large in "
-        f"magnitude for the float32 decoder (the prior's codes are of order 1), {degenerate}"
-    )
+    device = torch.device(device)
+    chunk_size = chunk_size or chunk_size_for(device)
+    n_samples = X.shape[0]
+    out = np.empty(_output_shape(n_samples, n_outputs), dtype=np.float64)
+    stage = np.empty((min(chunk_size, n_samples), X.shape[1]), dtype=np.float64)
+    buffer = torch.zeros((chunk_size, X.shape[1]), dtype=dtype, device=device)
+    for start in range(0, n_samples, chunk_size):
+        stop = min(start + chunk_size, n_samples)
+        rows = stage[: stop - start]
+        if scaler is not None:
+            with np.errstate(over="ignore", invalid="ignore"):  # reported below
+                np.subtract(X[start:stop], scaler.mean, out=rows)
+                rows /= scaler.scale
+        else:
+            rows[...] = X[start:stop]
+        buffer[: stop - start].copy_(torch.from_numpy(rows))
+        if stop - start < chunk_size:
+            buffer[stop - start :].zero_()
+        result = function(buffer)[: stop - start]
+        torch.from_numpy(out[start:stop]).copy_(result)
+    if non_finite_error is not None and not np.isfinite(out).all():
+        raise ValueError(non_finite_error)
+    return out

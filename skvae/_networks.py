@@ -23,25 +23,69 @@ ACTIVATIONS = {
 #: so exp(log-variance) can neither overflow nor underflow to 0 during training.
 LOGVAR_BOUND = 16.0
 _LOG_2PI = math.log(2.0 * math.pi)
+#: ``noise`` value of a module whose noise is profiled out in training.
+PROFILED = "profiled"
+#: Added to a curve's mean squared error (model units, where the data's variance is about
+#: 1) before its log: noise levels below about 1e-5 of the data's scale are not resolved.
+PROFILE_FLOOR = 1e-10
 
 
-def make_mlp(sizes: list[int], activation: str) -> nn.Sequential:
-    """Linear layers of the given sizes with ``activation`` between them (none after the last)."""
+class Residual(nn.Module):
+    """A hidden block ``h + act(W h + b)`` of constant width."""
+
+    def __init__(self, width: int, activation: str):
+        super().__init__()
+        self.linear = nn.Linear(width, width)
+        self.activation = ACTIVATIONS[activation]()
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h + self.activation(self.linear(h))
+
+
+def _is_residual(sizes: list[int], i: int, residual: bool) -> bool:
+    """Whether layer ``i`` of a hidden stack through ``sizes`` is a residual block: every
+    layer but the first whose width does not change, when ``residual``."""
+    return residual and i > 0 and sizes[i] == sizes[i + 1]
+
+
+def hidden_stack(sizes: list[int], activation: str, residual: bool = False) -> nn.Sequential:
+    """Hidden layers through ``sizes``: ``Linear`` + activation, or a :class:`Residual`
+    block ``h + act(W h + b)`` where the width stays the same (when ``residual``)."""
     layers: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(n_in, n_out))
-        if i < len(sizes) - 2:
-            layers.append(ACTIVATIONS[activation]())
+        if _is_residual(sizes, i, residual):
+            layers.append(Residual(n_in, activation))
+        else:
+            layers += [nn.Linear(n_in, n_out), ACTIVATIONS[activation]()]
     return nn.Sequential(*layers)
+
+
+def _stack_shapes(prefix: str, sizes: list[int], residual: bool) -> dict[str, tuple[int, ...]]:
+    """State-dict names and shapes of :func:`hidden_stack` without building it."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    index = 0
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        block = _is_residual(sizes, i, residual)
+        name = f"{prefix}.{index}" + (".linear" if block else "")
+        shapes[f"{name}.weight"] = (n_out, n_in)
+        shapes[f"{name}.bias"] = (n_out,)
+        index += 1 if block else 2
+    return shapes
 
 
 class Encoder(nn.Module):
     """MLP mapping a curve to the mean and log-variance of a diagonal Gaussian posterior."""
 
-    def __init__(self, n_features: int, hidden: list[int], latent_dims: int, activation: str):
+    def __init__(
+        self,
+        n_features: int,
+        hidden: list[int],
+        latent_dims: int,
+        activation: str,
+        residual: bool = False,
+    ):
         super().__init__()
-        self.body = make_mlp([n_features, *hidden], activation)
-        self.body.append(ACTIVATIONS[activation]())
+        self.body = hidden_stack([n_features, *hidden], activation, residual)
         self.mean = nn.Linear(hidden[-1], latent_dims)
         self.logvar = nn.Linear(hidden[-1], latent_dims)
 
@@ -54,16 +98,39 @@ class Encoder(nn.Module):
 class Decoder(nn.Module):
     """MLP mapping a latent code to a curve (the mean of the Gaussian likelihood)."""
 
-    def __init__(self, latent_dims: int, hidden: list[int], n_features: int, activation: str):
+    def __init__(
+        self,
+        latent_dims: int,
+        hidden: list[int],
+        n_features: int,
+        activation: str,
+        residual: bool = False,
+    ):
         super().__init__()
-        self.net = make_mlp([latent_dims, *hidden, n_features], activation)
+        self.net = hidden_stack([latent_dims, *hidden], activation, residual)
+        self.net.append(nn.Linear(hidden[-1], n_features))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
 
 
+#: Constructor arguments of :class:`VAEModule` and their defaults (None: required).
+CONFIG_KEYS = {
+    "n_features": None,
+    "hidden": None,
+    "latent_dims": None,
+    "activation": None,
+    "noise": None,
+    "residual": False,
+}
+
+
 class VAEModule(nn.Module):
     """Encoder, decoder and the observation noise of the Gaussian likelihood.
+
+    The module keeps its constructor arguments in :attr:`config` (JSON-compatible), so a
+    saved module is rebuilt from its config, and :meth:`parameter_shapes` tells the
+    tensors a config needs without building anything.
 
     Parameters
     ----------
@@ -75,8 +142,20 @@ class VAEModule(nn.Module):
         Dimension of the latent space.
     activation : str
         A key of :data:`ACTIVATIONS`.
-    noise : float or None
-        Fixed observation noise standard deviation, or None to learn one shared σ.
+    noise : float, None or "profiled"
+        Fixed observation noise standard deviation (model units); None to learn one
+        shared σ by gradient descent; ``"profiled"`` to set each curve's noise to its
+        maximum-likelihood value during training (see :func:`profiled_nll`), with
+        ``log_sigma`` a buffer that training sets to the shared value afterwards.
+    residual : bool, default=False
+        Hidden-to-hidden layers of equal width are residual blocks ``h + act(W h + b)``.
+
+    Examples
+    --------
+    >>> module = VAEModule(n_features=10, hidden=[8, 8], latent_dims=2, activation="silu",
+    ...                    noise=None, residual=True)
+    >>> module.config["residual"], VAEModule.parameter_shapes(module.config)["log_sigma"]
+    (True, ())
     """
 
     def __init__(
@@ -85,20 +164,72 @@ class VAEModule(nn.Module):
         hidden: list[int],
         latent_dims: int,
         activation: str,
-        noise: float | None,
+        noise: float | str | None,
+        residual: bool = False,
     ):
         super().__init__()
+        if isinstance(noise, str) and noise != PROFILED:
+            raise ValueError(f"noise must be a float, None or {PROFILED!r}, got {noise!r}.")
+        self.config = {
+            "n_features": int(n_features),
+            "hidden": [int(h) for h in hidden],
+            "latent_dims": int(latent_dims),
+            "activation": str(activation),
+            "noise": noise if noise is None or noise == PROFILED else float(noise),
+            "residual": bool(residual),
+        }
         # Construction draws default initial weights from torch's global generator; do it
         # in a forked RNG so that user code's global random stream is left untouched.
         # The estimator then calls ``reset_parameters`` with its own generator.
         with torch.random.fork_rng(devices=[]):
-            self.encoder = Encoder(n_features, hidden, latent_dims, activation)
-            self.decoder = Decoder(latent_dims, hidden[::-1], n_features, activation)
-        log_sigma = torch.tensor(0.0 if noise is None else math.log(noise))
+            self.encoder = Encoder(n_features, hidden, latent_dims, activation, residual)
+            self.decoder = Decoder(latent_dims, hidden[::-1], n_features, activation, residual)
+        log_sigma = torch.tensor(0.0 if noise is None or noise == PROFILED else math.log(noise))
         if noise is None:
             self.log_sigma = nn.Parameter(log_sigma)
         else:
             self.register_buffer("log_sigma", log_sigma)
+
+    @staticmethod
+    def parameter_shapes(config: dict) -> dict[str, tuple[int, ...]]:
+        """Names and shapes of the state dict of ``VAEModule(**config)``, built from the
+        config alone (no module, no memory proportional to the network).
+
+        Parameters
+        ----------
+        config : dict
+            Constructor arguments, as in :attr:`config`.
+
+        Returns
+        -------
+        shapes : dict of str to tuple of int
+
+        Raises
+        ------
+        ValueError
+            If ``config`` has unknown or missing keys.
+        """
+        unknown = set(config) - set(CONFIG_KEYS)
+        missing = {k for k, v in CONFIG_KEYS.items() if v is None and k != "noise"} - set(config)
+        if unknown or missing:
+            raise ValueError(
+                f"invalid network config: unknown keys {sorted(unknown)}, "
+                f"missing keys {sorted(missing)}."
+            )
+        n, hidden, d = config["n_features"], list(config["hidden"]), config["latent_dims"]
+        residual = bool(config.get("residual", False))
+        shapes = _stack_shapes("encoder.body", [n, *hidden], residual)
+        for head in ("mean", "logvar"):
+            shapes[f"encoder.{head}.weight"] = (d, hidden[-1])
+            shapes[f"encoder.{head}.bias"] = (d,)
+        shapes.update(_stack_shapes("decoder.net", [d, *hidden[::-1]], residual))
+        last = 2 * len(hidden) - sum(
+            _is_residual([d, *hidden[::-1]], i, residual) for i in range(len(hidden))
+        )
+        shapes[f"decoder.net.{last}.weight"] = (n, hidden[0])
+        shapes[f"decoder.net.{last}.bias"] = (n,)
+        shapes["log_sigma"] = ()
+        return shapes
 
     @torch.no_grad()
     def reset_parameters(self, generator: torch.Generator) -> None:
@@ -110,11 +241,40 @@ class VAEModule(nn.Module):
                 layer.weight.uniform_(-bound, bound, generator=generator)
                 layer.bias.uniform_(-bound, bound, generator=generator)
 
+    @property
+    def profiled(self) -> bool:
+        """Whether the noise is profiled (set to its maximum-likelihood value) in training."""
+        return self.config["noise"] == PROFILED
+
     def forward(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-curve negative log-likelihood and KL, with ``z = mean + std * eps``."""
+        """Per-curve squared reconstruction error (summed over points) and KL, with
+        ``z = mean + std * eps``."""
         mean, logvar = self.encoder(x)
         z = mean + torch.exp(0.5 * logvar) * eps
-        return gaussian_nll(x, self.decoder(z), self.log_sigma), gaussian_kl(mean, logvar)
+        return (x - self.decoder(z)).square().sum(dim=-1), gaussian_kl(mean, logvar)
+
+    def reconstruction_nll(self, squared_error: torch.Tensor, n_features: int) -> torch.Tensor:
+        """Per-curve negative log-likelihood from :meth:`forward`'s squared errors: with
+        the module's σ, or each curve's own maximum-likelihood σ when profiled."""
+        if self.profiled:
+            return profiled_nll(squared_error, n_features)
+        log_sigma = self.log_sigma
+        return 0.5 * squared_error * torch.exp(-2 * log_sigma) + n_features * (
+            log_sigma + 0.5 * _LOG_2PI
+        )
+
+
+def profiled_nll(squared_error: torch.Tensor, n_features: int) -> torch.Tensor:
+    """Per-curve Gaussian negative log-likelihood at the curve's maximum-likelihood noise.
+
+    With σᵢ² = MSEᵢ (the curve's mean squared error; Rybkin et al. 2021's "optimal σ",
+    per curve) the negative log-likelihood is ``D/2 · (log(2π MSEᵢ) + 1)``. Its gradient
+    is the squared error's divided by MSEᵢ: every curve's *relative* error counts, the
+    step size follows the noise as it shrinks (no edge-of-stability spikes), and curves
+    that span large ranges no longer dominate. ``PROFILE_FLOOR`` keeps the log finite.
+    """
+    mse = squared_error / n_features + PROFILE_FLOOR
+    return 0.5 * n_features * (torch.log(mse) + _LOG_2PI + 1.0)
 
 
 def gaussian_nll(x: torch.Tensor, x_hat: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:

@@ -1,21 +1,34 @@
-"""The training loop: mini-batches sliced from one tensor, Adam, a learning-rate schedule,
-convergence and early-stopping bookkeeping. Pure torch; it never sees scikit-learn or numpy.
+"""The training loop: mini-batches from a batch source, Adam, a learning-rate schedule,
+gradient clipping, convergence and early-stopping bookkeeping.
+
+Pure torch; it never sees scikit-learn or numpy. Nothing inside an epoch reads a tensor
+back to the host: clipping statistics and loss sums stay on the device, and finiteness
+is checked once per epoch, so a GPU is never stalled by a per-step synchronisation.
 """
 
 from __future__ import annotations
 
-import copy
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 
-from ._networks import VAEModule, gaussian_kl, gaussian_nll, sigma_points
+from ._networks import (
+    PROFILE_FLOOR,
+    VAEModule,
+    gaussian_kl,
+    gaussian_nll,
+    sigma_points,
+)
 
 #: The cosine schedule anneals to this fraction of the initial rate, then stays there
 #: (so that ``partial_fit`` beyond ``max_iter`` epochs still learns).
 COSINE_FLOOR = 0.01
+#: Gradient norms are clipped at this multiple of their running average (see clip_gradients).
+CLIP_FACTOR = 2.0
+CLIP_DECAY = 0.98
 
 
 class TrainingDiverged(FloatingPointError):
@@ -36,36 +49,16 @@ class TrainingConfig:
     kl_weight: float
 
 
-#: Gradient norms are clipped at this multiple of their running average (see clip_gradients).
-CLIP_FACTOR = 2.0
-CLIP_DECAY = 0.98
-
-
-def clip_gradients(parameters, average: float) -> float:
-    """Clip the gradients' global norm at ``CLIP_FACTOR`` times its running ``average``.
-
-    With a learned observation noise the gradients grow as the noise shrinks, and one
-    batch with an unusually poor fit can yield a gradient many times the usual size; Adam
-    turns such an outlier into a step of several learning rates in every coordinate.
-    Clipping relative to the running norm tames those steps and leaves ordinary ones
-    untouched. Returns the updated running average (0 means "no step seen yet").
-    """
-    limit = CLIP_FACTOR * average if average > 0 else math.inf
-    norm = float(torch.nn.utils.clip_grad_norm_(parameters, limit))
-    if not math.isfinite(norm):
-        return average
-    seen = min(norm, limit)
-    return seen if average == 0 else CLIP_DECAY * average + (1 - CLIP_DECAY) * seen
-
-
 @dataclass
 class TrainingState:
-    """Everything that carries over between epochs (and between ``partial_fit`` calls).
+    """Everything that carries over between epochs and fits (plain values only).
 
-    Losses are per curve and per grid point, in the scaled space.
+    Losses are per curve and per grid point, in model units. ``optimizer_state`` is the
+    optimizer's ``state_dict`` (CPU tensors between fits), not a live optimizer, so the
+    state pickles and saves anywhere.
     """
 
-    optimizer: torch.optim.Optimizer
+    optimizer_state: dict | None = None
     epoch: int = 0
     loss: list[float] = field(default_factory=list)
     reconstruction: list[float] = field(default_factory=list)
@@ -73,13 +66,61 @@ class TrainingState:
     validation: list[float] = field(default_factory=list)
     best_loss: float = math.inf
     best_validation: float = -math.inf
-    best_weights: dict | None = None
     no_improvement: int = 0
     grad_norm_average: float = 0.0
 
 
-def make_optimizer(module: VAEModule, learning_rate_init: float) -> torch.optim.Optimizer:
-    return torch.optim.Adam(module.parameters(), lr=learning_rate_init, foreach=True)
+class BatchSource(Protocol):
+    """Where an epoch's mini-batches come from (in memory, or streamed from blocks)."""
+
+    n_samples: int
+    n_features: int
+
+    def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+        """Yield the epoch's shuffled mini-batches: float32, model units, on the device."""
+        ...
+
+
+class TensorBatches:
+    """Mini-batches sliced from one device-resident tensor in a fresh random order.
+
+    Parameters
+    ----------
+    X : torch.Tensor of shape (n_samples, n_features)
+        Training curves in model units, on the training device.
+    """
+
+    def __init__(self, X: torch.Tensor):
+        self.X = X
+        self.n_samples, self.n_features = X.shape
+
+    def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+        order = torch.randperm(self.n_samples, generator=generator).to(self.X.device)
+        for start in range(0, self.n_samples, batch_size):
+            yield self.X[order[start : start + batch_size]]
+
+
+def make_optimizer(module: VAEModule, learning_rate_init: float, state: dict | None = None):
+    """Adam over ``module``'s parameters, continuing from ``state`` when given."""
+    optimizer = torch.optim.Adam(module.parameters(), lr=learning_rate_init, foreach=True)
+    if state is not None:
+        optimizer.load_state_dict(state)  # moves the moments to the parameters' device
+    return optimizer
+
+
+def optimizer_state_on_cpu(optimizer: torch.optim.Optimizer) -> dict:
+    """A detached copy of ``optimizer``'s state dict with every tensor on the CPU."""
+
+    def to_cpu(value):
+        if torch.is_tensor(value):
+            return value.detach().to("cpu", copy=True)
+        if isinstance(value, dict):
+            return {k: to_cpu(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [to_cpu(v) for v in value]
+        return value
+
+    return to_cpu(optimizer.state_dict())
 
 
 def learning_rate(config: TrainingConfig, epoch: int) -> float:
@@ -93,46 +134,74 @@ def learning_rate(config: TrainingConfig, epoch: int) -> float:
     return lr
 
 
+def clip_gradients(parameters: list[torch.Tensor], average: torch.Tensor) -> None:
+    """Clip the gradients' global norm at ``CLIP_FACTOR`` times its running ``average``.
+
+    With a learned observation noise the gradients grow as the noise shrinks, and one
+    batch with an unusually poor fit can yield a gradient many times the usual size; Adam
+    turns such an outlier into a step of several learning rates in every coordinate.
+    Clipping relative to the running norm tames those steps and leaves ordinary ones
+    untouched. ``average`` (a 0-d float32 tensor on the device; 0 means "no step seen
+    yet") is updated in place; nothing is read back to the host.
+    """
+    grads = [p.grad for p in parameters if p.grad is not None]
+    norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    limit = torch.where(average > 0, CLIP_FACTOR * average, torch.full_like(average, math.inf))
+    torch._foreach_mul_(grads, torch.clamp(limit / (norm + 1e-6), max=1.0))
+    seen = torch.minimum(norm, limit)
+    updated = torch.where(average > 0, CLIP_DECAY * average + (1 - CLIP_DECAY) * seen, seen)
+    average.copy_(torch.where(torch.isfinite(norm), updated, average))
+
+
 def run_epoch(
     module: VAEModule,
     optimizer: torch.optim.Optimizer,
-    X: torch.Tensor,
+    source: BatchSource,
     config: TrainingConfig,
     lr: float,
     generator: torch.Generator,
-    state: TrainingState | None = None,
-) -> tuple[float, float, float]:
-    """One pass over ``X`` in shuffled mini-batches; returns mean (loss, recon, kl) per point.
+    grad_norm_average: torch.Tensor,
+) -> torch.Tensor:
+    """One pass over ``source`` in shuffled mini-batches.
 
-    With ``state``, gradients are clipped relative to ``state.grad_norm_average``.
+    Returns a float64 tensor (on the device) of the mean loss, reconstruction and KL per
+    point; ``grad_norm_average`` is updated in place.
     """
     for group in optimizer.param_groups:
         group["lr"] = lr
     module.train()
-    n_samples, n_features = X.shape
-    latent_dims = module.encoder.mean.out_features
-    order = torch.randperm(n_samples, generator=generator)
-    totals = torch.zeros(2, dtype=torch.float64, device=X.device)
-    for start in range(0, n_samples, config.batch_size):
-        batch = X[order[start : start + config.batch_size]]
-        # drawn on the CPU generator, then moved: the same stream on every device
-        eps = torch.randn(len(batch), latent_dims, generator=generator, dtype=X.dtype)
-        eps = eps.to(X.device)
-        nll, kl = module(batch, eps)
-        loss = (nll.sum() + config.kl_weight * kl.sum()) / (len(batch) * n_features)
+    parameters = [p for p in module.parameters() if p.requires_grad]
+    latent_dims = module.config["latent_dims"]
+    device = grad_norm_average.device
+    n_features = source.n_features
+    totals = torch.zeros(3, dtype=torch.float64, device=device)
+    # the epoch's reparametrisation noise, drawn on the CPU generator and moved once: the
+    # same stream on every device, one transfer per epoch
+    noise = torch.randn(source.n_samples, latent_dims, generator=generator).to(device)
+    n_seen = 0
+    for batch in source.batches(config.batch_size, generator):
+        eps = noise[n_seen : n_seen + len(batch)]
+        squared_error, kl = module(batch, eps)
+        nll = module.reconstruction_nll(squared_error, n_features)
+        loss = (nll.sum() + config.kl_weight * kl.sum()) / batch.numel()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if state is not None:
-            state.grad_norm_average = clip_gradients(module.parameters(), state.grad_norm_average)
+        clip_gradients(parameters, grad_norm_average)
         optimizer.step()
-        totals += torch.stack([nll.detach().sum(), kl.detach().sum()]).double()
-    recon, kl = (totals / (n_samples * n_features)).tolist()
-    return recon + config.kl_weight * kl, recon, kl
+        sums = torch.stack([nll.detach().sum(), kl.detach().sum(), squared_error.detach().sum()])
+        totals += sums.double()
+        n_seen += len(batch)
+    recon, kl, mse = totals / (n_seen * n_features)
+    if module.profiled:  # the shared noise that score_samples uses: the epoch's RMS error
+        with torch.no_grad():
+            module.log_sigma.copy_(0.5 * torch.log(mse + PROFILE_FLOOR))
+    return torch.stack([recon + config.kl_weight * kl, recon, kl])
 
 
 @torch.no_grad()
 def negative_elbo(module: VAEModule, X: torch.Tensor, kl_weight: float = 1.0) -> torch.Tensor:
-    """Deterministic per-row negative ELBO (unscented estimate of the expected log-likelihood).
+    """Deterministic per-row negative ELBO (unscented estimate of the expected log-likelihood),
+    with the module's shared noise σ (for a profiled-noise module: the RMS training error).
 
     The networks run in float32; the likelihood and KL are evaluated in ``X``'s dtype, so a
     float64 ``X`` far from the training data gets a finite (very low) ELBO where float32
@@ -148,15 +217,52 @@ def negative_elbo(module: VAEModule, X: torch.Tensor, kl_weight: float = 1.0) ->
     return nll + kl_weight * gaussian_kl(mean.to(X.dtype), logvar.to(X.dtype))
 
 
-def _is_finite(module: VAEModule) -> bool:
-    return all(bool(torch.isfinite(p).all()) for p in module.state_dict().values())
+def validation_elbo(module: VAEModule, X: torch.Tensor, kl_weight: float) -> torch.Tensor:
+    """Mean ELBO per curve and grid point of held-out curves ``X`` (model units, 0-d)."""
+    return -negative_elbo(module, X, kl_weight).mean() / X.shape[1]
+
+
+def still_improving(
+    losses: list[float], window: int, tol: float, higher_is_better: bool = False
+) -> bool:
+    """Whether the best of the last ``window`` values beats the best before them by more
+    than ``tol`` per epoch on average, i.e. by more than ``tol * window`` (always True when
+    fewer than ``window + 1`` values exist: too short to tell)."""
+    if len(losses) <= window:
+        return True
+    sign = -1.0 if higher_is_better else 1.0
+    before = min(sign * v for v in losses[:-window])
+    recent = min(sign * v for v in losses[-window:])
+    return recent < before - tol * window
+
+
+def _snapshot(module: VAEModule, optimizer: torch.optim.Optimizer, average: torch.Tensor):
+    return (
+        {k: v.clone() for k, v in module.state_dict().items()},
+        optimizer_state_on_cpu(optimizer) if optimizer.state else None,
+        average.clone(),
+    )
+
+
+def _restore(module, optimizer, average, snapshot) -> None:
+    weights, optimizer_state, average_before = snapshot
+    module.load_state_dict(weights)
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state)
+    else:
+        optimizer.state.clear()
+    average.copy_(average_before)
+
+
+def _is_finite(module: VAEModule) -> torch.Tensor:
+    return torch.stack([torch.isfinite(p).all() for p in module.state_dict().values()]).all()
 
 
 def train(
     module: VAEModule,
     state: TrainingState,
-    X_train: torch.Tensor,
-    X_val: torch.Tensor | None,
+    source: BatchSource,
+    validation: Callable[[VAEModule], torch.Tensor] | None,
     config: TrainingConfig,
     generator: torch.Generator,
     n_epochs: int,
@@ -165,11 +271,14 @@ def train(
 ) -> str:
     """Run up to ``n_epochs`` epochs, updating ``module`` and ``state`` in place.
 
+    ``module`` is on the training device; ``validation`` (or None) maps the module to its
+    validation ELBO per point (a 0-d tensor, model units).
+
     Returns why training stopped: ``"converged"`` (no improvement larger than ``tol`` for
     ``n_iter_no_change`` epochs, on the training loss or on the validation score when
-    ``X_val`` is given), ``"max_epochs"``, or ``"interrupted"`` (KeyboardInterrupt; the
-    weights are then those of the last completed epoch, or the best ones with ``X_val``).
-    When ``X_val`` is given the best weights are restored before returning.
+    ``validation`` is given), ``"max_epochs"``, or ``"interrupted"`` (KeyboardInterrupt;
+    the weights are then those of the last completed epoch, or the best ones with
+    ``validation``). With ``validation``, the best weights are restored before returning.
 
     Raises
     ------
@@ -177,41 +286,43 @@ def train(
         If an epoch yields a non-finite loss or weights. ``module`` and ``state`` are
         restored to how they were before that epoch.
     """
+    device = next(module.parameters()).device
+    optimizer = make_optimizer(module, config.learning_rate_init, state.optimizer_state)
+    average = torch.tensor(state.grad_norm_average, dtype=torch.float32, device=device)
+    best_weights = None
     reason = "max_epochs"
     in_epoch = False  # True while an epoch's updates are incomplete
     try:
         for _ in range(n_epochs):
-            before = copy.deepcopy(module.state_dict())
-            optimizer_before = copy.deepcopy(state.optimizer.state_dict())
-            average_before = state.grad_norm_average
+            before = _snapshot(module, optimizer, average)
             in_epoch = True
             lr = learning_rate(config, state.epoch)
-            loss, recon, kl = run_epoch(
-                module, state.optimizer, X_train, config, lr, generator, state
-            )
-            if not (math.isfinite(loss) and _is_finite(module)):
-                module.load_state_dict(before)
-                state.optimizer.load_state_dict(optimizer_before)
-                state.grad_norm_average = average_before
-                learned = isinstance(module.log_sigma, torch.nn.Parameter)
+            result = run_epoch(module, optimizer, source, config, lr, generator, average)
+            values = [torch.as_tensor(v, dtype=torch.float64, device=device) for v in result]
+            values.append(_is_finite(module).to(torch.float64))
+            if validation is not None:
+                values.append(validation(module).to(torch.float64))
+            values = torch.stack(values).tolist()  # the epoch's one host synchronisation
+            loss, recon, kl, finite = values[:4]
+            if not (math.isfinite(loss) and finite):
+                _restore(module, optimizer, average, before)
+                fixed = isinstance(module.config["noise"], float)
                 raise TrainingDiverged(
                     f"Training diverged at epoch {state.epoch + 1} (non-finite loss or weights). "
                     f"Lower learning_rate_init (currently {config.learning_rate_init:g}), "
-                    + ("or use a fixed observation noise." if learned else "or increase noise.")
+                    + ("or increase noise." if fixed else "or use a fixed observation noise.")
                 )
-            if X_val is not None:
-                score = -float(negative_elbo(module, X_val, config.kl_weight).mean())
-                score /= X_val.shape[1]
             state.epoch += 1
             state.loss.append(loss)
             state.reconstruction.append(recon)
             state.kl.append(kl)
-            if X_val is not None:
+            if validation is not None:
+                score = values[4]
                 state.validation.append(score)
                 improved = score > state.best_validation + config.tol
                 if score > state.best_validation:
                     state.best_validation = score
-                    state.best_weights = copy.deepcopy(module.state_dict())
+                    best_weights = {k: v.clone() for k, v in module.state_dict().items()}
             else:
                 improved = loss < state.best_loss - config.tol
                 state.best_loss = min(state.best_loss, loss)
@@ -224,11 +335,11 @@ def train(
                 break
     except KeyboardInterrupt:
         if in_epoch:  # drop the half-finished epoch (not one completed before a callback)
-            module.load_state_dict(before)
-            state.optimizer.load_state_dict(optimizer_before)
-            state.grad_norm_average = average_before
+            _restore(module, optimizer, average, before)
         reason = "interrupted"
-    if X_val is not None and state.best_weights is not None:
-        module.load_state_dict(state.best_weights)
+    if best_weights is not None:
+        module.load_state_dict(best_weights)
     module.eval()
+    state.optimizer_state = optimizer_state_on_cpu(optimizer) if optimizer.state else None
+    state.grad_norm_average = float(average)
     return reason

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from numbers import Integral, Real
 
 import numpy as np
@@ -18,15 +17,19 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import _training
-from ._inference import apply_in_chunks, non_finite_message
+from ._inference import apply_in_chunks
+from ._latent_model import LatentModel
 from ._networks import ACTIVATIONS
+from ._scaling import CurveScaler
 from ._utils import unchanged_on_failure
-from ._vae_fitting import fit_epochs
+from ._vae_fitting import CurveVAEFittingMixin, resolve_device
 
 __all__ = ["BetaCurveVAE"]
 
 
-class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class BetaCurveVAE(
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, CurveVAEFittingMixin, BaseEstimator
+):
     """Variational autoencoder for families of curves sampled on a common grid.
 
     Each row of ``X`` is one curve (a function sampled at ``n_features`` points). An MLP
@@ -46,8 +49,8 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     hidden_layer_sizes : tuple of int, default=(128, 128)
         Widths of the encoder's hidden layers; the decoder mirrors them.
     activation : {"silu", "tanh", "relu", "gelu", "elu", "softplus"}, default="silu"
-        Hidden-layer activation. The seed notebook used ``"tanh"`` with three layers of 32.
-    max_iter : int, default=400
+        Hidden-layer activation. The original blog post used ``"tanh"`` with three layers of 32.
+    max_iter : int, default=250
         Maximum number of epochs (passes over the training data).
     batch_size : int, default=512
         Mini-batch size (clipped to the number of training curves).
@@ -64,18 +67,28 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         Minimum improvement of the loss per point (or of the validation score when
         ``early_stopping``) that counts as progress.
     n_iter_no_change : int, default=50
-        Training stops after this many epochs without progress of at least ``tol``. The
-        training loss of a VAE with a learned noise has occasional transient spikes; a
-        window of 50 epochs keeps them from ending training early.
+        Training stops after this many epochs without progress of at least ``tol``.
+        ``ConvergenceWarning`` is raised only when training stops at ``max_iter`` while
+        the best loss (validation score with ``early_stopping``) of the last
+        ``n_iter_no_change`` epochs still beats the best before them by more than ``tol``
+        per epoch on average: a fit whose schedule ran out on a flat loss does not warn.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the curves, track the validation ELBO, stop when
         it no longer improves and restore the best weights.
     validation_fraction : float, default=0.1
         Fraction of the training curves held out when ``early_stopping``.
-    noise : "learned" or float, default="learned"
-        Standard deviation of the Gaussian observation noise, in the data's units: a fixed
-        value (the seed's η) or ``"learned"`` (one shared σ trained with the rest, which
-        trains faster and gives a calibrated likelihood).
+    noise : {"profiled", "learned"} or float, default="profiled"
+        Standard deviation of the Gaussian observation noise, in the data's units.
+        ``"profiled"``: during training each curve's noise is set to its maximum-likelihood
+        value (its RMS reconstruction error; the "optimal σ" of Rybkin et al. 2021, per
+        curve), so the loss is ``½ log MSE`` per curve plus the KL: the step size follows
+        the shrinking error (no loss spikes) and every curve's relative error counts.
+        ``noise_`` is then the RMS training error of the last epoch, one shared σ, so
+        :meth:`score_samples` is an ELBO. ``"learned"``: one shared σ trained by gradient
+        descent with the rest. A float: a fixed σ (the blog post's η).
+    residual : bool, default=True
+        Hidden-to-hidden layers of equal width are residual blocks ``h + act(W h + b)``
+        (better conditioned, same cost per epoch as a plain MLP).
     kl_weight : float, default=1.0
         Weight of the KL term in the loss (1 is the ELBO; other values give a β-VAE).
     warm_start : bool, default=False
@@ -91,8 +104,11 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         validation split, through a local ``torch.Generator``. Pass an int for
         reproducible fits.
     device : {"cpu", "cuda", "auto"}, default="cpu"
-        Where to train. ``"auto"`` picks CUDA when available. The fitted networks are
-        kept on the CPU, so fitted estimators pickle and load anywhere.
+        Where to fit *and* compute: ``transform``, ``inverse_transform``,
+        ``score_samples``, ``sample`` and :class:`LatentMatcher` run there too and return
+        numpy. ``"auto"`` picks CUDA when available. The fitted networks are stored on the
+        CPU (a device copy is made once, on first use, and never pickled), so fitted
+        estimators pickle and load anywhere.
 
     Attributes
     ----------
@@ -110,8 +126,12 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         Number of epochs run (over all fits when warm starting).
     loss_curve_ : list of float
         Training loss (negative ELBO per curve and grid point, data units) per epoch.
-    reconstruction_curve_, kl_curve_ : list of float
-        The reconstruction and KL parts of the loss per epoch.
+    reconstruction_curve_ : list of float
+        The reconstruction part of the loss per epoch (per curve and grid point).
+    kl_curve_ : list of float
+        Mean KL divergence per curve (in nats, not per grid point) per epoch.
+    scaler_ : CurveScaler
+        ``mean_`` and ``scale_`` as one object (model units to data units and back).
     validation_scores_ : list of float or None
         Validation ELBO per curve and grid point per epoch when ``early_stopping``.
     best_validation_score_ : float or None
@@ -130,16 +150,10 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     Notes
     -----
     **Threads and parallel model selection.** Torch's CPU kernels use
-    ``torch.get_num_threads()`` threads (by default one per core); the estimator does not
-    change that number. With ``n_jobs > 1``, scikit-learn tools (``GridSearchCV``,
-    ``cross_val_score``, ...) run fits in joblib's process-based ``loky`` workers, which
-    start with ``OMP_NUM_THREADS = max(cpu_count() // n_jobs, 1)`` unless that variable is
-    already set; torch reads it, so the workers together use about one thread per core
-    and do not oversubscribe (measured: on 2 cores with ``n_jobs=2`` each worker runs
-    torch with 1 thread). To choose the per-worker number, use
-    ``joblib.parallel_config(backend="loky", inner_max_num_threads=k)``. The ``"threading"``
-    backend shares one process: call ``torch.set_num_threads(max(1, os.cpu_count() //
-    n_jobs))`` beforehand to avoid oversubscription.
+    ``torch.get_num_threads()`` threads; the estimator does not change that number. With
+    ``n_jobs > 1``, scikit-learn's process-based ``loky`` workers start with about one
+    thread per core share, so parallel model selection does not oversubscribe; see the
+    user guide's training page for the threading and Dask backends.
 
     **Interrupting a fit.** A ``KeyboardInterrupt`` (Ctrl-C) during :meth:`fit` or
     :meth:`partial_fit` ends training with a ``UserWarning``: the estimator keeps the
@@ -179,7 +193,8 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "noise": [StrOptions({"learned"}), Interval(Real, 0, None, closed="neither")],
+        "noise": [StrOptions({"profiled", "learned"}), Interval(Real, 0, None, closed="neither")],
+        "residual": ["boolean"],
         "kl_weight": [Interval(Real, 0, None, closed="left")],
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
@@ -193,7 +208,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         *,
         hidden_layer_sizes=(128, 128),
         activation="silu",
-        max_iter=400,
+        max_iter=250,
         batch_size=512,
         learning_rate_init=4e-3,
         learning_rate="cosine",
@@ -202,7 +217,8 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         n_iter_no_change=50,
         early_stopping=False,
         validation_fraction=0.1,
-        noise="learned",
+        noise="profiled",
+        residual=True,
         kl_weight=1.0,
         warm_start=False,
         verbose=0,
@@ -222,6 +238,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.noise = noise
+        self.residual = residual
         self.kl_weight = kl_weight
         self.warm_start = warm_start
         self.verbose = verbose
@@ -231,7 +248,6 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64"]
-        tags.non_deterministic = False
         return tags
 
     # ------------------------------------------------------------------ fitting
@@ -255,7 +271,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         continuing = self.warm_start and hasattr(self, "module_")
         with unchanged_on_failure(self):
             X = validate_data(self, X, reset=not continuing, dtype=np.float64, order="C")
-            return fit_epochs(self, X, self.max_iter, incremental=False)
+            return self._fit(X, self.max_iter, incremental=False)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
@@ -281,7 +297,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             self._validate_params()
         with unchanged_on_failure(self):
             X = validate_data(self, X, reset=first, dtype=np.float64, order="C")
-            return fit_epochs(self, X, 1, incremental=True)
+            return self._fit(X, 1, incremental=True)
 
     # ---------------------------------------------------------------- inference
 
@@ -294,15 +310,35 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         return self.module_.decoder
 
     @property
-    def _n_features_out(self) -> int:
-        return (
-            self.latent_dims
-            if not hasattr(self, "module_")
-            else (self.module_.encoder.mean.out_features)
-        )
+    def scaler_(self) -> CurveScaler:
+        """The fitted scaling between data units and the networks' model units."""
+        return CurveScaler(self.mean_, self.scale_)
 
-    def _scale_in(self, chunk: np.ndarray) -> np.ndarray:
-        return (chunk - self.mean_) / self.scale_
+    @property
+    def _n_features_out(self) -> int:  # AttributeError (so NotFittedError) until fitted
+        return self.module_.config["latent_dims"]
+
+    def latent_model(self) -> LatentModel:
+        """The fitted networks on the estimator's device, with their units: the contract
+        that matchers (:class:`~skvae.LatentMatcher`) use to search the latent space.
+
+        Returns
+        -------
+        model : LatentModel
+            Encoder, decoder, scaler, device, noise and the row-independent chunk size.
+
+        Examples
+        --------
+        >>> from skvae import BetaCurveVAE, make_beta_curves
+        >>> X, _ = make_beta_curves(n_samples=200, random_state=0)
+        >>> vae = BetaCurveVAE(max_iter=2, random_state=0).fit(X)
+        >>> model = vae.latent_model()
+        >>> model.latent_dims, model.n_features, model.device.type
+        (2, 100, 'cpu')
+        """
+        check_is_fitted(self)
+        device = resolve_device(self.device)
+        return LatentModel.of(self.module_, self.scaler_, device, self.noise_)
 
     def transform(self, X):
         """Encode curves to their posterior means.
@@ -319,25 +355,20 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        model = self.latent_model()
         return apply_in_chunks(
-            lambda t: self.module_.encoder(t)[0],
+            lambda t: model.encoder(t)[0],
             X,
-            self._n_features_out,
-            prepare=self._scale_in,
-            non_finite_error=non_finite_message("transform", self.scale_),
+            model.latent_dims,
+            scaler=model.scaler,
+            device=model.device,
+            non_finite_error=_non_finite_message("transform", self.scale_),
         )
 
-    def _decode(self, Z: np.ndarray, method: str = "inverse_transform") -> np.ndarray:
+    def _decode(self, Z: np.ndarray, method: str) -> np.ndarray:
         """Decode validated latent codes to curves in data units (row-independent)."""
-        curves = apply_in_chunks(
-            self.module_.decoder,
-            Z,
-            self.n_features_in_,
-            non_finite_error=non_finite_message(method, self.scale_, "Z"),
-        )
-        curves *= self.scale_
-        curves += self.mean_
-        return curves
+        message = _non_finite_message(method, self.scale_, "Z")
+        return self.latent_model().decode(Z, non_finite_error=message)
 
     def inverse_transform(self, X):
         """Decode latent codes to curves in the original units.
@@ -359,7 +390,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 f"X has {Z.shape[1]} features, but inverse_transform expects latent codes "
                 f"with {self._n_features_out} features (latent_dims)."
             )
-        return self._decode(Z)
+        return self._decode(Z, "inverse_transform")
 
     def sample(self, n_samples=1, random_state=None):
         """Generate curves by decoding latent codes drawn from the prior N(0, I).
@@ -401,15 +432,17 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        model = self.latent_model()
         neg = apply_in_chunks(
-            lambda t: _training.negative_elbo(self.module_, t, self.kl_weight),
+            lambda t: _training.negative_elbo(model.module, t, self.kl_weight),
             X,
             0,
-            prepare=self._scale_in,
+            scaler=model.scaler,
             dtype=torch.float64,  # the networks run in float32, the likelihood in float64
-            non_finite_error=non_finite_message("score_samples", self.scale_),
+            device=model.device,
+            non_finite_error=_non_finite_message("score_samples", self.scale_),
         )
-        return -neg - X.shape[1] * math.log(self.scale_)
+        return -neg - model.scaler.log_likelihood_offset(X.shape[1])
 
     def score(self, X, y=None):
         """Mean ELBO of the curves in ``X`` (higher is better; usable by GridSearchCV).
@@ -427,3 +460,22 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             Mean of :meth:`score_samples`.
         """
         return float(np.mean(self.score_samples(X)))
+
+
+def _non_finite_message(method: str, scale: float, what: str = "X") -> str:
+    """Message of the ValueError raised when finite inputs overflow the float32 networks."""
+    degenerate = (
+        "or the fitted weights are degenerate (a fit that was diverging: refit with a "
+        "lower learning_rate_init)."
+    )
+    if what == "X":
+        return (
+            f"{method} produced non-finite values. Either X has values too large in "
+            "magnitude for the fitted model, which computes in float32 on curves centred by "
+            f"mean_ and divided by scale_={scale:g} (check that X is in the training "
+            f"curves' units), {degenerate}"
+        )
+    return (
+        f"{method} produced non-finite curves. Either the latent codes are too large in "
+        f"magnitude for the float32 decoder (the prior's codes are of order 1), {degenerate}"
+    )

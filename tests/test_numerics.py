@@ -83,7 +83,8 @@ def test_large_offset_small_variation(X_small, reference, offset):
     X_rec = vae.inverse_transform(vae.transform(X))
     assert np.isfinite(X_rec).all()
     relative_error = _rms(X_rec - X) / _rms(X - X.mean(axis=0))
-    assert relative_error == pytest.approx(relative_error_1, rel=1e-3)
+    # float64 rounds X at about 1e-4 of its variation here (offset 1e9, spread 1e-3)
+    assert relative_error == pytest.approx(relative_error_1, rel=5e-3)
 
 
 def test_constant_features(X_small):
@@ -210,7 +211,7 @@ def test_training_after_divergence_is_clean(X_small, monkeypatch):
 def test_log_variance_is_bounded(fitted_vae, curves):
     X = curves[1]
     for factor in (1.0, 1e10, -1e10, 1e30):
-        scaled = torch.as_tensor(fitted_vae._scale_in(X * factor), dtype=torch.float32)
+        scaled = torch.as_tensor(fitted_vae.scaler_.to_model(X * factor), dtype=torch.float32)
         with torch.no_grad():
             mean, logvar = fitted_vae.encoder_(scaled)
         assert torch.isfinite(logvar).all()

@@ -1,0 +1,120 @@
+"""One home for the data's units: centring per grid point and one global scale.
+
+The networks see curves in *model units* ``(X - mean) / scale``; users see *data units*.
+A Gaussian log-density per point changes by ``-log(scale)`` between the two.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Relative size below which the spread of the data counts as rounding of a constant.
+_CONSTANT_RTOL = 64 * np.finfo(np.float64).eps
+
+
+@dataclass(frozen=True, eq=False)
+class CurveScaler:
+    """Per-point centring and one global scale, shared by every grid point.
+
+    One scale for all points (the root mean of the per-point variances) keeps the
+    Gaussian likelihood's shared noise isotropic in the data's own units, so the training
+    loss is the squared error users measure.
+
+    Parameters
+    ----------
+    mean : ndarray of shape (n_features,)
+        Per-point mean of the training curves.
+    scale : float
+        Global scale (positive, finite, normal float64).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[0.0, 2.0], [2.0, 6.0]])
+    >>> scaler = CurveScaler.fit(X)
+    >>> scaler.mean, round(scaler.scale, 6)
+    (array([1., 4.]), 1.581139)
+    >>> np.allclose(scaler.to_data(scaler.to_model(X)), X)
+    True
+    """
+
+    mean: np.ndarray
+    scale: float
+
+    @classmethod
+    def fit(cls, X: np.ndarray) -> CurveScaler:
+        """Scaler of the curves ``X`` (rows are curves).
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+            Finite training curves.
+
+        Returns
+        -------
+        scaler : CurveScaler
+        """
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported later
+            mean = X.mean(axis=0)
+            centred = X - mean
+            peak = float(np.max(np.abs(centred))) if X.size else 0.0
+            variance = np.mean(np.var(centred / peak, axis=0)) if peak > 0 else 0.0
+        return cls.from_moments(mean, float(variance), peak)
+
+    @classmethod
+    def from_moments(cls, mean: np.ndarray, variance: float, peak: float) -> CurveScaler:
+        """Scaler from the per-point ``mean``, the mean per-point variance of the curves
+        divided by ``peak`` (their largest absolute deviation from ``mean``), and ``peak``.
+
+        Dividing by ``peak`` first keeps squares from overflowing. Data whose spread is
+        rounding of a constant (relative to the mean's size) fall back to the largest
+        absolute mean, so that the networks' small errors stay small relative to the data;
+        a zero or non-finite level falls back to 1. The scale is never subnormal.
+
+        Parameters
+        ----------
+        mean : ndarray of shape (n_features,)
+        variance : float
+            Mean over points of the variance of ``(X - mean) / peak``.
+        peak : float
+            Largest absolute value of ``X - mean``.
+
+        Returns
+        -------
+        scaler : CurveScaler
+        """
+        mean = np.asarray(mean, dtype=np.float64)
+        level = float(np.max(np.abs(mean))) if mean.size else 0.0
+        scale = math.sqrt(variance) * peak if peak > 0 and math.isfinite(peak) else 0.0
+        if not math.isfinite(level):
+            level = 0.0
+        if not scale > _CONSTANT_RTOL * level or not math.isfinite(scale):
+            scale = level  # constant curves (up to rounding)
+        if not scale >= np.finfo(np.float64).tiny or not math.isfinite(scale):
+            scale = 1.0
+        return cls(mean, float(scale))
+
+    @property
+    def log_scale(self) -> float:
+        """``log(scale)``."""
+        return math.log(self.scale)
+
+    def to_model(self, X: np.ndarray) -> np.ndarray:
+        """Curves in model units, ``(X - mean) / scale`` (float64; NaN stays NaN)."""
+        with np.errstate(over="ignore", invalid="ignore"):  # callers report overflow
+            return (np.asarray(X, dtype=np.float64) - self.mean) / self.scale
+
+    def to_data(self, X_model: np.ndarray) -> np.ndarray:
+        """Curves in data units, ``X_model * scale + mean`` (float64)."""
+        out = np.array(X_model, dtype=np.float64)
+        out *= self.scale
+        out += self.mean
+        return out
+
+    def log_likelihood_offset(self, n_features: int) -> float:
+        """What to subtract from a model-unit log-density of ``n_features`` points to get
+        the data-unit one: ``n_features * log(scale)``."""
+        return n_features * self.log_scale
