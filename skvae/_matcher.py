@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -22,9 +21,9 @@ from sklearn.utils import Bunch, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._matcher_objective import Objective, encoder_start, latent_model, one_torch_thread
+from ._matcher_objective import Objective, encoder_start
 from ._nelder_mead import batched_nelder_mead
-from ._utils import unchanged_on_failure
+from ._utils import one_torch_thread, unchanged_on_failure, warn_at_caller
 from ._vae import BetaCurveVAE
 
 __all__ = ["LatentMatcher"]
@@ -52,16 +51,19 @@ class LatentMatcher(
 
     where ``g`` is the decoder in data units (``estimator_.inverse_transform``), ``m``
     masks the observed points (NaN entries of ``x`` are missing and do not count) and
-    ``λ = prior_weight``. With ``λ = 0`` (default) this is the seed's objective, the L2
-    distance over the observed points. With ``λ > 0`` the second term is ``λ`` times the
+    ``λ = prior_weight``. With ``λ = 0`` (default) this is the objective of the blog post
+    on Beta-distribution curves that skvae follows, the L2 distance over the observed
+    points. With ``λ > 0`` the second term is ``λ`` times the
     negative log-density of the N(0, I) prior (up to a constant): MAP-like matching,
     pulled toward the prior's mode, trading one data unit of L2 error for ``λ/2`` of
     squared latent norm.
 
-    All targets are optimised together by a Nelder-Mead engine that reproduces
+    All targets are optimised together by a Nelder-Mead engine in torch that reproduces
     :func:`scipy.optimize.minimize` (``method="Nelder-Mead"``) step by step, with one
-    batched decoder call per step. Results are deterministic and row-independent; a
-    target's objective at its code is never above its objective at its first start.
+    batched decoder call per step, on the VAE's device (its ``device`` parameter: a GPU
+    with ``device="cuda"``); results are numpy arrays. Results are deterministic and
+    row-independent on a given device; a target's objective at its code is never above
+    its objective at its first start.
 
     Parameters
     ----------
@@ -72,20 +74,22 @@ class LatentMatcher(
         no refit); :meth:`fit` only checks it and the width of ``X``.
     start : {"encoder", "zero"}, default="encoder"
         First start point of each target: the encoder's posterior mean, or ``z = 0``
-        (the prior's mode, as in the seed). A partial target is encoded after filling
+        (the prior's mode, as in the blog post). A partial target is encoded after filling
         its missing points with the training mean curve, refined a few times with the
         decoded curve of its current code.
     n_starts : int, default=1
-        Number of starts per target; the ``n_starts - 1`` extra starts are drawn once
-        from N(0, I) with ``random_state`` and shared by all targets. The best result is
-        kept.
+        Number of starts per target; the ``n_starts - 1`` extra starts are shared by all
+        targets, and the best result is kept. With ``random_state=None`` they are fixed
+        quasi-random points of the N(0, I) prior (the unscrambled Halton sequence after
+        its first point, mapped through the normal quantile function), the same at every
+        call; otherwise they are drawn from N(0, I) with ``random_state``.
     initial_step : "auto" or float, default="auto"
         Edge length, in latent units, of each start's initial simplex along each latent
         axis. ``"auto"``: for the encoder start of a complete target, its posterior
         standard deviation along each axis (at least ``10 * xatol``); 0.1 for the
         encoder start of a partial target; 0.5 for zero and random starts.
         ``start="zero", initial_step=0.00025`` is scipy's default simplex at z = 0 (the
-        seed's search).
+        blog post's search).
     prior_weight : float, default=0.0
         Weight ``λ`` of the N(0, I) log-prior term of the objective.
     xatol, fatol : float, default=1e-4
@@ -96,17 +100,15 @@ class LatentMatcher(
         Maximum Nelder-Mead iterations per start. None means scipy's default caps:
         ``200 * latent_dims`` iterations and as many objective evaluations.
     random_state : int, RandomState instance or None, default=None
-        Seeds the extra starts (pass an int for the same starts at every call) and,
-        when ``estimator`` is None, the default VAE.
+        Draws the extra starts from N(0, I) when not None (None: fixed quasi-random
+        starts, see ``n_starts``; a RandomState instance gives other starts at each
+        call) and, when ``estimator`` is None, seeds the default VAE.
 
     Attributes
     ----------
     estimator_ : BetaCurveVAE
         The fitted VAE: a fitted clone of ``estimator``, or ``estimator`` itself when
         ``prefit=True``.
-    n_iter_ : int
-        Training epochs of ``estimator_`` (its ``n_iter_``). Per-target Nelder-Mead
-        iteration counts are given by :meth:`match`.
     n_features_in_ : int
         Number of grid points of the curves.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -124,8 +126,11 @@ class LatentMatcher(
     their observed points, which completes them: ``inverse_transform(transform(X))``. A
     target with no observed point has nothing to match: it gets a warning and the code
     minimising the prior term from its start (the start itself when ``prior_weight=0``).
-    Matching runs torch on one thread (restored afterwards): its decoder calls are
-    small, and faster so.
+    Per-target Nelder-Mead iteration counts are given by :meth:`match` (the matcher has
+    no ``n_iter_``: :meth:`fit` runs no iterations; ``estimator_.n_iter_`` counts the
+    VAE's epochs). Matching runs torch on one thread (restored afterwards): its decoder
+    calls are small, and faster so. On a GPU the engine reads back to the host only every
+    few iterations.
 
     Examples
     --------
@@ -192,7 +197,7 @@ class LatentMatcher(
 
     @property
     def _n_features_out(self) -> int:
-        return latent_model(self.estimator_).latent_dims
+        return self.estimator_.latent_model().latent_dims
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y=None) -> LatentMatcher:
@@ -331,13 +336,12 @@ class LatentMatcher(
         observed = ~np.isnan(X)
         n_empty = int(np.sum(~observed.any(axis=1)))
         if n_empty:
-            warnings.warn(
+            warn_at_caller(
                 f"{n_empty} target(s) have no observed point (all NaN): nothing to match, "
                 "their codes only minimise the prior term from the start point.",
                 UserWarning,
-                stacklevel=3,
             )
-        model = latent_model(self.estimator_)
+        model = self.estimator_.latent_model()
         with one_torch_thread():
             out = self._optimise(model, X, observed, diagnostics)
             if diagnostics:

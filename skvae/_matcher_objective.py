@@ -7,74 +7,20 @@ The matcher sees the VAE only through its latent-model contract (``vae.latent_mo
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._inference import apply_in_chunks
+from ._networks import Residual
 
 #: Rows per decoder call on the CPU. Fixed, so every point's objective value is
 #: bit-identical whatever the batch it is evaluated in (row-independent, deterministic).
 CPU_CHUNK_SIZE = 256
-#: Rows per decoder call on other devices (GPUs want large batches).
-DEVICE_CHUNK_SIZE = 65536
 #: Refinements of partial targets' encoder fill (see :func:`encoder_start`).
 N_REFINE = 4
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
-
-# ----------------------------------------------------------------------------------
-# Stand-in for the VAE's latent-model contract until the estimator provides it.
-
-
-@dataclass(frozen=True)
-class _Scaler:
-    mean: np.ndarray
-    scale: float
-
-    def to_model(self, X: np.ndarray) -> np.ndarray:
-        return (X - self.mean) / self.scale
-
-    def to_data(self, Xm: np.ndarray) -> np.ndarray:
-        return Xm * self.scale + self.mean
-
-
-class _LatentModel:
-    """The subset of ``vae.latent_model()`` the matcher uses, built from a fitted VAE."""
-
-    def __init__(self, vae):
-        self.device = torch.device("cpu")
-        self.encoder, self.decoder = vae.module_.encoder, vae.module_.decoder
-        self.latent_dims = int(self.encoder.mean.out_features)
-        self.n_features = int(vae.n_features_in_)
-        self.scaler = _Scaler(np.asarray(vae.mean_, dtype=np.float64), float(vae.scale_))
-        self.noise = float(vae.noise_)
-        self.chunk_size = 512
-
-    def encode(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        d = self.latent_dims
-        out = apply_in_chunks(
-            lambda t: torch.cat(self.encoder(t), dim=1), X, 2 * d, prepare=self.scaler.to_model
-        )
-        return out[:, :d], np.exp(0.5 * out[:, d:])
-
-    def decode(self, Z: np.ndarray) -> np.ndarray:
-        return self.scaler.to_data(apply_in_chunks(self.decoder, Z, self.n_features))
-
-
-def latent_model(vae):
-    """The fitted VAE's latent model: its networks, scaler and device."""
-    if hasattr(vae, "latent_model"):
-        return vae.latent_model()
-    return _LatentModel(vae)
-
-
-# ----------------------------------------------------------------------------------
 
 #: In-place forms of the activations an MLP decoder may use (bit-identical to the modules).
 _IN_PLACE = {
@@ -118,18 +64,29 @@ class BufferedDecoder:
             layers = list(children[0])
         else:
             return None
+
+        def buffer(linear: nn.Linear) -> torch.Tensor:
+            shape = (probe.shape[0], linear.out_features)
+            return torch.empty(shape, dtype=probe.dtype, device=probe.device)
+
+        def plain(linear) -> bool:
+            return isinstance(linear, nn.Linear) and linear.bias is not None
+
         steps = []
         for layer in layers:
-            if isinstance(layer, nn.Linear) and layer.bias is not None:
-                buffer = torch.empty(
-                    (probe.shape[0], layer.out_features), dtype=probe.dtype, device=probe.device
-                )
-                steps.append((layer, buffer))
+            if plain(layer):
+                steps.append(("linear", layer, buffer(layer)))
             elif type(layer) in _IN_PLACE:
-                steps.append((layer, None))
+                steps.append(("activation", layer, None))
+            elif (
+                isinstance(layer, Residual)
+                and plain(layer.linear)
+                and type(layer.activation) in _IN_PLACE
+            ):
+                steps.append(("residual", layer, buffer(layer.linear)))
             else:
                 return None
-        if not steps or steps[0][1] is None:
+        if not steps or steps[0][0] != "linear":  # the input chunk is never written to
             return None
         return steps
 
@@ -138,11 +95,15 @@ class BufferedDecoder:
         if self.plan is None:
             return self.decoder(z)
         x = z
-        for layer, buffer in self.plan:
-            if buffer is None:
-                _IN_PLACE[type(layer)](layer, x)
-            else:
+        for kind, layer, buffer in self.plan:
+            if kind == "linear":
                 x = torch.addmm(layer.bias, x, layer.weight.t(), out=buffer)
+            elif kind == "activation":
+                _IN_PLACE[type(layer)](layer, x)
+            else:  # h + act(W h + b), h overwritten in place
+                linear = layer.linear
+                h = torch.addmm(linear.bias, x, linear.weight.t(), out=buffer)
+                x += _IN_PLACE[type(layer.activation)](layer.activation, h)
         return x
 
     def check(self, probe: torch.Tensor) -> None:
@@ -153,9 +114,9 @@ class BufferedDecoder:
                     self.plan = None
 
 
-def chunk_size_for(device: torch.device) -> int:
-    """Rows per decoder call when matching on ``device``."""
-    return CPU_CHUNK_SIZE if device.type == "cpu" else DEVICE_CHUNK_SIZE
+def chunk_size_for(model) -> int:
+    """Rows per decoder call when matching with ``model`` (a LatentModel)."""
+    return min(CPU_CHUNK_SIZE, model.chunk_size) if model.device.type == "cpu" else model.chunk_size
 
 
 class Objective:
@@ -176,7 +137,7 @@ class Objective:
     prior_weight : float
         Weight ``λ`` of the prior term.
     chunk_size : int, default=None
-        Rows per decoder call; None means :func:`chunk_size_for` the model's device.
+        Rows per decoder call; None means :func:`chunk_size_for` the model.
 
     Raises
     ------
@@ -206,7 +167,7 @@ class Objective:
         )
         self.scale = float(model.scaler.scale)
         self.prior_weight = float(prior_weight)
-        size = chunk_size_for(device) if chunk_size is None else int(chunk_size)
+        size = chunk_size_for(model) if chunk_size is None else int(chunk_size)
         n_features, d = X.shape[1], model.latent_dims
         self._z = torch.zeros((size, d), dtype=torch.float32, device=device)
         self._rows = torch.zeros(size, dtype=torch.int64, device=device)
@@ -244,30 +205,15 @@ class Objective:
         return values
 
 
-@contextlib.contextmanager
-def one_torch_thread() -> Iterator[None]:
-    """Run torch on one thread, then restore the caller's setting (as KMeans limits BLAS).
-
-    The decoder calls are small: several threads synchronise at every operation, which
-    is slower, and orders of magnitude slower when other processes share the cores.
-    """
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n_threads)
-
-
 def encode(model, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Posterior mean and standard deviation of complete curves (row-independent)."""
-    mean, std = model.encode(X)
-    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std))):
-        raise ValueError(
+    return model.encode(
+        X,
+        non_finite_error=(
             "Encoding the targets produced non-finite values: X has values too large in "
             "magnitude for the fitted VAE. Check that X is in the training curves' units."
-        )
-    return mean, std
+        ),
+    )
 
 
 def encoder_start(

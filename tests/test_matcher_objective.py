@@ -7,7 +7,8 @@ from numpy.testing import assert_array_equal
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
-from skvae._matcher_objective import BufferedDecoder, Objective, latent_model
+from skvae._matcher_objective import BufferedDecoder, Objective
+from skvae._networks import Residual
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -26,17 +27,31 @@ class _MLP(nn.Module):
         return self.net(z)
 
 
-class _Residual(_MLP):  # same layers, another forward: the plan must not be used
+class _Shifted(_MLP):  # same layers, another forward: the plan must not be used
     def forward(self, z):
         return self.net(z) + 1.0
+
+
+class _ResidualMLP(_MLP):  # the VAE's hidden stacks with residual blocks
+    def __init__(self, activation):
+        super().__init__(activation)
+        torch.manual_seed(1)
+        self.net = nn.Sequential(
+            nn.Linear(2, 16),
+            activation,
+            Residual(16, "tanh"),
+            Residual(16, "relu"),
+            nn.Linear(16, 5),
+        )
 
 
 ACTIVATIONS = [nn.Tanh(), nn.ReLU(), nn.SiLU(), nn.ELU(0.5), nn.GELU("tanh"), nn.Softplus(2.0)]
 
 
+@pytest.mark.parametrize("network", [_MLP, _ResidualMLP])
 @pytest.mark.parametrize("activation", ACTIVATIONS, ids=lambda a: type(a).__name__)
-def test_buffered_decoder_is_bit_identical(activation):
-    decoder = _MLP(activation).eval()
+def test_buffered_decoder_is_bit_identical(network, activation):
+    decoder = network(activation).eval()
     z = torch.randn(64, 2, generator=torch.Generator().manual_seed(1))
     buffered = BufferedDecoder(decoder, z)
     buffered.check(z)
@@ -46,7 +61,7 @@ def test_buffered_decoder_is_bit_identical(activation):
 
 
 @pytest.mark.parametrize(
-    "decoder", [_Residual(nn.Tanh()), nn.Sequential(nn.Linear(2, 5, bias=False)), nn.Tanh()]
+    "decoder", [_Shifted(nn.Tanh()), nn.Sequential(nn.Linear(2, 5, bias=False)), nn.Tanh()]
 )
 def test_buffered_decoder_falls_back_to_the_module(decoder):
     z = torch.randn(8, 2, generator=torch.Generator().manual_seed(2))
@@ -60,7 +75,7 @@ def test_buffered_decoder_falls_back_to_the_module(decoder):
 def objective_inputs(fitted_vae, curves):
     X = curves[1][:40].copy()
     X[::3, ::4] = np.nan
-    return latent_model(fitted_vae), X
+    return fitted_vae.latent_model(), X
 
 
 def test_objective_is_row_independent(objective_inputs):
@@ -89,6 +104,7 @@ def test_objective_does_not_allocate_in_its_inner_loop(objective_inputs):
     # fixed trim threshold (Dask workers): the only allocation left is the output.
     model, X = objective_inputs
     objective = Objective(model, X, prior_weight=0.0, chunk_size=256)
+    assert objective.decode.plan is not None  # the VAE's decoder runs in buffers
     Z = torch.zeros((2000, model.latent_dims), dtype=torch.float64)
     rows = torch.arange(2000) % len(X)
     expected = objective(Z, rows)
