@@ -64,8 +64,10 @@ class BetaCurveVAE(
     decay_rate : float, default=0.98
         Per-epoch factor of the ``"exponential"`` schedule.
     tol : float, default=2.5e-2
-        Minimum improvement of the loss per point (or of the validation score when
-        ``early_stopping``) that counts as progress.
+        Minimum improvement of the loss per point per epoch, in nats (or of the
+        validation score when ``early_stopping``), that counts as progress. With the
+        profiled noise the loss is ``½ log MSE`` per point, so the default means the
+        mean squared error shrinking by about 5 % per epoch.
     n_iter_no_change : int, default=20
         Training stops after this many epochs without progress of at least ``tol``.
         ``ConvergenceWarning`` is raised only when training stops at ``max_iter`` while
