@@ -17,6 +17,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import _training
+from ._dask import is_dask_array, map_rows
 from ._inference import apply_in_chunks
 from ._latent_model import LatentModel
 from ._networks import ACTIVATIONS
@@ -272,7 +273,7 @@ class BetaCurveVAE(
         """
         continuing = self.warm_start and hasattr(self, "module_")
         with unchanged_on_failure(self):
-            X = validate_data(self, X, reset=not continuing, dtype=np.float64, order="C")
+            X = self._validate_training_data(X, reset=not continuing)
             return self._fit(X, self.max_iter, incremental=False)
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -298,7 +299,7 @@ class BetaCurveVAE(
         if not first:  # _fit_context skips this once fitted; an epoch costs far more
             self._validate_params()
         with unchanged_on_failure(self):
-            X = validate_data(self, X, reset=first, dtype=np.float64, order="C")
+            X = self._validate_training_data(X, reset=first)
             return self._fit(X, 1, incremental=True)
 
     # ---------------------------------------------------------------- inference
@@ -356,6 +357,8 @@ class BetaCurveVAE(
             Posterior mean of each curve's latent code (deterministic, row-independent).
         """
         check_is_fitted(self)
+        if is_dask_array(X):
+            return map_rows(self.transform, X, self._n_features_out, n_features=self.n_features_in_)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         model = self.latent_model()
         return apply_in_chunks(
@@ -386,6 +389,9 @@ class BetaCurveVAE(
             Decoded curves (the means of the likelihood).
         """
         check_is_fitted(self)
+        if is_dask_array(X):
+            n_out, n_in = self.n_features_in_, self._n_features_out
+            return map_rows(self.inverse_transform, X, n_out, n_features=n_in)
         Z = check_array(X, dtype=[np.float64, np.float32], input_name="X")
         if Z.shape[1] != self._n_features_out:
             raise ValueError(
@@ -433,6 +439,8 @@ class BetaCurveVAE(
             Lower bound of each curve's log-density (higher is better).
         """
         check_is_fitted(self)
+        if is_dask_array(X):
+            return map_rows(self.score_samples, X, 0, n_features=self.n_features_in_)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         model = self.latent_model()
         neg = apply_in_chunks(
