@@ -1,0 +1,120 @@
+"""Contracts of the estimator core: warnings point at the caller, parameters, scaling,
+the convergence rule and the matcher-facing LatentModel."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import ConvergenceWarning
+
+from skvae import BetaCurveVAE, _training
+from skvae._scaling import CurveScaler
+
+SMALL = dict(hidden_layer_sizes=(16,), batch_size=64, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def X(curves):
+    return curves[0][:300]
+
+
+def test_convergence_warning_points_at_the_callers_line(X):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        BetaCurveVAE(max_iter=3, **SMALL).fit(X)
+    [warning] = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert warning.filename == __file__
+
+
+def test_interrupt_warning_points_at_the_caller_and_counts_this_calls_epochs(X, monkeypatch):
+    vae = BetaCurveVAE(max_iter=4, warm_start=True, **SMALL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        vae.fit(X)
+    real, calls = _training.run_epoch, {"n": 0}
+
+    def run_epoch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_training, "run_epoch", run_epoch)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        vae.fit(X)
+    [warning] = [w for w in caught if "interrupted" in str(w.message)]
+    assert "after 2 epochs" in str(warning.message)  # not the 6 run over both fits
+    assert warning.filename == __file__
+    assert vae.n_iter_ == 6
+
+
+def test_convergence_warning_only_while_still_improving(X):
+    """Stopped at max_iter with the loss still falling: warn. A loss flat over the last
+    n_iter_no_change epochs (within tol): no warning, even at max_iter."""
+    with pytest.warns(ConvergenceWarning, match="still improving"):
+        BetaCurveVAE(max_iter=5, n_iter_no_change=2, **SMALL).fit(X)
+    vae = BetaCurveVAE(max_iter=5, n_iter_no_change=2, tol=1e6, **SMALL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        vae.fit(X)  # tol so large that nothing counts as improvement: converged
+    assert vae.n_iter_ == 3
+    assert _training.still_improving([3.0, 2.0, 1.0], 1, 0.5)
+    assert not _training.still_improving([3.0, 2.0, 1.9, 1.95], 2, 0.5)
+    assert _training.still_improving([3.0], 2, 0.5)  # too short to tell: improving
+    assert not _training.still_improving([1.0, 2.0, 2.05], 1, 0.1, higher_is_better=True)
+
+
+@pytest.mark.parametrize("name", ["latent_dims", "max_iter", "batch_size", "n_iter_no_change"])
+def test_boolean_integers_are_rejected(X, name):
+    vae = BetaCurveVAE(**{**SMALL, name: True})
+    with pytest.raises(ValueError, match=f"{name} must be an integer"):
+        vae.fit(X)
+    assert not hasattr(vae, "n_features_in_")
+
+
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        (np.tile(np.linspace(-3.0, 2.0, 100), (200, 1)), 3.0),  # rounding in the mean
+        (np.full((20, 5), 1e-300), 1e-300),
+        (np.zeros((4, 3)), 1.0),
+    ],
+)
+def test_constant_data_fall_back_to_their_level(data, expected):
+    scale = CurveScaler.fit(data).scale
+    assert scale == pytest.approx(expected)
+    assert scale >= np.finfo(np.float64).tiny
+
+
+def test_constant_data_fit_and_reconstruct(curves):
+    x = curves[0][0]
+    vae = BetaCurveVAE(max_iter=2, **SMALL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        vae.fit(np.tile(x, (200, 1)))
+    assert vae.scale_ == pytest.approx(np.max(np.abs(x)))
+    assert np.all(np.isfinite(vae.inverse_transform(vae.transform(x[None]))))
+
+
+def test_latent_model_contract(fitted_vae, curves):
+    X = curves[1][:7]
+    model = fitted_vae.latent_model()
+    assert (model.latent_dims, model.n_features, model.device) == (2, 100, torch.device("cpu"))
+    mean, std = model.encode(X)
+    np.testing.assert_array_equal(mean, fitted_vae.transform(X))
+    assert np.all(std > 0)
+    np.testing.assert_array_equal(model.decode(mean), fitted_vae.inverse_transform(mean))
+    np.testing.assert_allclose(model.scaler.to_data(model.scaler.to_model(X)), X)
+    assert model.noise == fitted_vae.noise_
+    assert "_DEVICE" not in str(vars(fitted_vae))  # inference caches nothing on the estimator
+
+
+def test_kl_curve_is_per_curve_in_nats(fitted_vae):
+    # the loss is per grid point: reconstruction + KL / n_features (kl_weight 1)
+    loss = np.array(fitted_vae.loss_curve_)
+    recon = np.array(fitted_vae.reconstruction_curve_)
+    kl = np.array(fitted_vae.kl_curve_)
+    np.testing.assert_allclose(loss, recon + kl / fitted_vae.n_features_in_, rtol=1e-9)
+    assert kl[-1] > 1.0  # two informative latent dimensions carry several nats
