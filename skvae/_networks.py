@@ -23,6 +23,11 @@ ACTIVATIONS = {
 #: so exp(log-variance) can neither overflow nor underflow to 0 during training.
 LOGVAR_BOUND = 16.0
 _LOG_2PI = math.log(2.0 * math.pi)
+#: ``noise`` value of a module whose noise is profiled out in training.
+PROFILED = "profiled"
+#: Added to a curve's mean squared error (model units, where the data's variance is about
+#: 1) before its log: noise levels below about 1e-5 of the data's scale are not resolved.
+PROFILE_FLOOR = 1e-10
 
 
 class Residual(nn.Module):
@@ -37,42 +42,34 @@ class Residual(nn.Module):
         return h + self.activation(self.linear(h))
 
 
-def _layer_plan(sizes: list[int], residual: bool) -> list[tuple[str, int, int]]:
-    """``(kind, n_in, n_out)`` of each affine layer of an MLP through ``sizes``: "linear"
-    (followed by the activation, except the last) or "residual" (a :class:`Residual` block,
-    used between two hidden layers of equal width when ``residual``)."""
-    plan = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        inner = 0 < i < len(sizes) - 2
-        plan.append(("residual" if residual and inner and n_in == n_out else "linear", n_in, n_out))
-    return plan
+def _is_residual(sizes: list[int], i: int, residual: bool) -> bool:
+    """Whether layer ``i`` of a hidden stack through ``sizes`` is a residual block: every
+    layer but the first whose width does not change, when ``residual``."""
+    return residual and i > 0 and sizes[i] == sizes[i + 1]
 
 
-def make_mlp(sizes: list[int], activation: str, residual: bool = False) -> nn.Sequential:
-    """Affine layers through ``sizes`` with ``activation`` between them (none after the
-    last); hidden-to-hidden layers of equal width are residual blocks when ``residual``."""
+def hidden_stack(sizes: list[int], activation: str, residual: bool = False) -> nn.Sequential:
+    """Hidden layers through ``sizes``: ``Linear`` + activation, or a :class:`Residual`
+    block ``h + act(W h + b)`` where the width stays the same (when ``residual``)."""
     layers: list[nn.Module] = []
-    plan = _layer_plan(sizes, residual)
-    for i, (kind, n_in, n_out) in enumerate(plan):
-        if kind == "residual":
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        if _is_residual(sizes, i, residual):
             layers.append(Residual(n_in, activation))
-            continue
-        layers.append(nn.Linear(n_in, n_out))
-        if i < len(plan) - 1:
-            layers.append(ACTIVATIONS[activation]())
+        else:
+            layers += [nn.Linear(n_in, n_out), ACTIVATIONS[activation]()]
     return nn.Sequential(*layers)
 
 
-def _mlp_shapes(prefix: str, sizes: list[int], residual: bool) -> dict[str, tuple[int, ...]]:
-    """State-dict names and shapes of :func:`make_mlp` without building it."""
+def _stack_shapes(prefix: str, sizes: list[int], residual: bool) -> dict[str, tuple[int, ...]]:
+    """State-dict names and shapes of :func:`hidden_stack` without building it."""
     shapes: dict[str, tuple[int, ...]] = {}
     index = 0
-    plan = _layer_plan(sizes, residual)
-    for i, (kind, n_in, n_out) in enumerate(plan):
-        name = f"{prefix}.{index}" + (".linear" if kind == "residual" else "")
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        block = _is_residual(sizes, i, residual)
+        name = f"{prefix}.{index}" + (".linear" if block else "")
         shapes[f"{name}.weight"] = (n_out, n_in)
         shapes[f"{name}.bias"] = (n_out,)
-        index += 1 if kind == "residual" or i == len(plan) - 1 else 2
+        index += 1 if block else 2
     return shapes
 
 
@@ -88,8 +85,7 @@ class Encoder(nn.Module):
         residual: bool = False,
     ):
         super().__init__()
-        self.body = make_mlp([n_features, *hidden], activation, residual)
-        self.body.append(ACTIVATIONS[activation]())
+        self.body = hidden_stack([n_features, *hidden], activation, residual)
         self.mean = nn.Linear(hidden[-1], latent_dims)
         self.logvar = nn.Linear(hidden[-1], latent_dims)
 
@@ -111,7 +107,8 @@ class Decoder(nn.Module):
         residual: bool = False,
     ):
         super().__init__()
-        self.net = make_mlp([latent_dims, *hidden, n_features], activation, residual)
+        self.net = hidden_stack([latent_dims, *hidden], activation, residual)
+        self.net.append(nn.Linear(hidden[-1], n_features))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
@@ -145,9 +142,11 @@ class VAEModule(nn.Module):
         Dimension of the latent space.
     activation : str
         A key of :data:`ACTIVATIONS`.
-    noise : float or None
-        Fixed observation noise standard deviation (model units), or None to learn one
-        shared σ.
+    noise : float, None or "profiled"
+        Fixed observation noise standard deviation (model units); None to learn one
+        shared σ by gradient descent; ``"profiled"`` to set each curve's noise to its
+        maximum-likelihood value during training (see :func:`profiled_nll`), with
+        ``log_sigma`` a buffer that training sets to the shared value afterwards.
     residual : bool, default=False
         Hidden-to-hidden layers of equal width are residual blocks ``h + act(W h + b)``.
 
@@ -165,16 +164,18 @@ class VAEModule(nn.Module):
         hidden: list[int],
         latent_dims: int,
         activation: str,
-        noise: float | None,
+        noise: float | str | None,
         residual: bool = False,
     ):
         super().__init__()
+        if isinstance(noise, str) and noise != PROFILED:
+            raise ValueError(f"noise must be a float, None or {PROFILED!r}, got {noise!r}.")
         self.config = {
             "n_features": int(n_features),
             "hidden": [int(h) for h in hidden],
             "latent_dims": int(latent_dims),
             "activation": str(activation),
-            "noise": None if noise is None else float(noise),
+            "noise": noise if noise is None or noise == PROFILED else float(noise),
             "residual": bool(residual),
         }
         # Construction draws default initial weights from torch's global generator; do it
@@ -183,7 +184,7 @@ class VAEModule(nn.Module):
         with torch.random.fork_rng(devices=[]):
             self.encoder = Encoder(n_features, hidden, latent_dims, activation, residual)
             self.decoder = Decoder(latent_dims, hidden[::-1], n_features, activation, residual)
-        log_sigma = torch.tensor(0.0 if noise is None else math.log(noise))
+        log_sigma = torch.tensor(0.0 if noise is None or noise == PROFILED else math.log(noise))
         if noise is None:
             self.log_sigma = nn.Parameter(log_sigma)
         else:
@@ -217,11 +218,16 @@ class VAEModule(nn.Module):
             )
         n, hidden, d = config["n_features"], list(config["hidden"]), config["latent_dims"]
         residual = bool(config.get("residual", False))
-        shapes = _mlp_shapes("encoder.body", [n, *hidden], residual)
+        shapes = _stack_shapes("encoder.body", [n, *hidden], residual)
         for head in ("mean", "logvar"):
             shapes[f"encoder.{head}.weight"] = (d, hidden[-1])
             shapes[f"encoder.{head}.bias"] = (d,)
-        shapes.update(_mlp_shapes("decoder.net", [d, *hidden[::-1], n], residual))
+        shapes.update(_stack_shapes("decoder.net", [d, *hidden[::-1]], residual))
+        last = 2 * len(hidden) - sum(
+            _is_residual([d, *hidden[::-1]], i, residual) for i in range(len(hidden))
+        )
+        shapes[f"decoder.net.{last}.weight"] = (n, hidden[0])
+        shapes[f"decoder.net.{last}.bias"] = (n,)
         shapes["log_sigma"] = ()
         return shapes
 
@@ -235,11 +241,40 @@ class VAEModule(nn.Module):
                 layer.weight.uniform_(-bound, bound, generator=generator)
                 layer.bias.uniform_(-bound, bound, generator=generator)
 
+    @property
+    def profiled(self) -> bool:
+        """Whether the noise is profiled (set to its maximum-likelihood value) in training."""
+        return self.config["noise"] == PROFILED
+
     def forward(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-curve negative log-likelihood and KL, with ``z = mean + std * eps``."""
+        """Per-curve squared reconstruction error (summed over points) and KL, with
+        ``z = mean + std * eps``."""
         mean, logvar = self.encoder(x)
         z = mean + torch.exp(0.5 * logvar) * eps
-        return gaussian_nll(x, self.decoder(z), self.log_sigma), gaussian_kl(mean, logvar)
+        return (x - self.decoder(z)).square().sum(dim=-1), gaussian_kl(mean, logvar)
+
+    def reconstruction_nll(self, squared_error: torch.Tensor, n_features: int) -> torch.Tensor:
+        """Per-curve negative log-likelihood from :meth:`forward`'s squared errors: with
+        the module's σ, or each curve's own maximum-likelihood σ when profiled."""
+        if self.profiled:
+            return profiled_nll(squared_error, n_features)
+        log_sigma = self.log_sigma
+        return 0.5 * squared_error * torch.exp(-2 * log_sigma) + n_features * (
+            log_sigma + 0.5 * _LOG_2PI
+        )
+
+
+def profiled_nll(squared_error: torch.Tensor, n_features: int) -> torch.Tensor:
+    """Per-curve Gaussian negative log-likelihood at the curve's maximum-likelihood noise.
+
+    With σᵢ² = MSEᵢ (the curve's mean squared error; Rybkin et al. 2021's "optimal σ",
+    per curve) the negative log-likelihood is ``D/2 · (log(2π MSEᵢ) + 1)``. Its gradient
+    is the squared error's divided by MSEᵢ: every curve's *relative* error counts, the
+    step size follows the noise as it shrinks (no edge-of-stability spikes), and curves
+    that span large ranges no longer dominate. ``PROFILE_FLOOR`` keeps the log finite.
+    """
+    mse = squared_error / n_features + PROFILE_FLOOR
+    return 0.5 * n_features * (torch.log(mse) + _LOG_2PI + 1.0)
 
 
 def gaussian_nll(x: torch.Tensor, x_hat: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,13 @@ from typing import Protocol
 
 import torch
 
-from ._networks import VAEModule, gaussian_kl, gaussian_nll, sigma_points
+from ._networks import (
+    PROFILE_FLOOR,
+    VAEModule,
+    gaussian_kl,
+    gaussian_nll,
+    sigma_points,
+)
 
 #: The cosine schedule anneals to this fraction of the initial rate, then stays there
 #: (so that ``partial_fit`` beyond ``max_iter`` epochs still learns).
@@ -167,28 +173,35 @@ def run_epoch(
     parameters = [p for p in module.parameters() if p.requires_grad]
     latent_dims = module.config["latent_dims"]
     device = grad_norm_average.device
-    totals = torch.zeros(2, dtype=torch.float64, device=device)
+    n_features = source.n_features
+    totals = torch.zeros(3, dtype=torch.float64, device=device)
     # the epoch's reparametrisation noise, drawn on the CPU generator and moved once: the
     # same stream on every device, one transfer per epoch
     noise = torch.randn(source.n_samples, latent_dims, generator=generator).to(device)
     n_seen = 0
     for batch in source.batches(config.batch_size, generator):
         eps = noise[n_seen : n_seen + len(batch)]
-        nll, kl = module(batch, eps)
+        squared_error, kl = module(batch, eps)
+        nll = module.reconstruction_nll(squared_error, n_features)
         loss = (nll.sum() + config.kl_weight * kl.sum()) / batch.numel()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         clip_gradients(parameters, grad_norm_average)
         optimizer.step()
-        totals += torch.stack([nll.detach().sum(), kl.detach().sum()]).double()
+        sums = torch.stack([nll.detach().sum(), kl.detach().sum(), squared_error.detach().sum()])
+        totals += sums.double()
         n_seen += len(batch)
-    recon, kl = totals / (n_seen * source.n_features)
+    recon, kl, mse = totals / (n_seen * n_features)
+    if module.profiled:  # the shared noise that score_samples uses: the epoch's RMS error
+        with torch.no_grad():
+            module.log_sigma.copy_(0.5 * torch.log(mse + PROFILE_FLOOR))
     return torch.stack([recon + config.kl_weight * kl, recon, kl])
 
 
 @torch.no_grad()
 def negative_elbo(module: VAEModule, X: torch.Tensor, kl_weight: float = 1.0) -> torch.Tensor:
-    """Deterministic per-row negative ELBO (unscented estimate of the expected log-likelihood).
+    """Deterministic per-row negative ELBO (unscented estimate of the expected log-likelihood),
+    with the module's shared noise σ (for a profiled-noise module: the RMS training error).
 
     The networks run in float32; the likelihood and KL are evaluated in ``X``'s dtype, so a
     float64 ``X`` far from the training data gets a finite (very low) ELBO where float32
@@ -209,15 +222,18 @@ def validation_elbo(module: VAEModule, X: torch.Tensor, kl_weight: float) -> tor
     return -negative_elbo(module, X, kl_weight).mean() / X.shape[1]
 
 
-def still_improving(losses: list[float], window: int, tol: float, higher_is_better=False) -> bool:
+def still_improving(
+    losses: list[float], window: int, tol: float, higher_is_better: bool = False
+) -> bool:
     """Whether the best of the last ``window`` values beats the best before them by more
-    than ``tol`` (always True when fewer than ``window + 1`` values exist)."""
+    than ``tol`` per epoch on average, i.e. by more than ``tol * window`` (always True when
+    fewer than ``window + 1`` values exist: too short to tell)."""
     if len(losses) <= window:
         return True
     sign = -1.0 if higher_is_better else 1.0
     before = min(sign * v for v in losses[:-window])
     recent = min(sign * v for v in losses[-window:])
-    return recent < before - tol
+    return recent < before - tol * window
 
 
 def _snapshot(module: VAEModule, optimizer: torch.optim.Optimizer, average: torch.Tensor):
@@ -290,11 +306,11 @@ def train(
             loss, recon, kl, finite = values[:4]
             if not (math.isfinite(loss) and finite):
                 _restore(module, optimizer, average, before)
-                learned = isinstance(module.log_sigma, torch.nn.Parameter)
+                fixed = isinstance(module.config["noise"], float)
                 raise TrainingDiverged(
                     f"Training diverged at epoch {state.epoch + 1} (non-finite loss or weights). "
                     f"Lower learning_rate_init (currently {config.learning_rate_init:g}), "
-                    + ("or use a fixed observation noise." if learned else "or increase noise.")
+                    + ("or increase noise." if fixed else "or use a fixed observation noise.")
                 )
             state.epoch += 1
             state.loss.append(loss)

@@ -20,7 +20,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 from . import _training
-from ._networks import VAEModule
+from ._networks import PROFILED, VAEModule
 from ._progress import make_progress_callback
 from ._scaling import CurveScaler
 from ._utils import warn_at_caller
@@ -94,8 +94,11 @@ class CurveVAEFittingMixin:
 
     def _initialize(self, n_features: int, scaler: CurveScaler, seed: int) -> VAEModule:
         """Fresh networks for curves of ``n_features`` points (nothing assigned)."""
-        noise = None if self.noise == "learned" else float(self.noise) / scaler.scale
-        if noise is not None and not (math.isfinite(noise) and noise > 0):
+        if isinstance(self.noise, str):
+            noise = {"learned": None, "profiled": PROFILED}[self.noise]
+        else:
+            noise = float(self.noise) / scaler.scale
+        if isinstance(noise, float) and not (math.isfinite(noise) and noise > 0):
             raise ValueError(
                 f"noise={self.noise!r} is not representable relative to the data's scale "
                 f"({scaler.scale:g}); choose a noise of a comparable magnitude."
@@ -106,6 +109,7 @@ class CurveVAEFittingMixin:
             latent_dims=self.latent_dims,
             activation=self.activation,
             noise=noise,
+            residual=self.residual,
         )
         module.reset_parameters(torch.Generator().manual_seed(seed))
         return module
@@ -230,8 +234,8 @@ class CurveVAEFittingMixin:
         if improving:
             warn_at_caller(
                 f"{type(self).__name__}: maximum iterations ({self.max_iter}) reached and the "
-                f"loss was still improving by more than tol={self.tol:g} over the last "
-                f"n_iter_no_change={self.n_iter_no_change} epochs; consider increasing "
+                f"loss was still improving by more than tol={self.tol:g} per epoch over the "
+                f"last n_iter_no_change={self.n_iter_no_change} epochs; consider increasing "
                 "max_iter.",
                 ConvergenceWarning,
             )
