@@ -4,7 +4,7 @@ How sure is a match? (α, β) with intervals
 ==================================================
 
 A matched latent code is a point estimate. The VAE also defines a likelihood (Gaussian,
-with the learned observation noise ``noise_``) and a prior (N(0, I)), so each match has a
+with the fitted observation noise ``noise_``) and a prior (N(0, I)), so each match has a
 *posterior*: here we approximate it by a Gaussian at the most probable code (the Laplace
 approximation), turn it into intervals for the parameters :math:`(\\alpha, \\beta)` of
 noisy Beta log-density curves, check how often those intervals contain the true values
@@ -16,9 +16,9 @@ The model is trained on 2,000 noisy curves for 60 epochs to keep the example sho
 # %%
 # A VAE of noisy curves
 # ---------------------
-# Every value of the curves carries Gaussian noise of standard deviation 1. With
-# ``noise="learned"`` (the default) the VAE learns this level: ``noise_`` is the noise's
-# standard deviation plus the model's own small error. ``make_beta_curves`` with the same
+# Every value of the curves carries Gaussian noise of standard deviation 1. The fitted
+# ``noise_`` is the VAE's RMS training error: the noise's standard deviation plus the
+# model's own small error. ``make_beta_curves`` with the same
 # ``random_state`` and no noise gives the clean curves, kept here to check the results.
 import matplotlib.pyplot as plt
 import numpy as np
@@ -40,7 +40,7 @@ split = train_test_split(X, X_clean, y, test_size=300, random_state=0)
 X_train, X_test, _, X_test_clean, y_train, y_test = split
 
 vae = BetaCurveVAE(max_iter=60, batch_size=128, random_state=0).fit(X_train)
-print(f"added noise {NOISE}, learned noise_ {vae.noise_:.3f}")
+print(f"added noise {NOISE}, fitted noise_ {vae.noise_:.3f}")
 
 # %%
 # Most probable codes and their covariance

@@ -401,8 +401,8 @@ def test_files_written_by_skvae_0_1_0_load_identically():
     unfitted = skvae.load(DATA / "v010_unfitted.skvae")
     # parameters that 0.1.0 lacked take the value that reproduces 0.1.0 (residual=False)
     assert " ".join(repr(unfitted).split()) == (
-        "BetaCurveVAE(hidden_layer_sizes=[5, 4], latent_dims=3, max_iter=400, noise='learned',"
-        " residual=False)"
+        "BetaCurveVAE(hidden_layer_sizes=[5, 4], latent_dims=3, max_iter=400,"
+        " n_iter_no_change=50, noise='learned', residual=False, tol=0.0001)"
     )
     assert vae.residual is False and fixed.residual is False
 
