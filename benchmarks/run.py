@@ -12,6 +12,7 @@ Usage (from the repository root; see benchmarks/README.md)::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 import math
@@ -226,7 +227,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     out = args.out or _HERE / "results" / ("quick" if mode.quick else "")
     out.mkdir(parents=True, exist_ok=True)
-    mode = Mode(**{**mode.__dict__, "out": out})
+    mode = dataclasses.replace(mode, out=out)
     document = _load(out / "results.json")
 
     if args.merge is not None:

@@ -50,13 +50,13 @@ fig.tight_layout()
 # %%
 # Training
 # --------
-# The default estimator: an MLP encoder and decoder, a learned observation noise and a
-# cosine learning-rate schedule. All randomness comes from ``random_state``.
+# The default estimator: an MLP encoder and decoder, an observation noise fitted to the
+# data and a cosine learning-rate schedule. All randomness comes from ``random_state``.
 vae = BetaCurveVAE(max_iter=100, random_state=0)
 start = time.perf_counter()
 vae.fit(X)
 print(f"{vae.n_iter_} epochs in {time.perf_counter() - start:.1f} s")
-print(f"learned observation noise: {vae.noise_:.4f} (units of the log-density)")
+print(f"observation noise noise_: {vae.noise_:.4f} (units of the log-density)")
 
 # %%
 # Figure 2: the training history. The left panel is the reconstruction term, drawn as

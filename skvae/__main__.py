@@ -1,9 +1,9 @@
 """The main job: ``python -m skvae``.
 
 Fits a default :class:`~skvae.BetaCurveVAE` on Beta log-pdf curves (10,000 by default, as
-in the original notebook), then reports the held-out median reconstruction error of the
+in the original blog post), then reports the held-out median reconstruction error of the
 encoder and of :class:`~skvae.LatentMatcher` next to PCA with two components, the fit
-time, and writes the notebook's figures (data, training history, latent space, a matched
+time, and writes the blog post's figures (data, training history, latent space, a matched
 target, latent traversal) to a folder.
 
 Every option is checked before any work starts: a bad value ends the job at once with
@@ -151,9 +151,11 @@ def main(argv: list[str] | None = None) -> dict:
     )
     print(f"  PCA(n_components=2):         {results['pca2_median_l2']:.4f}")
     if args.figures:
+        from .datasets import beta_grid
         from .plotting import save_figures
 
-        paths = save_figures(vae, X_test, args.figures, matcher=matcher)
+        grid = beta_grid(X_test.shape[1])
+        paths = save_figures(vae, X_test, args.figures, matcher=matcher, grid=grid)
         folder = Path(args.figures).resolve()
         print(f"figures written to {folder}: " + ", ".join(p.name for p in paths))
     return results

@@ -510,8 +510,7 @@ def dask_validation_scorer(
         for tensor in tensors():
             for start in range(0, len(tensor), SCORE_CHUNK):
                 chunk = tensor[start : start + SCORE_CHUNK]
-                profiled = bool(getattr(module, "profiled", False))
-                total += negative_elbo(module, chunk, kl_weight, profiled).double().sum()
+                total += negative_elbo(module, chunk, kl_weight).double().sum()
         return -total / (n_rows * n_features)
 
     return score

@@ -64,6 +64,12 @@ def _upgrade_vae_v1(attributes: dict) -> dict:
     return attributes
 
 
+def _upgrade_matcher_v1(attributes: dict) -> dict:
+    """skvae 0.1.0's ``LatentMatcher.n_iter_`` repeated the VAE's epochs; 0.2 dropped it."""
+    attributes.pop("n_iter_", None)
+    return attributes
+
+
 #: The estimator classes a file may name, by the name it uses.
 REGISTRY = {
     "BetaCurveVAE": Registered(
@@ -72,7 +78,7 @@ REGISTRY = {
         new_params_v1={"residual": False},
         upgrade_v1=_upgrade_vae_v1,
     ),
-    "LatentMatcher": Registered(LatentMatcher),
+    "LatentMatcher": Registered(LatentMatcher, upgrade_v1=_upgrade_matcher_v1),
 }
 #: The tensor dtypes a file may hold, by the name it uses.
 TORCH_DTYPES = {

@@ -396,6 +396,7 @@ def test_files_written_by_skvae_0_1_0_load_identically():
 
     matcher = skvae.load(DATA / "v010_matcher.skvae")
     assert matcher.estimator_ is matcher.estimator and matcher.n_starts == 2
+    assert not hasattr(matcher, "n_iter_")  # 0.1.0's copy of the VAE's epochs, dropped
     np.testing.assert_array_equal(matcher.estimator_.transform(X), expected["vae_transform"])
     unfitted = skvae.load(DATA / "v010_unfitted.skvae")
     # parameters that 0.1.0 lacked take the value that reproduces 0.1.0 (residual=False)

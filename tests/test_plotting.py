@@ -75,6 +75,24 @@ def test_importing_skvae_does_not_import_matplotlib():
     assert out.stdout.strip() == "False"
 
 
+def test_displays_share_helpers_only_through_the_base_module():
+    """No plotting module reaches into another Display's private names: shared helpers
+    live in plotting/_base.py."""
+    import ast
+    from pathlib import Path
+
+    import skvae.plotting
+
+    folder = Path(skvae.plotting.__file__).parent
+    offenders = []
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module != "_base":
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                offenders += [f"{path.name}: {node.module}.{name}" for name in private]
+    assert offenders == []
+
+
 # --------------------------------------------------------------------- training history
 
 
