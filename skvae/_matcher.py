@@ -6,8 +6,6 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from scipy import stats
-from scipy.stats import qmc
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -17,11 +15,11 @@ from sklearn.base import (
     clone,
 )
 from sklearn.exceptions import NotFittedError
-from sklearn.utils import Bunch, check_random_state
+from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._matcher_objective import Objective, encoder_start
+from ._matcher_objective import Objective, covariance, encoder_start, extra_starts, polish
 from ._nelder_mead import batched_nelder_mead
 from ._utils import one_torch_thread, unchanged_on_failure, warn_at_caller
 from ._vae import BetaCurveVAE
@@ -34,6 +32,8 @@ BLOCK_SIZE, DEVICE_BLOCK_SIZE = 8192, 1 << 20
 #: ``initial_step="auto"`` edges (latent prior units) for partial targets' encoder starts
 #: and for the zero and random starts.
 PARTIAL_STEP, PRIOR_STEP = 0.1, 0.5
+#: Damped Gauss-Newton steps of ``polish="gauss-newton"``.
+GAUSS_NEWTON_STEPS = 5
 
 
 class LatentMatcher(
@@ -57,6 +57,17 @@ class LatentMatcher(
     negative log-density of the N(0, I) prior (up to a constant): MAP-like matching,
     pulled toward the prior's mode, trading one data unit of L2 error for ``λ/2`` of
     squared latent norm.
+
+    With ``objective="posterior"`` the objective is instead the negative log-posterior of
+    the code under the VAE's own model, up to a constant (in nats),
+
+    .. math::
+
+        f(z) = \frac{\lVert m \odot (g(z) - x) \rVert_2^2}{2 \sigma^2}
+        + \tfrac{1}{2} \lVert z \rVert_2^2
+
+    with ``σ = noise`` (or the VAE's ``noise_``): its minimum is the MAP code, where
+    :meth:`match`'s Laplace ``covariance`` describes how sure the match is.
 
     All targets are optimised together by a Nelder-Mead engine in torch that reproduces
     :func:`scipy.optimize.minimize` (``method="Nelder-Mead"``) step by step, with one
@@ -91,7 +102,17 @@ class LatentMatcher(
         ``start="zero", initial_step=0.00025`` is scipy's default simplex at z = 0 (the
         blog post's search).
     prior_weight : float, default=0.0
-        Weight ``λ`` of the N(0, I) log-prior term of the objective.
+        Weight ``λ`` of the N(0, I) log-prior term of the ``"l2"`` objective.
+    objective : {"l2", "posterior"}, default="l2"
+        What is minimised: the L2 distance over the observed points (plus the
+        ``prior_weight`` term), or the negative log-posterior (see above).
+    noise : float, default=None
+        Observation noise standard deviation ``σ``, in the curves' units, of the
+        posterior objective and of :meth:`match`'s ``covariance``; None means the VAE's
+        ``noise_``.
+    polish : {"gauss-newton"} or None, default=None
+        With ``objective="posterior"``: refine each Nelder-Mead code by a few damped
+        Gauss-Newton (Levenberg-Marquardt) steps, kept where they lower the objective.
     xatol, fatol : float, default=1e-4
         Nelder-Mead tolerances as in scipy: a start converges when its simplex's
         vertices are within ``xatol`` (latent units) of the best one and their
@@ -157,6 +178,9 @@ class LatentMatcher(
         "n_starts": [Interval(Integral, 1, None, closed="left")],
         "initial_step": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
         "prior_weight": [Interval(Real, 0, None, closed="left")],
+        "objective": [StrOptions({"l2", "posterior"})],
+        "noise": [Interval(Real, 0, None, closed="neither"), None],
+        "polish": [StrOptions({"gauss-newton"}), None],
         "xatol": [Interval(Real, 0, None, closed="left")],
         "fatol": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left"), None],
@@ -172,6 +196,9 @@ class LatentMatcher(
         n_starts=1,
         initial_step="auto",
         prior_weight=0.0,
+        objective="l2",
+        noise=None,
+        polish=None,
         xatol=1e-4,
         fatol=1e-4,
         max_iter=None,
@@ -183,6 +210,9 @@ class LatentMatcher(
         self.n_starts = n_starts
         self.initial_step = initial_step
         self.prior_weight = prior_weight
+        self.objective = objective
+        self.noise = noise
+        self.polish = polish
         self.xatol = xatol
         self.fatol = fatol
         self.max_iter = max_iter
@@ -215,6 +245,7 @@ class LatentMatcher(
         self : LatentMatcher
             The fitted matcher.
         """
+        self._check_objective()
         with unchanged_on_failure(self):  # validate_data sets n_features_in_ first
             X = validate_data(
                 self, X, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan"
@@ -222,6 +253,19 @@ class LatentMatcher(
             estimator = self._prefit_estimator(X) if self.prefit else self._fit_estimator(X)
             self.estimator_ = estimator
         return self
+
+    def _check_objective(self) -> None:
+        """Combinations of the objective's parameters that make no sense."""
+        if self.objective == "posterior" and self.prior_weight != 0:
+            raise ValueError(
+                "prior_weight applies to objective='l2'; the posterior objective has its "
+                f"own N(0, I) prior term. Got prior_weight={self.prior_weight!r}."
+            )
+        if self.polish is not None and self.objective != "posterior":
+            raise ValueError(
+                "polish='gauss-newton' refines the posterior objective: use it with "
+                "objective='posterior'."
+            )
 
     def _prefit_estimator(self, X: np.ndarray) -> BetaCurveVAE:
         """The prefit ``estimator``, checked to be fitted on curves as wide as ``X``."""
@@ -290,7 +334,12 @@ class LatentMatcher(
             and ``start_objective``, the same at the first start point; ``n_iter`` and
             ``n_fev``, Nelder-Mead iterations (counted as scipy's ``nit``) and
             objective evaluations of the winning start; ``converged``, whether its
-            ``xatol``/``fatol`` test was met before ``max_iter``.
+            ``xatol``/``fatol`` test was met before ``max_iter``; ``covariance``
+            (n, latent_dims, latent_dims), the Laplace approximation of the code's
+            posterior covariance at the matched code, ``(Jᵀ M J / σ² + I)⁻¹`` with ``J``
+            the decoder's Jacobian there, ``M`` the observed points and ``σ`` the noise
+            (``noise`` or the VAE's ``noise_``): the identity (the prior) for a target
+            with no observed point.
         """
         return self._match(X, diagnostics=True)
 
@@ -353,15 +402,19 @@ class LatentMatcher(
         n, k, d = starts.shape
         device = model.device
         tolerances = {"xatol": self.xatol, "fatol": self.fatol, "max_iter": self.max_iter}
+        sigma = model.noise if self.noise is None else float(self.noise)
         out = Bunch(codes=np.empty((n, d)), objective=np.empty(n), converged=np.empty(n, bool))
         out.n_iter, out.n_fev = np.empty(n, np.int64), np.empty(n, np.int64)
         if diagnostics:
             out.start_codes = starts[:, 0].copy()
             out.residuals, out.start_residuals, out.start_objective = np.empty((3, n))
+            out.covariance = np.empty((n, d, d))
         block = BLOCK_SIZE if device.type == "cpu" else DEVICE_BLOCK_SIZE
         for lo in range(0, n, block):
             hi = min(lo + block, n)
-            objective = Objective(model, X[lo:hi], self.prior_weight)
+            objective = Objective(
+                model, X[lo:hi], self.prior_weight, kind=self.objective, sigma=sigma
+            )
             res = batched_nelder_mead(
                 lambda Z, problems, f=objective: f(
                     Z, torch.div(problems, k, rounding_mode="floor")
@@ -372,11 +425,10 @@ class LatentMatcher(
             )
             rows = torch.arange(hi - lo, device=device)
             best = rows * k + torch.argmin(res.fun.view(-1, k), dim=1)
-            codes = res.x[best]
-            out.codes[lo:hi], out.objective[lo:hi] = (
-                codes.cpu().numpy(),
-                res.fun[best].cpu().numpy(),
-            )
+            codes, values = res.x[best], res.fun[best]
+            if self.polish is not None:
+                codes, values = polish(objective, codes, values, rows, GAUSS_NEWTON_STEPS)
+            out.codes[lo:hi], out.objective[lo:hi] = codes.cpu().numpy(), values.cpu().numpy()
             out.n_iter[lo:hi] = res.nit[best].cpu().numpy()
             out.n_fev[lo:hi] = res.nfev[best].cpu().numpy()
             out.converged[lo:hi] = res.converged[best].cpu().numpy()
@@ -385,19 +437,5 @@ class LatentMatcher(
                 out.residuals[lo:hi] = objective.residuals(codes, rows).cpu().numpy()
                 out.start_residuals[lo:hi] = objective.residuals(first, rows).cpu().numpy()
                 out.start_objective[lo:hi] = objective(first, rows).cpu().numpy()
+                out.covariance[lo:hi] = covariance(objective, codes).cpu().numpy()
         return out
-
-
-def extra_starts(n_extra: int, latent_dims: int, random_state) -> np.ndarray:
-    """The ``n_extra`` start points shared by all targets, shape (n_extra, latent_dims).
-
-    With ``random_state=None``: fixed quasi-random points of the N(0, I) prior, the
-    unscrambled Halton sequence (without its first point, the origin) mapped through the
-    normal quantile function, so that every call uses the same starts. Otherwise: draws
-    from N(0, I) seeded by ``random_state``.
-    """
-    if random_state is None:
-        halton = qmc.Halton(latent_dims, scramble=False)
-        halton.fast_forward(1)
-        return stats.norm.ppf(halton.random(n_extra))
-    return check_random_state(random_state).standard_normal((n_extra, latent_dims))

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy import stats
+from scipy.stats import qmc
+from sklearn.utils import check_random_state
 from torch import nn
 from torch.nn import functional as F
 
+from ._laplace import gauss_newton_polish, laplace_covariance
 from ._networks import Residual
 
 #: Rows per decoder call on the CPU. Fixed, so every point's objective value is
@@ -120,7 +124,11 @@ def chunk_size_for(model) -> int:
 
 
 class Objective:
-    """``f(z) = ‖m ⊙ (decode(z) − x)‖₂ + λ/2 ‖z‖²`` for many (point, target row) pairs.
+    """The matching objective for many (point, target row) pairs.
+
+    ``"l2"``: ``f(z) = ‖m ⊙ (g(z) − x)‖₂ + λ/2 ‖z‖²`` (data units); ``"posterior"``:
+    ``f(z) = ‖m ⊙ (g(z) − x)‖² / (2σ²) + ‖z‖²/2``, the negative log-posterior up to a
+    constant (in nats; the same in data or model units once σ is converted).
 
     Targets are scaled to the decoder's units once and kept on the model's device; points
     are decoded in fixed chunks of ``chunk_size`` rows (float32, the decoder's precision,
@@ -135,7 +143,11 @@ class Objective:
     X : ndarray of shape (n_targets, n_features)
         Target curves in data units; NaN marks missing points.
     prior_weight : float
-        Weight ``λ`` of the prior term.
+        Weight ``λ`` of the prior term of the ``"l2"`` objective.
+    kind : {"l2", "posterior"}, default="l2"
+        Which objective.
+    sigma : float, default=None
+        Observation noise standard deviation in data units (``"posterior"`` only).
     chunk_size : int, default=None
         Rows per decoder call; None means :func:`chunk_size_for` the model.
 
@@ -146,7 +158,16 @@ class Objective:
         large for float32, in which the decoder computes.
     """
 
-    def __init__(self, model, X: np.ndarray, prior_weight: float, chunk_size: int | None = None):
+    def __init__(
+        self,
+        model,
+        X: np.ndarray,
+        prior_weight: float,
+        chunk_size: int | None = None,
+        *,
+        kind: str = "l2",
+        sigma: float | None = None,
+    ):
         observed = ~np.isnan(X)
         with np.errstate(over="ignore", invalid="ignore"):  # reported just below
             targets = np.where(observed, model.scaler.to_model(X), 0.0)
@@ -167,7 +188,13 @@ class Objective:
         )
         self.scale = float(model.scaler.scale)
         self.prior_weight = float(prior_weight)
+        self.kind = kind
+        #: Noise in model units (the decoder's), where residuals are summed.
+        self.sigma_model = None if sigma is None else float(sigma) / self.scale
+        if kind == "posterior" and self.sigma_model is None:
+            raise ValueError("The posterior objective needs the observation noise sigma.")
         size = chunk_size_for(model) if chunk_size is None else int(chunk_size)
+        self.chunk_size = size
         n_features, d = X.shape[1], model.latent_dims
         self._z = torch.zeros((size, d), dtype=torch.float32, device=device)
         self._rows = torch.zeros(size, dtype=torch.int64, device=device)
@@ -175,12 +202,19 @@ class Objective:
         self._gathered = torch.empty_like(self._diff)
         self._sums = torch.empty(size, dtype=torch.float64, device=device)
         probe = torch.linspace(-3.0, 3.0, size * d, device=device).reshape(size, d)
+        self.decoder = model.decoder
+        self.noise_model = float(model.noise) / self.scale
         self.decode = BufferedDecoder(model.decoder, probe)
         self.decode.check(probe)
 
     @torch.no_grad()
     def residuals(self, Z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """L2 norm, in data units, of ``decode(Z[i]) - X[rows[i]]`` over observed points."""
+        return self.squared_errors(Z, rows).sqrt_().mul_(self.scale)
+
+    @torch.no_grad()
+    def squared_errors(self, Z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Squared L2 norm, in model units, of ``decode(Z[i]) - X[rows[i]]`` (observed)."""
         n, size = Z.shape[0], self._z.shape[0]
         out = torch.empty(n, dtype=torch.float64, device=self.device)
         for start in range(0, n, size):
@@ -196,13 +230,25 @@ class Objective:
                 self._diff *= torch.index_select(self.mask, 0, self._rows, out=self._gathered)
             torch.sum(self._diff.square_(), dim=1, out=self._sums)
             out[start:stop] = self._sums[: stop - start]
-        return out.sqrt_().mul_(self.scale)
+        return out
 
     def __call__(self, Z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        if self.kind == "posterior":
+            values = self.squared_errors(Z, rows)
+            values /= 2 * self.sigma_model**2
+            return values.add_(squared_norms(Z), alpha=0.5)
         values = self.residuals(Z, rows)
         if self.prior_weight:
-            values += 0.5 * self.prior_weight * (Z * Z).sum(dim=1)
+            values += 0.5 * self.prior_weight * squared_norms(Z)
         return values
+
+
+def squared_norms(Z: torch.Tensor) -> torch.Tensor:
+    """``‖z‖²`` of each row, summed in order (a row's value does not depend on the batch)."""
+    out = Z[:, 0] * Z[:, 0]
+    for j in range(1, Z.shape[1]):
+        out += Z[:, j] * Z[:, j]
+    return out
 
 
 def encode(model, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -227,3 +273,57 @@ def encoder_start(
         decoded = model.decode(encode(model, filled[partial])[0])
         filled[partial] = np.where(observed[partial], X[partial], decoded)
     return encode(model, filled)
+
+
+def _mask(objective: Objective) -> torch.Tensor | None:
+    return None if objective.mask is None else objective.mask.bool()
+
+
+def polish(
+    objective: Objective,
+    codes: torch.Tensor,
+    values: torch.Tensor,
+    rows: torch.Tensor,
+    n_steps: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gauss-Newton steps on the posterior from ``codes`` (with objective ``values`` at
+    the target ``rows``), kept where the objective drops: the codes and their values."""
+    polished = gauss_newton_polish(
+        objective.decoder,
+        codes,
+        objective.targets,
+        _mask(objective),
+        objective.sigma_model,
+        n_steps,
+        objective.chunk_size,
+    ).to(torch.float64)
+    polished_values = objective(polished, rows)
+    better = polished_values <= values
+    return (
+        torch.where(better[:, None], polished, codes),
+        torch.where(better, polished_values, values),
+    )
+
+
+def covariance(objective: Objective, codes: torch.Tensor) -> torch.Tensor:
+    """Laplace covariance of the posterior at ``codes`` (one per target row, in order),
+    with the objective's noise, or the VAE's for the L2 objective."""
+    sigma = objective.noise_model if objective.sigma_model is None else objective.sigma_model
+    return laplace_covariance(
+        objective.decoder, codes, objective.targets, _mask(objective), sigma, objective.chunk_size
+    )
+
+
+def extra_starts(n_extra: int, latent_dims: int, random_state) -> np.ndarray:
+    """The ``n_extra`` start points shared by all targets, shape (n_extra, latent_dims).
+
+    With ``random_state=None``: fixed quasi-random points of the N(0, I) prior, the
+    unscrambled Halton sequence (without its first point, the origin) mapped through the
+    normal quantile function, so that every call uses the same starts. Otherwise: draws
+    from N(0, I) seeded by ``random_state``.
+    """
+    if random_state is None:
+        halton = qmc.Halton(latent_dims, scramble=False)
+        halton.fast_forward(1)
+        return stats.norm.ppf(halton.random(n_extra))
+    return check_random_state(random_state).standard_normal((n_extra, latent_dims))
