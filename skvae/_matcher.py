@@ -19,6 +19,7 @@ from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._dask import is_dask_array, map_rows
 from ._matcher_objective import Objective, covariance, encoder_start, extra_starts, polish
 from ._nelder_mead import batched_nelder_mead
 from ._utils import one_torch_thread, unchanged_on_failure, warn_at_caller
@@ -306,14 +307,18 @@ class LatentMatcher(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or dask array of shape (n_samples, n_features)
             Target curves; NaN marks missing points.
 
         Returns
         -------
-        Z : ndarray of shape (n_samples, latent_dims)
-            Matched latent codes (float64, deterministic, row-independent).
+        Z : ndarray or dask array of shape (n_samples, latent_dims)
+            Matched latent codes (float64, deterministic, row-independent); a lazy dask
+            array, block by block, for a dask array ``X``.
         """
+        if is_dask_array(X):
+            check_is_fitted(self)
+            return map_rows(self.transform, X, self._n_features_out, n_features=self.n_features_in_)
         return self._match(X, diagnostics=False).codes
 
     def match(self, X) -> Bunch:
@@ -348,13 +353,13 @@ class LatentMatcher(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, latent_dims)
+        X : array-like or dask array of shape (n_samples, latent_dims)
             Latent codes.
 
         Returns
         -------
-        X_curves : ndarray of shape (n_samples, n_features_in_)
-            Decoded curves in the original units.
+        X_curves : ndarray or dask array of shape (n_samples, n_features_in_)
+            Decoded curves in the original units (lazy for a dask array ``X``).
         """
         check_is_fitted(self)
         return self.estimator_.inverse_transform(X)
