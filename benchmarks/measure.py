@@ -1,4 +1,4 @@
-"""Measurement helpers: machine description, timing, reconstruction errors, process memory.
+"""Measurement helpers: machine description, threads, reconstruction errors, process memory.
 
 Memory is measured as the resident set size (RSS) of a separate Python process, read from
 ``/proc/self/status`` (``VmRSS`` now, ``VmHWM`` the peak). RSS counts everything the process
@@ -15,8 +15,6 @@ import os
 import platform
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +66,7 @@ def machine_info() -> dict:
         "numpy": np.__version__,
         "scipy": scipy.__version__,
         "skvae": skvae.__version__,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -107,33 +106,6 @@ def blas_threads() -> dict:
     from threadpoolctl import threadpool_info
 
     return {f"{i['internal_api']}": i["num_threads"] for i in threadpool_info()}
-
-
-# ------------------------------------------------------------------------------- timing
-
-
-class Stopwatch:
-    """Accumulates wall time over ``with watch:`` blocks (pauses outside them)."""
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-
-    def __enter__(self) -> Stopwatch:
-        self._start = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.seconds += time.perf_counter() - self._start
-
-
-def time_repeats(function: Callable[[], object], repeats: int) -> tuple[float, list[float], object]:
-    """Call ``function`` ``repeats`` times; return (median seconds, all seconds, last result)."""
-    times, result = [], None
-    for _ in range(max(1, repeats)):
-        start = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)), times, result
 
 
 # ------------------------------------------------------------------------------- errors
@@ -213,6 +185,6 @@ def run_memory_worker(arguments: list[str], timeout: float = 900.0) -> dict:
         return {"error": f"timed out after {timeout:.0f} s"}
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:]
         return {"error": f"exit status {done.returncode}: " + " | ".join(tail)}
     return json.loads(lines[-1])

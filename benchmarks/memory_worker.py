@@ -4,8 +4,8 @@ Each task runs in a fresh interpreter so that its peak resident set size (RSS) i
 
 1. import numpy, torch and skvae, and load the fitted model (if any);
 2. read the *baseline* RSS -- before any data exists;
-3. build the input (large inputs are built chunk by chunk, so building them adds no peak of
-   its own beyond the input array);
+3. build the input (independent Beta log-pdf curves tiled block by block, so building them
+   adds no peak of its own beyond the input array);
 4. reset the peak RSS to the current RSS (Linux ``clear_refs``), run the operation once,
    and read the peak.
 
@@ -25,48 +25,30 @@ import warnings
 
 import numpy as np
 
+from benchmarks.data import large_beta_curves
 from benchmarks.measure import MB, current_rss_mb, peak_rss_mb, reset_peak_rss
 
 #: Allowed working memory on top of input + output (issue 6's acceptance figure).
 HEADROOM_MB = 200.0
-_BLOCK = 10_000
-
-
-def large_curves(n_rows: int, n_points: int = 100, random_state: int = 0) -> np.ndarray:
-    """``n_rows`` float64 Beta log-pdf curves: 10,000 distinct curves tiled with small noise.
-
-    Filled block by block into one preallocated array, so the peak while building is the
-    array itself plus one block.
-    """
-    from skvae import make_beta_curves
-
-    base, _ = make_beta_curves(min(_BLOCK, n_rows), n_points, random_state=random_state)
-    rng = np.random.default_rng(random_state)
-    X = np.empty((n_rows, n_points), dtype=np.float64)
-    for start in range(0, n_rows, len(base)):
-        stop = min(start + len(base), n_rows)
-        X[start:stop] = base[: stop - start]
-        X[start:stop] += rng.normal(scale=1e-3, size=(stop - start, n_points))
-    return X
 
 
 def _operation(args: argparse.Namespace, model):
     """Return (input array, callable running the operation once)."""
-    task, n_rows, n_points = args.task, args.n_rows, args.n_points
+    task, n_rows = args.task, args.n_rows
     if task == "fit":
         from skvae import BetaCurveVAE
 
-        X = large_curves(n_rows, n_points)
+        X = large_beta_curves(n_rows)
         params = {} if args.max_iter is None else {"max_iter": args.max_iter}
         return X, lambda: BetaCurveVAE(random_state=0, **params).fit(X)
     if task == "inverse_transform":
-        Z = np.random.default_rng(0).standard_normal((n_rows, model._n_features_out))
+        Z = np.random.default_rng(0).standard_normal((n_rows, model.get_params()["latent_dims"]))
         return Z, lambda: model.inverse_transform(Z)
-    X = large_curves(n_rows, n_points)
+    X = large_beta_curves(n_rows)
     if task == "match":
-        from benchmarks.matching import make_matcher
+        from skvae import LatentMatcher
 
-        matcher = make_matcher(model, X[:100])
+        matcher = LatentMatcher(model, prefit=True).fit(X[:100])
         return X, lambda: matcher.transform(X)
     method = getattr(model, task)
     return X, lambda: method(X)
@@ -79,7 +61,6 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--model", help="pickled fitted BetaCurveVAE (all tasks but fit)")
     parser.add_argument("--n-rows", type=int, required=True)
-    parser.add_argument("--n-points", type=int, default=100)
     parser.add_argument("--max-iter", type=int, default=None, help="fit only (default: default)")
     args = parser.parse_args(argv)
 
@@ -112,7 +93,6 @@ def main(argv: list[str] | None = None) -> dict:
     report = {
         "task": args.task,
         "n_rows": args.n_rows,
-        "n_points": args.n_points,
         "seconds": seconds,
         "rows_per_second": args.n_rows / seconds if args.task != "fit" else None,
         "baseline_rss_mb": baseline,

@@ -1,61 +1,37 @@
-"""Run every skvae benchmark in one process and write results.md, results.json and a plot.
+"""Run the skvae benchmarks: one section at a time, results.json + results.md + figures.
 
-Usage (from the repository root)::
+Usage (from the repository root; see benchmarks/README.md)::
 
-    python benchmarks/run.py            # full mode, ~10-20 min on 2 quiet cores
-    python benchmarks/run.py --quick    # ~3-5 min; writes to benchmarks/results/quick
-    python benchmarks/run.py --smoke    # ~1 min plumbing check, meaningless numbers
-
-See benchmarks/README.md for what each section measures.
+    python benchmarks/run.py                      # full run, all CPU sections
+    python benchmarks/run.py --quick              # a few minutes on 2 cores
+    python benchmarks/run.py --sections training,families --seeds 0
+    python benchmarks/run.py --device cuda        # the gpu section: CUDA next to this CPU
+    python benchmarks/run.py --merge other/results.json   # fold in another run's sections
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib
 import json
 import math
-import pickle
 import sys
-import tempfile
 import time
 import traceback
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
 # Run as a script, Python puts benchmarks/ first on sys.path: use the repository root
-# instead, so that this checkout's skvae and the benchmarks package import (and nothing
-# in benchmarks/ can shadow a top-level module).
+# instead, so that this checkout's skvae and the benchmarks package import.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 sys.path.insert(0, str(_HERE.parent))
 
 import numpy as np  # noqa: E402
 
-from benchmarks import report  # noqa: E402
-from benchmarks.baselines import all_baselines  # noqa: E402
-from benchmarks.matching import (  # noqa: E402
-    make_matcher,
-    match_section,
-    matched_reconstruction,
-    matcher_class,
-)
-from benchmarks.measure import (  # noqa: E402
-    l2_summary,
-    machine_info,
-    run_memory_worker,
-    set_threads,
-)
-from benchmarks.modes import MODES, Mode  # noqa: E402
-from benchmarks.vae_sections import (  # noqa: E402
-    default_fit,
-    pdf_section,
-    scaling_section,
-    seed_at,
-    seed_network_throughput,
-    seed_run,
-    skvae_endpoints,
-    skvae_trajectory,
-)
-from skvae import make_beta_curves  # noqa: E402
+from benchmarks.measure import machine_info, set_threads  # noqa: E402
+from benchmarks.modes import Mode  # noqa: E402
+from benchmarks.sections import SECTIONS  # noqa: E402
 
 _START = time.perf_counter()
 
@@ -64,190 +40,36 @@ def log(message: str) -> None:
     print(f"[{time.perf_counter() - _START:7.1f} s] {message}", file=sys.stderr, flush=True)
 
 
-def guarded(results: dict, key: str, function, *args, **kwargs):
-    """Run one section; on failure record the error in ``results[key]`` and carry on."""
-    log(f"{key} ...")
+def load_section(name: str):
+    """(module, None) or (None, why it cannot run)."""
+    try:
+        return importlib.import_module(f"benchmarks.sections.{name}"), None
+    except ModuleNotFoundError as exc:
+        if exc.name == f"benchmarks.sections.{name}":
+            return None, f"benchmarks/sections/{name}.py is not in this checkout"
+        return None, f"needs the optional package {exc.name!r}, which is not installed"
+
+
+def measure_section(name: str, mode: Mode) -> dict:
+    """Run one section's ``measure``; failures and skips become a results entry."""
+    module, why = load_section(name)
+    if module is None:
+        log(f"{name}: skipped ({why})")
+        return {"skipped": why}
+    log(f"{name}: {module.TITLE} ...")
     start = time.perf_counter()
     try:
-        value = function(*args, **kwargs)
+        results = module.measure(mode)
+    except ModuleNotFoundError as exc:
+        results = {"skipped": f"needs the optional package {exc.name!r}, not installed"}
     except Exception as exc:  # a broken section must not hide the others
         traceback.print_exc()
-        results[key] = {"error": f"{type(exc).__name__}: {exc}"}
-        return None
-    log(f"{key} done in {time.perf_counter() - start:.1f} s")
-    return value
-
-
-def final_rows(vae, default, seed, baselines, X_train, X_test) -> list[dict]:
-    """Section 4: every method's held-out median and p90 L2 in one table."""
-    rows = [
-        {
-            "method": "BetaCurveVAE encoder (defaults)",
-            "latent_dims": vae._n_features_out,
-            "fit_seconds": default["fit_seconds"],
-            "median_l2": default["median_l2"],
-            "p90_l2": default["p90_l2"],
-            "note": f"{default['n_iter']} epochs",
-        }
-    ]
-    if matcher_class() is not None:
-        X_hat = matched_reconstruction(make_matcher(vae, X_train), X_test)
-        rows.append(
-            {
-                "method": "LatentMatcher (on that fit)",
-                "latent_dims": vae._n_features_out,
-                "fit_seconds": default["fit_seconds"],
-                **l2_summary(X_test, X_hat),
-                "note": "batched Nelder-Mead from the encoder's mean",
-            }
-        )
-    if seed is not None:
-        same = seed_at(seed["trajectory"], default["fit_seconds"])
-        if same is not None and seed["seconds"] > default["fit_seconds"]:
-            rows.append(
-                {
-                    "method": "seed recipe, same wall time as skvae's fit",
-                    "latent_dims": 2,
-                    "fit_seconds": same["seconds"],
-                    "median_l2": same["median_l2"],
-                    "p90_l2": same["p90_l2"],
-                    "note": f"{same['epoch']} epochs",
-                }
-            )
-        last = seed["trajectory"][-1]
-        rows.append(
-            {
-                "method": "seed recipe, end of its budget",
-                "latent_dims": 2,
-                "fit_seconds": last["seconds"],
-                "median_l2": last["median_l2"],
-                "p90_l2": last["p90_l2"],
-                "note": f"{last['epoch']} epochs",
-            }
-        )
-    return rows + baselines
-
-
-def memory_section(vae, mode: Mode) -> list[dict]:
-    """Section 6: peak RSS of fit and of the large-input methods, each in a fresh process."""
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        model_path = Path(tmp) / "vae.pkl"
-        model_path.write_bytes(pickle.dumps(vae))
-        fit_args = ["fit", "--n-rows", str(mode.n_train)]
-        if mode.memory_fit_max_iter is not None:
-            fit_args += ["--max-iter", str(mode.memory_fit_max_iter)]
-        jobs = [fit_args]
-        for task in ("transform", "inverse_transform", "score_samples"):
-            jobs.append([task, "--model", str(model_path), "--n-rows", str(mode.memory_rows)])
-        if mode.memory_match_rows and matcher_class() is not None:
-            jobs.append(
-                ["match", "--model", str(model_path), "--n-rows", str(mode.memory_match_rows)]
-            )
-        for arguments in jobs:
-            log(f"  memory: {' '.join(a for a in arguments if not a.startswith(tmp))}")
-            row = run_memory_worker(arguments)
-            row.setdefault("task", arguments[0])
-            if arguments[0] == "fit":
-                row["max_iter"] = mode.memory_fit_max_iter or "default"
-            rows.append(row)
-    return rows
-
-
-def run(mode: Mode) -> dict:
-    results: dict = {"mode": mode.name, "notes": list(mode.notes), "machine": machine_info()}
-    log(f"mode={mode.name}  machine: {results['machine']['cpu']}")
-    X_train, _ = make_beta_curves(mode.n_train, random_state=0)
-    X_test, _ = make_beta_curves(mode.n_test, random_state=1)
-    results["data"] = {
-        "family": "Beta log-pdf, alpha and beta ~ U(0, 5), 100 points on [0.01, 0.99]",
-        "n_train": mode.n_train,
-        "n_test": mode.n_test,
-        "train_random_state": 0,
-        "test_random_state": 1,
-    }
-
-    fitted = guarded(results, "default_fit", default_fit, X_train, X_test, mode)
-    vae, default = fitted if fitted else (None, None)
-    if default is not None:
-        results["default_fit"] = default
-
-    skvae_seconds = default["fit_seconds"] if default else None
-    seed = guarded(results, "seed_recipe", seed_run, X_train, X_test, mode, skvae_seconds)
-    if seed is not None:
-        results["seed_recipe"] = {k: v for k, v in seed.items() if k != "model"}
-
-    ttq: dict = {}
-    if vae is not None:
-        ttq["skvae_default_fit"] = {
-            "epochs": default["n_iter"],
-            "seconds": default["fit_seconds"],
-            "median_l2": default["median_l2"],
-            "p90_l2": default["p90_l2"],
-        }
-        ttq["skvae_endpoints"] = guarded(ttq, "endpoints", skvae_endpoints, X_train, X_test, mode)
-        if mode.trajectory:
-            points = guarded(
-                ttq, "trajectory", skvae_trajectory, X_train, X_test, default["n_iter"], mode
-            )
-            ttq["skvae_trajectory"] = points
-            if points:
-                # partial_fit should retrace the default fit exactly (same schedule,
-                # initialisation and random stream): check it on the last checkpoint.
-                ttq["trajectory_reproduces_fit"] = bool(
-                    points[-1]["median_l2"] == default["median_l2"]
-                    and points[-1]["p90_l2"] == default["p90_l2"]
-                )
-    if seed is not None:
-        ttq["seed_trajectory"] = seed["trajectory"]
-    results["time_to_quality"] = ttq
-
-    throughput = guarded(results, "throughput", seed_network_throughput, X_train, mode)
-    if throughput is not None:
-        results["throughput"] = {"skvae_loop_seed_network": throughput}
-        if default is not None:
-            results["throughput"]["skvae_default"] = {
-                "seconds_per_epoch": default["seconds_per_epoch"],
-                "curves_per_second": mode.n_train / default["seconds_per_epoch"],
-            }
-        if seed is not None:
-            results["throughput"]["seed_recipe"] = {
-                "seconds_per_epoch": seed["seconds_per_epoch"],
-                "curves_per_second": seed["curves_per_second"],
-            }
-
-    baselines = guarded(results, "baselines", all_baselines, X_train, X_test, mode.kpca_fit_n)
-    if vae is not None:
-        final = guarded(
-            results, "final", final_rows, vae, default, seed, baselines or [], X_train, X_test
-        )
-        if final is not None:
-            results["final"] = final
-        if seed is not None:
-            matching = guarded(
-                results,
-                "matching",
-                match_section,
-                vae,
-                seed["model"],
-                X_train,
-                X_test,
-                scipy_targets=mode.scipy_targets,
-                repeats=mode.match_repeats,
-            )
-            if matching is not None:
-                results["matching"] = matching
-        memory = guarded(results, "memory", memory_section, vae, mode)
-        if memory is not None:
-            results["memory"] = memory
-    scaling = guarded(results, "scaling", scaling_section, mode, default)
-    if scaling is not None:
-        results["scaling"] = scaling
-    pdf = guarded(results, "beta_pdf", pdf_section, mode)
-    if pdf is not None:
-        results["beta_pdf"] = pdf
-    results["total_seconds"] = time.perf_counter() - _START
-    return results
+        results = {"error": f"{type(exc).__name__}: {exc}"}
+    seconds = time.perf_counter() - start
+    if "skipped" in results:
+        log(f"{name}: skipped ({results['skipped']})")
+    log(f"{name}: done in {seconds:.0f} s")
+    return {"title": module.TITLE, "results": _jsonable(results), "seconds": seconds}
 
 
 def _jsonable(value):
@@ -257,41 +79,174 @@ def _jsonable(value):
         return [_jsonable(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
     if isinstance(value, float) and not math.isfinite(value):
         return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, Path):
+        return str(value)
     return value
 
 
-def main(argv: list[str] | None = None) -> dict:
+def _stamp(machine: dict, mode: Mode) -> dict:
+    keys = ("date", "cpu", "usable_cores", "torch_threads", "gpu", "git_commit", "skvae")
+    return {k: machine.get(k) for k in keys} | {
+        "mode": mode.name,
+        "threads": mode.threads,
+        "device": mode.device,
+        "seeds": list(mode.seeds),
+    }
+
+
+def _measured_on(stamp: dict, seconds: float | None) -> str:
+    gpu = f", GPU {stamp['gpu']}" if stamp.get("gpu") else ""
+    took = f"; took {seconds:.0f} s" if seconds is not None else ""
+    return (
+        f"_Measured {stamp.get('date')} on {stamp.get('cpu')} ({stamp.get('threads')} thread(s)"
+        f"{gpu}), {stamp.get('mode')} mode, seeds {stamp.get('seeds')}, commit "
+        f"{stamp.get('git_commit')}{took}._"
+    )
+
+
+def render(document: dict, out: Path, figures_for: set[str] | None = None) -> str:
+    """results.md from the results document; writes the figures of the sections named in
+    ``figures_for`` (default: all) into ``out``."""
+    from benchmarks.markdown import table
+
+    machine = document.get("machine", {})
+    lines = [
+        "# skvae benchmarks",
+        "",
+        "Generated by `benchmarks/run.py` (see `benchmarks/README.md` for what each section "
+        "measures and how). Held-out errors are per-curve L2 norms ‖x̂ − x‖₂ over the grid, "
+        "summarised by their median over the held-out curves.",
+        "",
+        "## Machine of the latest run",
+        "",
+        table(["", ""], [[k, str(v)] for k, v in machine.items()]),
+    ]
+    names = SECTIONS + [n for n in document["sections"] if n not in SECTIONS]
+    number = 0
+    for name in names:
+        entry = document["sections"].get(name)
+        if entry is None:
+            continue
+        number += 1
+        module, why = load_section(name)
+        title = entry.get("title") or (module.TITLE if module else name)
+        lines += ["", f"## {number}. {title}", ""]
+        if entry.get("stamp"):
+            lines += [_measured_on(entry["stamp"], entry.get("seconds")), ""]
+        results = entry.get("results", entry)
+        if "skipped" in results:
+            lines.append(f"_Skipped: {results['skipped']}._")
+        elif "error" in results:
+            lines.append(f"_Failed: {results['error']}_")
+        elif module is None:
+            lines.append(f"_Cannot render: {why}._")
+        else:
+            try:
+                if hasattr(module, "figures") and (figures_for is None or name in figures_for):
+                    module.figures(results, out)
+                lines.append(module.table(results))
+            except Exception as exc:  # a malformed section must not lose the others
+                traceback.print_exc()
+                lines.append(f"_Could not render this section: {type(exc).__name__}: {exc}_")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write(document: dict, out: Path, figures_for: set[str] | None = None) -> None:
+    (out / "results.json").write_text(json.dumps(document, indent=1) + "\n")
+    (out / "results.md").write_text(render(document, out, figures_for))
+
+
+def _load(path: Path) -> dict:
+    if path.is_file():
+        document = json.loads(path.read_text())
+        if isinstance(document.get("sections"), dict):
+            return document
+    return {"machine": {}, "sections": {}}
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--quick", action="store_true", help="~3-5 minute version")
-    group.add_argument("--smoke", action="store_true", help="~1 minute plumbing check")
+    parser.add_argument("--quick", action="store_true", help="small sizes: a few minutes")
     parser.add_argument(
-        "--out",
+        "--threads", type=int, default=None, help="torch/BLAS/OpenMP threads (default: all cores)"
+    )
+    parser.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        default="cpu",
+        help="device compared with the CPU in the gpu section; with cuda and no --sections, "
+        "only the gpu section runs",
+    )
+    parser.add_argument(
+        "--sections", default=None, help=f"comma-separated subset of: {', '.join(SECTIONS)}"
+    )
+    parser.add_argument(
+        "--seeds",
+        default=None,
+        help="random_state values of the default fits (default 0,1,2; quick: 0)",
+    )
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="skip the skvae 0.1.0 side-by-side rows"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="output folder (default benchmarks/results[/quick])"
+    )
+    parser.add_argument(
+        "--merge",
         type=Path,
         default=None,
-        help="output folder (default: benchmarks/results, or benchmarks/results/quick|smoke)",
+        help="add the sections of another results.json to --out's, re-render, measure nothing",
     )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="limit torch/BLAS/OpenMP threads (default: the libraries' own, all cores)",
-    )
-    args = parser.parse_args(argv)
-    if args.threads is not None:
-        set_threads(args.threads)
-    mode = MODES["quick" if args.quick else "smoke" if args.smoke else "full"]
-    out = args.out or _HERE / "results" / ("" if mode.name == "full" else mode.name)
-    out.mkdir(parents=True, exist_ok=True)
+    return parser.parse_args(argv)
 
-    results = _jsonable(run(mode))
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    plot = report.plot_time_to_quality(results, out / "time_to_quality.png")
-    (out / "results.md").write_text(report.markdown(results, plot_name=plot))
-    log(f"wrote {out / 'results.md'}, results.json" + (f", {plot}" if plot else ""))
-    return results
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse(argv)
+    if args.sections is None:
+        names = ["gpu"] if args.device == "cuda" else list(SECTIONS)
+    else:
+        names = [n.strip() for n in args.sections.split(",") if n.strip()]
+        unknown = sorted(set(names) - set(SECTIONS))
+        if unknown:
+            raise SystemExit(f"unknown sections {unknown}; choose from {SECTIONS}")
+    import torch
+
+    threads = args.threads or torch.get_num_threads()
+    set_threads(threads)
+    seeds = tuple(int(s) for s in args.seeds.split(",")) if args.seeds else None
+    mode = Mode(
+        quick=args.quick,
+        threads=threads,
+        device=args.device,
+        seeds=seeds or ((0,) if args.quick else (0, 1, 2)),
+        baseline=not args.no_baseline,
+    )
+    out = args.out or _HERE / "results" / ("quick" if mode.quick else "")
+    out.mkdir(parents=True, exist_ok=True)
+    mode = dataclasses.replace(mode, out=out)
+    document = _load(out / "results.json")
+
+    if args.merge is not None:
+        other = _load(args.merge)
+        document["sections"].update(other["sections"])
+        write(document, out)
+        log(f"merged {sorted(other['sections'])} from {args.merge} into {out / 'results.md'}")
+        return document
+
+    machine = machine_info()
+    document["machine"] = machine
+    log(f"{mode.name} mode, {threads} threads, device {mode.device}, seeds {mode.seeds}: {names}")
+    for name in names:
+        entry = measure_section(name, mode)
+        entry["stamp"] = _stamp(machine, mode)
+        document["sections"][name] = entry
+        write(document, out, {name})  # after every section: a crash later loses nothing
+    log(f"wrote {out / 'results.md'} and results.json in {time.perf_counter() - _START:.0f} s")
+    return document
 
 
 if __name__ == "__main__":

@@ -6,6 +6,12 @@ Build (warnings are errors) from the repository root:
 
 Add ``-D plot_gallery=0`` to skip running the gallery examples (a quick check of the
 pages and docstrings).
+
+The site reads offline: MathJax is copied into it by the ``sphinx-mathjax-offline``
+extension, and ``_ext/skvae_docs.py`` fails the build if a page loads a script or a
+stylesheet from the network. The same local extension defines ``|BetaCurveVAE.max_iter|``
+and friends, one substitution per estimator parameter, from ``get_params()``: quote
+defaults in prose with them rather than with numbers.
 """
 
 import os
@@ -15,6 +21,8 @@ import warnings
 
 # Import the package from this checkout, whether or not it is installed.
 sys.path.insert(0, os.path.abspath(".."))
+# Local extensions of these docs.
+sys.path.insert(0, os.path.abspath("_ext"))
 
 import torch  # noqa: E402
 
@@ -29,13 +37,26 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
     "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",  # serves MathJax from the site: formulas render offline
     "sphinx.ext.viewcode",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
+    "skvae_docs",  # |Class.param| defaults from the code; fails on remote scripts
 ]
 
+# MathJax from the site's _static/ (copied there by sphinx-mathjax-offline), never a CDN.
+mathjax_path = "mathjax/tex-chtml.js"
+
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints"]
+exclude_patterns = [
+    "_build",
+    "Thumbs.db",
+    ".DS_Store",
+    "**.ipynb_checkpoints",
+    # left by older builds; they load scripts from a CDN (see sphinx_gallery_conf)
+    "sg_execution_times.rst",
+    "auto_examples/sg_execution_times.rst",
+]
 root_doc = "index"
 default_role = "literal"
 
@@ -72,6 +93,9 @@ sphinx_gallery_conf = {
     "show_memory": False,
     "abort_on_example_error": True,
     "capture_repr": (),
+    # The computation-times pages load jQuery and DataTables from a CDN: leave them out
+    # so that the site reads offline (checked after the build by _ext/skvae_docs.py).
+    "write_computation_times": False,
 }
 
 # The examples fit small networks. One torch thread per operation costs little on an

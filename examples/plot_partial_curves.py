@@ -69,8 +69,8 @@ for name, mask in masks.items():
 # decoder only produces Beta-like curves, so the matcher's job is to pick the right one.
 # One target of each kind, as densities (the dots are the observed points):
 examples = np.vstack([partial[name][k] for k, name in enumerate(masks)])
-display = ReconstructionDisplay.from_estimator(matcher, examples, pdf=True)
 grid = beta_grid(n_points)
+display = ReconstructionDisplay.from_estimator(matcher, examples, grid=grid, pdf=True)
 for k, name in enumerate(masks):
     ax = display.axes_[k, 0]
     ax.plot(grid, np.exp(X_test[k]), color="grey", alpha=0.5, linewidth=4, zorder=0)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
+import torch
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -15,22 +15,26 @@ from sklearn.base import (
     clone,
 )
 from sklearn.exceptions import NotFittedError
-from sklearn.utils import Bunch, check_random_state
+from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._matcher_objective import Objective, encoder_start, one_torch_thread
+from ._dask import is_dask_array, map_rows
+from ._matcher_objective import Objective, covariance, encoder_start, extra_starts, polish
 from ._nelder_mead import batched_nelder_mead
-from ._utils import unchanged_on_failure
+from ._utils import one_torch_thread, unchanged_on_failure, warn_at_caller
 from ._vae import BetaCurveVAE
 
 __all__ = ["LatentMatcher"]
 
-#: Targets optimised together: bounds memory on huge inputs (results do not depend on it).
-BLOCK_SIZE = 8192
+#: Targets optimised together on the CPU and on other devices: bounds memory on huge
+#: inputs (results do not depend on it).
+BLOCK_SIZE, DEVICE_BLOCK_SIZE = 8192, 1 << 20
 #: ``initial_step="auto"`` edges (latent prior units) for partial targets' encoder starts
 #: and for the zero and random starts.
 PARTIAL_STEP, PRIOR_STEP = 0.1, 0.5
+#: Damped Gauss-Newton steps of ``polish="gauss-newton"``.
+GAUSS_NEWTON_STEPS = 5
 
 
 class LatentMatcher(
@@ -48,16 +52,30 @@ class LatentMatcher(
 
     where ``g`` is the decoder in data units (``estimator_.inverse_transform``), ``m``
     masks the observed points (NaN entries of ``x`` are missing and do not count) and
-    ``λ = prior_weight``. With ``λ = 0`` (default) this is the seed's objective, the L2
-    distance over the observed points. With ``λ > 0`` the second term is ``λ`` times the
+    ``λ = prior_weight``. With ``λ = 0`` (default) this is the objective of the blog post
+    on Beta-distribution curves that skvae follows, the L2 distance over the observed
+    points. With ``λ > 0`` the second term is ``λ`` times the
     negative log-density of the N(0, I) prior (up to a constant): MAP-like matching,
     pulled toward the prior's mode, trading one data unit of L2 error for ``λ/2`` of
     squared latent norm.
 
-    All targets are optimised together by a Nelder-Mead engine that reproduces
+    With ``objective="posterior"`` the objective is instead the negative log-posterior of
+    the code under the VAE's own model, up to a constant (in nats),
+
+    .. math::
+
+        f(z) = \frac{\lVert m \odot (g(z) - x) \rVert_2^2}{2 \sigma^2}
+        + \tfrac{1}{2} \lVert z \rVert_2^2
+
+    with ``σ = noise`` (or the VAE's ``noise_``): its minimum is the MAP code, where
+    :meth:`match`'s Laplace ``covariance`` describes how sure the match is.
+
+    All targets are optimised together by a Nelder-Mead engine in torch that reproduces
     :func:`scipy.optimize.minimize` (``method="Nelder-Mead"``) step by step, with one
-    batched decoder call per step. Results are deterministic and row-independent; a
-    target's objective at its code is never above its objective at its first start.
+    batched decoder call per step, on the VAE's device (its ``device`` parameter: a GPU
+    with ``device="cuda"``); results are numpy arrays. Results are deterministic and
+    row-independent on a given device; a target's objective at its code is never above
+    its objective at its first start.
 
     Parameters
     ----------
@@ -68,22 +86,34 @@ class LatentMatcher(
         no refit); :meth:`fit` only checks it and the width of ``X``.
     start : {"encoder", "zero"}, default="encoder"
         First start point of each target: the encoder's posterior mean, or ``z = 0``
-        (the prior's mode, as in the seed). A partial target is encoded after filling
+        (the prior's mode, as in the blog post). A partial target is encoded after filling
         its missing points with the training mean curve, refined a few times with the
         decoded curve of its current code.
     n_starts : int, default=1
-        Number of starts per target; the ``n_starts - 1`` extra starts are drawn once
-        from N(0, I) with ``random_state`` and shared by all targets. The best result is
-        kept.
+        Number of starts per target; the ``n_starts - 1`` extra starts are shared by all
+        targets, and the best result is kept. With ``random_state=None`` they are fixed
+        quasi-random points of the N(0, I) prior (the unscrambled Halton sequence after
+        its first point, mapped through the normal quantile function), the same at every
+        call; otherwise they are drawn from N(0, I) with ``random_state``.
     initial_step : "auto" or float, default="auto"
         Edge length, in latent units, of each start's initial simplex along each latent
         axis. ``"auto"``: for the encoder start of a complete target, its posterior
         standard deviation along each axis (at least ``10 * xatol``); 0.1 for the
         encoder start of a partial target; 0.5 for zero and random starts.
         ``start="zero", initial_step=0.00025`` is scipy's default simplex at z = 0 (the
-        seed's search).
+        blog post's search).
     prior_weight : float, default=0.0
-        Weight ``λ`` of the N(0, I) log-prior term of the objective.
+        Weight ``λ`` of the N(0, I) log-prior term of the ``"l2"`` objective.
+    objective : {"l2", "posterior"}, default="l2"
+        What is minimised: the L2 distance over the observed points (plus the
+        ``prior_weight`` term), or the negative log-posterior (see above).
+    noise : float, default=None
+        Observation noise standard deviation ``σ``, in the curves' units, of the
+        posterior objective and of :meth:`match`'s ``covariance``; None means the VAE's
+        ``noise_``.
+    polish : {"gauss-newton"} or None, default=None
+        With ``objective="posterior"``: refine each Nelder-Mead code by a few damped
+        Gauss-Newton (Levenberg-Marquardt) steps, kept where they lower the objective.
     xatol, fatol : float, default=1e-4
         Nelder-Mead tolerances as in scipy: a start converges when its simplex's
         vertices are within ``xatol`` (latent units) of the best one and their
@@ -92,17 +122,15 @@ class LatentMatcher(
         Maximum Nelder-Mead iterations per start. None means scipy's default caps:
         ``200 * latent_dims`` iterations and as many objective evaluations.
     random_state : int, RandomState instance or None, default=None
-        Seeds the extra starts (pass an int for the same starts at every call) and,
-        when ``estimator`` is None, the default VAE.
+        Draws the extra starts from N(0, I) when not None (None: fixed quasi-random
+        starts, see ``n_starts``; a RandomState instance gives other starts at each
+        call) and, when ``estimator`` is None, seeds the default VAE.
 
     Attributes
     ----------
     estimator_ : BetaCurveVAE
         The fitted VAE: a fitted clone of ``estimator``, or ``estimator`` itself when
         ``prefit=True``.
-    n_iter_ : int
-        Training epochs of ``estimator_`` (its ``n_iter_``). Per-target Nelder-Mead
-        iteration counts are given by :meth:`match`.
     n_features_in_ : int
         Number of grid points of the curves.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -120,8 +148,11 @@ class LatentMatcher(
     their observed points, which completes them: ``inverse_transform(transform(X))``. A
     target with no observed point has nothing to match: it gets a warning and the code
     minimising the prior term from its start (the start itself when ``prior_weight=0``).
-    Matching runs torch on one thread (restored afterwards): its decoder calls are
-    small, and faster so.
+    Per-target Nelder-Mead iteration counts are given by :meth:`match` (the matcher has
+    no ``n_iter_``: :meth:`fit` runs no iterations; ``estimator_.n_iter_`` counts the
+    VAE's epochs). Matching runs torch on one thread (restored afterwards): its decoder
+    calls are small, and faster so. On a GPU the engine reads back to the host only every
+    few iterations.
 
     Examples
     --------
@@ -148,6 +179,9 @@ class LatentMatcher(
         "n_starts": [Interval(Integral, 1, None, closed="left")],
         "initial_step": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
         "prior_weight": [Interval(Real, 0, None, closed="left")],
+        "objective": [StrOptions({"l2", "posterior"})],
+        "noise": [Interval(Real, 0, None, closed="neither"), None],
+        "polish": [StrOptions({"gauss-newton"}), None],
         "xatol": [Interval(Real, 0, None, closed="left")],
         "fatol": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left"), None],
@@ -163,6 +197,9 @@ class LatentMatcher(
         n_starts=1,
         initial_step="auto",
         prior_weight=0.0,
+        objective="l2",
+        noise=None,
+        polish=None,
         xatol=1e-4,
         fatol=1e-4,
         max_iter=None,
@@ -174,6 +211,9 @@ class LatentMatcher(
         self.n_starts = n_starts
         self.initial_step = initial_step
         self.prior_weight = prior_weight
+        self.objective = objective
+        self.noise = noise
+        self.polish = polish
         self.xatol = xatol
         self.fatol = fatol
         self.max_iter = max_iter
@@ -188,7 +228,7 @@ class LatentMatcher(
 
     @property
     def _n_features_out(self) -> int:
-        return self.estimator_._n_features_out
+        return self.estimator_.latent_model().latent_dims
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y=None) -> LatentMatcher:
@@ -206,14 +246,27 @@ class LatentMatcher(
         self : LatentMatcher
             The fitted matcher.
         """
+        self._check_objective()
         with unchanged_on_failure(self):  # validate_data sets n_features_in_ first
             X = validate_data(
                 self, X, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan"
             )
             estimator = self._prefit_estimator(X) if self.prefit else self._fit_estimator(X)
             self.estimator_ = estimator
-            self.n_iter_ = int(getattr(estimator, "n_iter_", 1))
         return self
+
+    def _check_objective(self) -> None:
+        """Combinations of the objective's parameters that make no sense."""
+        if self.objective == "posterior" and self.prior_weight != 0:
+            raise ValueError(
+                "prior_weight applies to objective='l2'; the posterior objective has its "
+                f"own N(0, I) prior term. Got prior_weight={self.prior_weight!r}."
+            )
+        if self.polish is not None and self.objective != "posterior":
+            raise ValueError(
+                "polish='gauss-newton' refines the posterior objective: use it with "
+                "objective='posterior'."
+            )
 
     def _prefit_estimator(self, X: np.ndarray) -> BetaCurveVAE:
         """The prefit ``estimator``, checked to be fitted on curves as wide as ``X``."""
@@ -254,14 +307,18 @@ class LatentMatcher(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or dask array of shape (n_samples, n_features)
             Target curves; NaN marks missing points.
 
         Returns
         -------
-        Z : ndarray of shape (n_samples, latent_dims)
-            Matched latent codes (float64, deterministic, row-independent).
+        Z : ndarray or dask array of shape (n_samples, latent_dims)
+            Matched latent codes (float64, deterministic, row-independent); a lazy dask
+            array, block by block, for a dask array ``X``.
         """
+        if is_dask_array(X):
+            check_is_fitted(self)
+            return map_rows(self.transform, X, self._n_features_out, n_features=self.n_features_in_)
         return self._match(X, diagnostics=False).codes
 
     def match(self, X) -> Bunch:
@@ -282,7 +339,12 @@ class LatentMatcher(
             and ``start_objective``, the same at the first start point; ``n_iter`` and
             ``n_fev``, Nelder-Mead iterations (counted as scipy's ``nit``) and
             objective evaluations of the winning start; ``converged``, whether its
-            ``xatol``/``fatol`` test was met before ``max_iter``.
+            ``xatol``/``fatol`` test was met before ``max_iter``; ``covariance``
+            (n, latent_dims, latent_dims), the Laplace approximation of the code's
+            posterior covariance at the matched code, ``(Jᵀ M J / σ² + I)⁻¹`` with ``J``
+            the decoder's Jacobian there, ``M`` the observed points and ``σ`` the noise
+            (``noise`` or the VAE's ``noise_``): the identity (the prior) for a target
+            with no observed point.
         """
         return self._match(X, diagnostics=True)
 
@@ -291,27 +353,27 @@ class LatentMatcher(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, latent_dims)
+        X : array-like or dask array of shape (n_samples, latent_dims)
             Latent codes.
 
         Returns
         -------
-        X_curves : ndarray of shape (n_samples, n_features_in_)
-            Decoded curves in the original units.
+        X_curves : ndarray or dask array of shape (n_samples, n_features_in_)
+            Decoded curves in the original units (lazy for a dask array ``X``).
         """
         check_is_fitted(self)
         return self.estimator_.inverse_transform(X)
 
-    def _starts(self, X: np.ndarray, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _starts(self, model, X: np.ndarray, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Start points and initial steps, both of shape (n_samples, n_starts, latent_dims)."""
-        vae, (n, d), k = self.estimator_, (X.shape[0], self._n_features_out), self.n_starts
+        (n, d), k = (X.shape[0], model.latent_dims), self.n_starts
         if self.start == "encoder":
-            first, std = encoder_start(vae, X, observed)
+            first, std = encoder_start(model, X, observed)
             complete = observed.all(axis=1)[:, None]
             auto = np.where(complete, np.maximum(std, 10 * self.xatol), PARTIAL_STEP)
         else:
             first, auto = np.zeros((n, d)), np.full((n, d), PRIOR_STEP)
-        extra = check_random_state(self.random_state).standard_normal((k - 1, d))
+        extra = extra_starts(k - 1, d, self.random_state)
         starts = np.concatenate([first[:, None], np.broadcast_to(extra, (n, k - 1, d))], axis=1)
         if self.initial_step == "auto":
             steps = np.concatenate([auto[:, None], np.full((n, k - 1, d), PRIOR_STEP)], axis=1)
@@ -328,44 +390,57 @@ class LatentMatcher(
         observed = ~np.isnan(X)
         n_empty = int(np.sum(~observed.any(axis=1)))
         if n_empty:
-            warnings.warn(
+            warn_at_caller(
                 f"{n_empty} target(s) have no observed point (all NaN): nothing to match, "
                 "their codes only minimise the prior term from the start point.",
                 UserWarning,
-                stacklevel=3,
             )
+        model = self.estimator_.latent_model()
         with one_torch_thread():
-            out = self._optimise(X, observed, diagnostics)
-        if diagnostics:
-            out.reconstructions = self.estimator_._decode(out.codes)
+            out = self._optimise(model, X, observed, diagnostics)
+            if diagnostics:
+                out.reconstructions = model.decode(out.codes)
         return out
 
-    def _optimise(self, X: np.ndarray, observed: np.ndarray, diagnostics: bool) -> Bunch:
-        starts, steps = self._starts(X, observed)
+    def _optimise(self, model, X: np.ndarray, observed: np.ndarray, diagnostics: bool) -> Bunch:
+        starts, steps = self._starts(model, X, observed)
         n, k, d = starts.shape
+        device = model.device
         tolerances = {"xatol": self.xatol, "fatol": self.fatol, "max_iter": self.max_iter}
+        sigma = model.noise if self.noise is None else float(self.noise)
         out = Bunch(codes=np.empty((n, d)), objective=np.empty(n), converged=np.empty(n, bool))
         out.n_iter, out.n_fev = np.empty(n, np.int64), np.empty(n, np.int64)
         if diagnostics:
             out.start_codes = starts[:, 0].copy()
             out.residuals, out.start_residuals, out.start_objective = np.empty((3, n))
-        for lo in range(0, n, BLOCK_SIZE):
-            hi = min(lo + BLOCK_SIZE, n)
-            objective = Objective(self.estimator_, X[lo:hi], self.prior_weight)
-            row_of = np.repeat(np.arange(hi - lo), k)
+            out.covariance = np.empty((n, d, d))
+        block = BLOCK_SIZE if device.type == "cpu" else DEVICE_BLOCK_SIZE
+        for lo in range(0, n, block):
+            hi = min(lo + block, n)
+            objective = Objective(
+                model, X[lo:hi], self.prior_weight, kind=self.objective, sigma=sigma
+            )
             res = batched_nelder_mead(
-                lambda Z, problems, f=objective, r=row_of: f(Z, r[problems]),
-                starts[lo:hi].reshape(-1, d),
-                initial_step=steps[lo:hi].reshape(-1, d),
+                lambda Z, problems, f=objective: f(
+                    Z, torch.div(problems, k, rounding_mode="floor")
+                ),
+                torch.as_tensor(starts[lo:hi].reshape(-1, d), device=device),
+                initial_step=torch.as_tensor(steps[lo:hi].reshape(-1, d), device=device),
                 **tolerances,
             )
-            best = np.arange(hi - lo) * k + np.argmin(res.fun.reshape(-1, k), axis=1)
-            out.codes[lo:hi], out.objective[lo:hi] = res.x[best], res.fun[best]
-            out.n_iter[lo:hi], out.n_fev[lo:hi] = res.nit[best], res.nfev[best]
-            out.converged[lo:hi] = res.converged[best]
+            rows = torch.arange(hi - lo, device=device)
+            best = rows * k + torch.argmin(res.fun.view(-1, k), dim=1)
+            codes, values = res.x[best], res.fun[best]
+            if self.polish is not None:
+                codes, values = polish(objective, codes, values, rows, GAUSS_NEWTON_STEPS)
+            out.codes[lo:hi], out.objective[lo:hi] = codes.cpu().numpy(), values.cpu().numpy()
+            out.n_iter[lo:hi] = res.nit[best].cpu().numpy()
+            out.n_fev[lo:hi] = res.nfev[best].cpu().numpy()
+            out.converged[lo:hi] = res.converged[best].cpu().numpy()
             if diagnostics:
-                rows = np.arange(hi - lo)
-                out.residuals[lo:hi] = objective.residuals(out.codes[lo:hi], rows)
-                out.start_residuals[lo:hi] = objective.residuals(starts[lo:hi, 0], rows)
-                out.start_objective[lo:hi] = objective(starts[lo:hi, 0].copy(), rows)
+                first = torch.as_tensor(starts[lo:hi, 0], device=device)
+                out.residuals[lo:hi] = objective.residuals(codes, rows).cpu().numpy()
+                out.start_residuals[lo:hi] = objective.residuals(first, rows).cpu().numpy()
+                out.start_objective[lo:hi] = objective(first, rows).cpu().numpy()
+                out.covariance[lo:hi] = covariance(objective, codes).cpu().numpy()
         return out

@@ -210,7 +210,7 @@ class VAEModule(nn.Module):
             If ``config`` has unknown or missing keys.
         """
         unknown = set(config) - set(CONFIG_KEYS)
-        missing = {k for k, v in CONFIG_KEYS.items() if v is None and k != "noise"} - set(config)
+        missing = {k for k, v in CONFIG_KEYS.items() if v is None} - set(config)
         if unknown or missing:
             raise ValueError(
                 f"invalid network config: unknown keys {sorted(unknown)}, "

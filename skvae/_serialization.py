@@ -1,10 +1,15 @@
 """Allow-listed (de)serialisation of skvae estimator trees for the skvae file format.
 
-:class:`Writer` turns an estimator (its parameters and fitted attributes, networks,
-optimizer and random states included) into JSON nodes, collecting arrays on the side;
-:class:`Reader` rebuilds it from those nodes and arrays, creating only the classes of a
-fixed allow-list and checking every name, dtype and shape it reads (see
-:mod:`skvae._persistence` for the layout and the trust model).
+:class:`Writer` turns an estimator (its parameters and the state that
+``estimator.__getstate__()`` returns: networks, training state, random states) into JSON
+nodes, collecting arrays on the side; :class:`Reader` rebuilds it from those nodes and
+arrays, creating only the classes of :data:`REGISTRY` and checking every name, dtype and
+shape it reads (see :mod:`skvae._persistence` for the layout and the trust model).
+
+Networks are saved as their constructor configuration (``VAEModule.config``) and weights,
+and rebuilt with ``VAEModule(**config)`` once ``VAEModule.parameter_shapes(config)`` has
+been checked against the stored weights. The training state is saved field by field
+(``dataclasses.fields``), the optimizer as its ``state_dict``.
 """
 
 from __future__ import annotations
@@ -12,45 +17,100 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
-from torch import nn
 
-from . import _training
-from ._networks import ACTIVATIONS, VAEModule
+from ._matcher import LatentMatcher
+from ._networks import VAEModule
+from ._training import TrainingState
+from ._vae import BetaCurveVAE
 
-#: The estimator classes a file may name (looked up on the ``skvae`` package).
-ESTIMATOR_CLASSES = ("BetaCurveVAE", "LatentMatcher")
-#: The tensor dtypes a file may hold.
-_TORCH_DTYPES = {
-    torch.float16,
-    torch.float32,
-    torch.float64,
-    torch.uint8,
-    torch.int8,
-    torch.int16,
-    torch.int32,
-    torch.int64,
-    torch.bool,
+
+@dataclasses.dataclass(frozen=True)
+class Registered:
+    """An estimator class the format stores, and how to check and upgrade its state.
+
+    Attributes
+    ----------
+    cls : type
+        The class (instances of subclasses are refused).
+    trained : tuple of (str, str)
+        Pairs ``(training state attribute, network attribute)``: the optimizer state and
+        saved weights in the first belong to the network in the second, and are checked
+        against it when loading.
+    new_params_v1 : dict
+        Parameters that skvae 0.1.0 (format version 1) did not have, with the values that
+        reproduce its behaviour (rather than the current defaults).
+    upgrade_v1 : callable or None
+        ``upgrade_v1(attributes) -> attributes``: turns the fitted state of a file written
+        by skvae 0.1.0 into the current one.
+    """
+
+    cls: type
+    trained: tuple[tuple[str, str], ...] = ()
+    new_params_v1: dict = dataclasses.field(default_factory=dict)
+    upgrade_v1: Callable[[dict], dict] | None = None
+
+
+def _upgrade_vae_v1(attributes: dict) -> dict:
+    """skvae 0.1.0 recorded ``kl_curve_`` per grid point; it is per curve since 0.2."""
+    module, kl = attributes.get("module_"), attributes.get("kl_curve_")
+    if type(module) is VAEModule and isinstance(kl, list):
+        attributes["kl_curve_"] = [v * module.config["n_features"] for v in kl]
+    return attributes
+
+
+def _upgrade_matcher_v1(attributes: dict) -> dict:
+    """skvae 0.1.0's ``LatentMatcher.n_iter_`` repeated the VAE's epochs; 0.2 dropped it."""
+    attributes.pop("n_iter_", None)
+    return attributes
+
+
+#: The estimator classes a file may name, by the name it uses.
+REGISTRY = {
+    "BetaCurveVAE": Registered(
+        BetaCurveVAE,
+        trained=(("_state", "module_"),),
+        new_params_v1={"residual": False},
+        upgrade_v1=_upgrade_vae_v1,
+    ),
+    "LatentMatcher": Registered(LatentMatcher, upgrade_v1=_upgrade_matcher_v1),
 }
+#: The tensor dtypes a file may hold, by the name it uses.
+TORCH_DTYPES = {
+    "float16": torch.float16,
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "uint8": torch.uint8,
+    "int8": torch.int8,
+    "int16": torch.int16,
+    "int32": torch.int32,
+    "int64": torch.int64,
+    "bool": torch.bool,
+}
+_NUMERIC_DTYPES = {
+    np.dtype(name).str: np.dtype(name)
+    for name in ("f2", "f4", "f8", "c8", "c16", "?", "i1", "u1", "i2", "u2", "i4", "u4", "i8", "u8")
+}
+#: Lists at least this long of only floats (or only ints) are stored as arrays.
+_LIST_AS_ARRAY = 8
 
 
-def _estimator_class(name: str) -> type:
-    import skvae
-
-    cls = getattr(skvae, name, None) if name in ESTIMATOR_CLASSES else None
-    if cls is None:
-        raise ValueError(f"unknown estimator class {name!r}")
-    return cls
+def npy_dtype_allowed(dtype: np.dtype) -> bool:
+    """Whether the format stores arrays of ``dtype``: native-order numbers and strings."""
+    return dtype.str in _NUMERIC_DTYPES or (
+        dtype.kind == "U" and dtype.byteorder in "=<|" and dtype.str[0] in "<|"
+    )
 
 
-def _check_attribute_name(cls: type, name: str) -> None:
+def _check_attribute_name(cls: type, name: str, params: dict) -> None:
     if not (isinstance(name, str) and name.isidentifier()) or name.startswith("__"):
         raise ValueError(f"invalid attribute name {name!r}")
-    if hasattr(cls, name):  # would shadow a method, property or class attribute
+    if hasattr(cls, name) or name in params:  # would shadow a method, property or parameter
         raise ValueError(f"attribute {name!r} would shadow {cls.__name__}.{name}")
 
 
@@ -62,9 +122,12 @@ class Writer:
         self.memo: dict[int, int] = {}  # id(object) -> node id, for shared objects
         self.keep_alive: list[Any] = []  # so that ids are not reused while writing
 
-    def array(self, value: np.ndarray) -> str:
+    def array(self, value: np.ndarray, where: str) -> str:
+        value = np.asarray(value)
+        if not npy_dtype_allowed(value.dtype):
+            raise TypeError(f"{where}: cannot save an array of dtype {value.dtype}")
         key = f"arrays/{len(self.arrays)}.npy"
-        self.arrays[key] = np.asarray(value)
+        self.arrays[key] = value
         return key
 
     def shared(self, obj: Any) -> tuple[dict | None, int]:
@@ -75,10 +138,8 @@ class Writer:
         self.keep_alive.append(obj)
         return None, self.memo[id(obj)]
 
-    def encode(self, value: Any, where: str, owner: Any = None) -> Any:
-        if value is None or isinstance(value, (bool, str)):
-            return value
-        if type(value) is int:
+    def encode(self, value: Any, where: str) -> Any:
+        if value is None or isinstance(value, (bool, str)) or type(value) is int:
             return value
         if type(value) is float:
             return value if math.isfinite(value) else {"type": "float", "value": repr(value)}
@@ -89,17 +150,16 @@ class Writer:
                 "value": self.encode(value.item(), where),
             }
         if type(value) is list:
-            return [self.encode(v, f"{where}[{i}]", owner) for i, v in enumerate(value)]
+            return self.list(value, where)
         if type(value) is tuple:
-            items = [self.encode(v, f"{where}[{i}]", owner) for i, v in enumerate(value)]
-            return {"type": "tuple", "items": items}
+            return {"type": "tuple", "items": self.list(list(value), where)}
         if type(value) in (dict, OrderedDict):
             if not all(type(k) in (str, int) for k in value):
                 raise TypeError(f"{where}: only str and int dictionary keys can be saved")
             return {
                 "type": "dict",
                 "keys": list(value),
-                "values": [self.encode(v, f"{where}[{k!r}]", owner) for k, v in value.items()],
+                "values": [self.encode(v, f"{where}[{k!r}]") for k, v in value.items()],
             }
         if isinstance(value, np.ndarray):
             return self.ndarray(value, where)
@@ -109,15 +169,19 @@ class Writer:
             kind, keys, pos, has_gauss, cached = value.get_state(legacy=True)
             return {
                 "type": "random_state",
-                "keys": self.array(keys),
+                "keys": self.array(keys, where),
                 "pos": int(pos),
                 "has_gauss": int(has_gauss),
                 "cached_gaussian": self.encode(float(cached), where),
             }
         if type(value) is VAEModule:
             return self.module(value, where)
-        if type(value) is _training.TrainingState:
-            return self.training_state(value, where, owner)
+        if type(value) is TrainingState:
+            fields = dataclasses.fields(value)
+            return {
+                "type": "training_state",
+                "fields": {f.name: self.encode(getattr(value, f.name), where) for f in fields},
+            }
         if isinstance(value, BaseEstimator):
             return self.estimator(value, where)
         raise TypeError(
@@ -126,118 +190,104 @@ class Writer:
             "(for trusted files) instead."
         )
 
+    def list(self, value: list, where: str) -> list | dict:
+        if len(value) >= _LIST_AS_ARRAY:
+            if all(type(v) is float for v in value):
+                return {"type": "list", "array": self.array(np.array(value), where)}
+            if all(type(v) is int for v in value) and -(2**63) <= min(value) <= max(value) < 2**63:
+                return {"type": "list", "array": self.array(np.array(value, np.int64), where)}
+        return [self.encode(v, f"{where}[{i}]") for i, v in enumerate(value)]
+
     def ndarray(self, value: np.ndarray, where: str) -> dict:
-        if value.dtype.kind in "biufcU":
-            return {"type": "ndarray", "array": self.array(value)}
         if value.dtype == object and value.ndim == 1 and all(type(v) is str for v in value):
-            return {"type": "str_array", "items": list(value)}
-        raise TypeError(f"{where}: cannot save an array of dtype {value.dtype}")
+            return {"type": "str_array", "array": self.array(value.astype(str), where)}
+        return {"type": "ndarray", "array": self.array(value, where)}
 
     def tensor(self, value: torch.Tensor, where: str) -> dict:
-        value = value.detach().cpu()
-        if value.dtype not in _TORCH_DTYPES:
+        name = str(value.dtype).removeprefix("torch.")
+        if TORCH_DTYPES.get(name) is not value.dtype:
             raise TypeError(f"{where}: cannot save a tensor of dtype {value.dtype}")
-        return {
-            "type": "tensor",
-            "dtype": str(value.dtype).removeprefix("torch."),
-            "array": self.array(value.numpy()),
-        }
+        return {"type": "tensor", "dtype": name, "array": self.array(value.detach().cpu(), where)}
 
     def module(self, module: VAEModule, where: str) -> dict:
         ref, node_id = self.shared(module)
         if ref is not None:
             return ref
-        linears = [m for m in module.encoder.body if isinstance(m, nn.Linear)]
-        activation = next(
-            name for name, cls in ACTIVATIONS.items() if type(module.encoder.body[1]) is cls
-        )
-        architecture = {
-            "n_features": linears[0].in_features,
-            "hidden": [layer.out_features for layer in linears],
-            "latent_dims": module.encoder.mean.out_features,
-            "activation": activation,
-            "learned_noise": isinstance(module.log_sigma, nn.Parameter),
-        }
+        config = module.config
+        if not all(_plain_config_value(v) for v in config.values()):
+            raise TypeError(f"{where}: the network's config {config!r} is not plain JSON")
         state = {k: self.tensor(v, f"{where}.{k}") for k, v in module.state_dict().items()}
         return {
             "type": "vae_module",
             "id": node_id,
-            "architecture": architecture,
+            "config": {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()},
             "training": module.training,
             "state": state,
         }
 
-    def training_state(self, state: _training.TrainingState, where: str, owner: Any) -> dict:
-        optimizer = state.optimizer
-        if type(optimizer) is not torch.optim.Adam:
-            raise TypeError(f"{where}: only an Adam optimizer can be saved")
-        params = [p for group in optimizer.param_groups for p in group["params"]]
-        module = next(
-            (
-                v
-                for v in vars(owner).values()
-                if type(v) is VAEModule
-                and len(list(v.parameters())) == len(params)
-                and all(a is b for a, b in zip(v.parameters(), params))
-            ),
-            None,
-        )
-        if module is None:
-            raise TypeError(f"{where}: the optimizer's parameters belong to no saved network")
-        fields = {
-            f.name: self.encode(getattr(state, f.name), f"{where}.{f.name}")
-            for f in dataclasses.fields(state)
-            if f.name != "optimizer"
-        }
-        return {
-            "type": "training_state",
-            "module": self.module(module, f"{where}.module"),
-            "optimizer": self.encode(optimizer.state_dict(), f"{where}.optimizer"),
-            "fields": fields,
-        }
-
     def estimator(self, estimator: BaseEstimator, where: str) -> dict:
         name = type(estimator).__name__
-        if name not in ESTIMATOR_CLASSES or type(estimator) is not _estimator_class(name):
+        if name not in REGISTRY or type(estimator) is not REGISTRY[name].cls:
             raise TypeError(
-                f"{where}: the skvae format stores {', '.join(ESTIMATOR_CLASSES)} only, "
-                f"not {type(estimator).__module__}.{type(estimator).__qualname__}; use "
+                f"{where}: the skvae format stores {', '.join(REGISTRY)} only, not "
+                f"{type(estimator).__module__}.{type(estimator).__qualname__}; use "
                 "pickle or joblib (for trusted files) instead."
             )
         ref, node_id = self.shared(estimator)
         if ref is not None:
             return ref
         params = estimator.get_params(deep=False)
+        state = estimator.__getstate__()
         return {
             "type": "estimator",
             "id": node_id,
             "class": name,
             "params": {k: self.encode(v, f"{where}.{k}") for k, v in params.items()},
             "attributes": {
-                k: self.encode(v, f"{where}.{k}", owner=estimator)
-                for k, v in vars(estimator).items()
-                if k not in params
+                k: self.encode(v, f"{where}.{k}") for k, v in state.items() if k not in params
             },
         }
 
 
-class Reader:
-    """Rebuilds objects from the JSON nodes written by :class:`Writer`."""
+def _plain_config_value(value: Any) -> bool:
+    scalar = (type(None), bool, int, float, str)
+    if isinstance(value, (list, tuple)):
+        return all(isinstance(v, scalar) for v in value)
+    return isinstance(value, scalar) and not (isinstance(value, float) and not math.isfinite(value))
 
-    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+
+def _dict(node: Any, what: str) -> dict:
+    if not isinstance(node, dict):
+        raise ValueError(f"invalid {what}: expected a JSON object")
+    return node
+
+
+class Reader:
+    """Rebuilds objects from the JSON nodes written by :class:`Writer`.
+
+    Each array is used once at most, so a file cannot make several objects from one
+    stored array (memory amplification).
+    """
+
+    def __init__(self, arrays: dict[str, np.ndarray], format_version: int) -> None:
         self.arrays = arrays
+        self.version = format_version
+        self.used: set[str] = set()
         self.memo: dict[int, Any] = {}
 
     def define(self, node: dict, obj: Any) -> Any:
         node_id = node["id"]
-        if not isinstance(node_id, int) or node_id in self.memo:
+        if type(node_id) is not int or node_id in self.memo:
             raise ValueError(f"invalid object id {node_id!r}")
         self.memo[node_id] = obj
         return obj
 
-    def array(self, key: str) -> np.ndarray:
-        if key not in self.arrays:
+    def array(self, key: Any) -> np.ndarray:
+        if not isinstance(key, str) or key not in self.arrays:
             raise ValueError(f"missing array {key!r}")
+        if key in self.used:
+            raise ValueError(f"array {key!r} is used twice")
+        self.used.add(key)
         return self.arrays[key]
 
     def decode(self, node: Any) -> Any:
@@ -245,109 +295,219 @@ class Reader:
             return node
         if isinstance(node, list):
             return [self.decode(v) for v in node]
-        if not isinstance(node, dict):
-            raise ValueError(f"unexpected JSON value {node!r}")
-        kind = node["type"]
-        if kind == "float":
-            if node["value"] not in ("inf", "-inf", "nan"):
-                raise ValueError(f"invalid float {node['value']!r}")
-            return float(node["value"])
-        if kind == "numpy_scalar":
-            dtype = np.dtype(node["dtype"])
-            if dtype.kind not in "biuf":
-                raise ValueError(f"invalid scalar dtype {dtype}")
-            return dtype.type(self.decode(node["value"]))
-        if kind == "tuple":
-            return tuple(self.decode(v) for v in node["items"])
-        if kind == "dict":
-            keys = node["keys"]
-            if not all(type(k) in (str, int) for k in keys) or len(keys) != len(node["values"]):
-                raise ValueError("invalid dictionary node")
-            return {k: self.decode(v) for k, v in zip(keys, node["values"])}
-        if kind == "ndarray":
-            return self.array(node["array"])
-        if kind == "str_array":
+        kind = _dict(node, "value")["type"]
+        method = self.NODES.get(kind) if isinstance(kind, str) else None
+        if method is None:
+            raise ValueError(f"unknown node type {kind!r}")
+        return method(self, node)
+
+    def float_(self, node: dict) -> float:
+        if node["value"] not in ("inf", "-inf", "nan"):
+            raise ValueError(f"invalid float {node['value']!r}")
+        return float(node["value"])
+
+    def numpy_scalar(self, node: dict) -> Any:
+        dtype = _NUMERIC_DTYPES.get(node["dtype"]) if isinstance(node["dtype"], str) else None
+        value = self.decode(node["value"])
+        if dtype is None or type(value) not in (bool, int, float):
+            raise ValueError(f"invalid numpy scalar of dtype {node['dtype']!r}")
+        return dtype.type(value)
+
+    def tuple_(self, node: dict) -> tuple:
+        items = self.decode(node["items"])
+        if not isinstance(items, list):
+            raise ValueError("invalid tuple")
+        return tuple(items)
+
+    def list_(self, node: dict) -> list:
+        array = self.array(node["array"])
+        if array.ndim != 1 or array.dtype.str not in ("<f8", "<i8"):
+            raise ValueError("invalid list of numbers")
+        return array.tolist()
+
+    def dict_(self, node: dict) -> dict:
+        keys, values = node["keys"], node["values"]
+        if not (isinstance(keys, list) and isinstance(values, list) and len(keys) == len(values)):
+            raise ValueError("invalid dictionary node")
+        if not all(type(k) in (str, int) for k in keys) or len(set(keys)) != len(keys):
+            raise ValueError("invalid dictionary keys")
+        return {k: self.decode(v) for k, v in zip(keys, values)}
+
+    def ndarray(self, node: dict) -> np.ndarray:
+        return self.array(node["array"])
+
+    def str_array(self, node: dict) -> np.ndarray:
+        if self.version == 1:
             items = node["items"]
-            if not all(isinstance(v, str) for v in items):
+            if not (isinstance(items, list) and all(isinstance(v, str) for v in items)):
                 raise ValueError("invalid string array")
             return np.asarray(items, dtype=object)
-        if kind == "tensor":
-            return self.tensor(node)
-        if kind == "random_state":
-            random_state = np.random.RandomState()
-            cached = self.decode(node["cached_gaussian"])
-            random_state.set_state(
-                ("MT19937", self.array(node["keys"]), node["pos"], node["has_gauss"], cached)
-            )
-            return random_state
-        if kind == "ref":
-            if node["id"] not in self.memo:
-                raise ValueError(f"reference to an undefined object {node['id']!r}")
-            return self.memo[node["id"]]
-        if kind == "vae_module":
-            return self.module(node)
-        if kind == "training_state":
-            return self.training_state(node)
-        if kind == "estimator":
-            return self.estimator(node)
-        raise ValueError(f"unknown node type {kind!r}")
+        array = self.array(node["array"])
+        if array.dtype.kind != "U" or array.ndim != 1:
+            raise ValueError("invalid string array")
+        return array.astype(object)
 
     def tensor(self, node: dict) -> torch.Tensor:
-        dtype = getattr(torch, node["dtype"], None)
-        if dtype not in _TORCH_DTYPES:
-            raise ValueError(f"invalid tensor dtype {node['dtype']!r}")
+        if _dict(node, "tensor").get("type") != "tensor":
+            raise ValueError("expected a tensor")
+        name = node["dtype"]
+        dtype = TORCH_DTYPES.get(name) if isinstance(name, str) else None
+        if dtype is None:
+            raise ValueError(f"invalid tensor dtype {name!r}")
         tensor = torch.from_numpy(self.array(node["array"]))
         if tensor.dtype != dtype:
             raise ValueError(f"tensor of dtype {tensor.dtype}, expected {dtype}")
         return tensor
 
+    def random_state(self, node: dict) -> np.random.RandomState:
+        random_state = np.random.RandomState()
+        cached = self.decode(node["cached_gaussian"])
+        state = ("MT19937", self.array(node["keys"]), node["pos"], node["has_gauss"], cached)
+        random_state.set_state(state)
+        return random_state
+
+    def ref(self, node: dict) -> Any:
+        if type(node["id"]) is not int or node["id"] not in self.memo:
+            raise ValueError(f"reference to an undefined object {node['id']!r}")
+        return self.memo[node["id"]]
+
     def module(self, node: dict) -> VAEModule:
-        if node["type"] == "ref":
-            module = self.decode(node)
-            if type(module) is not VAEModule:
-                raise ValueError("a network reference names another object")
-            return module
-        arch = node["architecture"]
-        sizes = [arch["n_features"], *arch["hidden"], arch["latent_dims"]]
-        if not all(type(s) is int and s >= 1 for s in sizes) or len(sizes) < 3:
-            raise ValueError(f"invalid network architecture {arch!r}")
-        if arch["activation"] not in ACTIVATIONS or type(arch["learned_noise"]) is not bool:
-            raise ValueError(f"invalid network architecture {arch!r}")
-        state = {k: self.tensor(v) for k, v in node["state"].items()}
-
-        def build() -> VAEModule:
-            noise = None if arch["learned_noise"] else 1.0
-            return VAEModule(
-                arch["n_features"], arch["hidden"], arch["latent_dims"], arch["activation"], noise
-            )
-
-        with torch.device("meta"):  # check the shapes before allocating anything
-            expected = {k: tuple(v.shape) for k, v in build().state_dict().items()}
-        if expected != {k: tuple(v.shape) for k, v in state.items()}:
-            raise ValueError("the network's weights do not match its architecture")
-        module = build()
+        state = {k: self.tensor(v) for k, v in _dict(node["state"], "network state").items()}
+        config = self.v1_config(node, state) if self.version == 1 else node["config"]
+        _check_config(_dict(config, "network configuration"), len(state))
+        try:
+            expected = VAEModule.parameter_shapes(config)
+        except (TypeError, ValueError, KeyError, IndexError) as exc:
+            raise ValueError(f"invalid network configuration {config!r:.200}: {exc!r}") from None
+        shapes = {k: tuple(v.shape) for k, v in state.items()}
+        if {k: tuple(v) for k, v in expected.items()} != shapes:
+            raise ValueError("the network's weights do not match its configuration")
+        try:  # the shapes are those of the stored weights: this allocates no more than them
+            module = VAEModule(**config)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ValueError(f"invalid network configuration {config!r:.200}: {exc!r}") from None
         module.load_state_dict(state)
-        module.train(bool(node["training"]))
+        module.train(node["training"] is True)
         return self.define(node, module)
 
-    def training_state(self, node: dict) -> _training.TrainingState:
-        module = self.module(node["module"])
-        optimizer = _training.make_optimizer(module, 1e-3)
-        optimizer.load_state_dict(self.decode(node["optimizer"]))
-        names = {f.name for f in dataclasses.fields(_training.TrainingState)} - {"optimizer"}
-        fields = node["fields"]
-        if set(fields) != names:
-            raise ValueError("invalid training state")
-        return _training.TrainingState(
-            optimizer=optimizer, **{k: self.decode(v) for k, v in fields.items()}
-        )
+    @staticmethod
+    def v1_config(node: dict, state: dict) -> dict:
+        """A version-1 network's ``architecture`` as a ``VAEModule`` configuration."""
+        arch = _dict(node["architecture"], "network architecture")
+        learned = arch["learned_noise"]
+        if type(learned) is not bool or (not learned and state.get("log_sigma") is None):
+            raise ValueError(f"invalid network architecture {arch!r}")
+        noise = None if learned else math.exp(float(state["log_sigma"].reshape(-1)[0]))
+        names = ("n_features", "hidden", "latent_dims", "activation")
+        return {**{name: arch[name] for name in names}, "noise": noise, "residual": False}
+
+    def training_state(self, node: dict) -> TrainingState:
+        fields = dict(_dict(node["fields"], "training state"))
+        if self.version == 1:  # 0.1.0 kept the best weights of a fit in its state
+            fields.pop("best_weights", None)
+        known = {f.name for f in dataclasses.fields(TrainingState)}
+        if set(fields) - known:
+            raise ValueError(f"unknown training state fields {sorted(set(fields) - known)}")
+        values = {k: self.decode(v) for k, v in fields.items()}
+        if self.version == 1:  # the optimizer was saved with a copy of its network
+            if type(self.decode(node["module"])) is not VAEModule:
+                raise ValueError("a training state names no network")
+            values["optimizer_state"] = self.decode(node["optimizer"])
+        _check_optimizer_state(values.get("optimizer_state"))
+        try:
+            return TrainingState(**values)
+        except TypeError as exc:
+            raise ValueError(f"invalid training state: {exc}") from None
 
     def estimator(self, node: dict) -> BaseEstimator:
-        cls = _estimator_class(node["class"])
-        params = {k: self.decode(v) for k, v in node["params"].items()}
-        estimator = cls(**params)
-        self.define(node, estimator)
-        for name, value in node["attributes"].items():
-            _check_attribute_name(cls, name)
-            setattr(estimator, name, self.decode(value))
+        name = node["class"]
+        registered = REGISTRY.get(name) if isinstance(name, str) else None
+        if registered is None:
+            raise ValueError(f"unknown estimator class {name!r}")
+        cls = registered.cls
+        params = {k: self.decode(v) for k, v in _dict(node["params"], "parameters").items()}
+        if self.version == 1:
+            params = {**registered.new_params_v1, **params}
+        unknown = set(params) - set(cls().get_params(deep=False))
+        if unknown:
+            raise ValueError(f"unknown {name} parameters {sorted(unknown)}")
+        estimator = self.define(node, cls(**params))
+        attributes = {k: self.decode(v) for k, v in _dict(node["attributes"], "attributes").items()}
+        if self.version == 1 and registered.upgrade_v1 is not None:
+            attributes = registered.upgrade_v1(attributes)
+        for key in attributes:
+            _check_attribute_name(cls, key, params)
+        for state_name, module_name in registered.trained:
+            if state_name in attributes or module_name in attributes:
+                _check_trained(attributes.get(state_name), attributes.get(module_name))
+        estimator.__setstate__(attributes)
         return estimator
+
+    NODES = {
+        "float": float_,
+        "numpy_scalar": numpy_scalar,
+        "tuple": tuple_,
+        "list": list_,
+        "dict": dict_,
+        "ndarray": ndarray,
+        "str_array": str_array,
+        "tensor": tensor,
+        "random_state": random_state,
+        "ref": ref,
+        "vae_module": module,
+        "training_state": training_state,
+        "estimator": estimator,
+    }
+
+
+def _check_config(config: dict, n_tensors: int) -> None:
+    """Plain JSON values, and no list longer than the number of stored tensors."""
+    for key, value in config.items():
+        if not _plain_config_value(value):
+            raise ValueError(f"invalid network configuration value {key}={value!r}")
+        if isinstance(value, list) and len(value) > n_tensors:
+            raise ValueError(
+                f"the network configuration's {key!r} lists {len(value):,} entries for "
+                f"{n_tensors} stored tensors"
+            )
+
+
+def _check_optimizer_state(value: Any) -> None:
+    """A torch optimizer ``state_dict``: per-parameter state and parameter groups."""
+    if value is None:
+        return
+    if not (isinstance(value, dict) and set(value) == {"state", "param_groups"}):
+        raise ValueError("invalid optimizer state")
+    state, groups = value["state"], value["param_groups"]
+    if not (
+        isinstance(state, dict)
+        and isinstance(groups, list)
+        and all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups)
+    ):
+        raise ValueError("invalid optimizer state")
+    indices = [i for group in groups for i in group["params"]]
+    if not all(type(i) is int for i in indices) or len(set(indices)) != len(indices):
+        raise ValueError("invalid optimizer parameter groups")
+    if not set(state) <= set(indices) or not all(isinstance(s, dict) for s in state.values()):
+        raise ValueError("the optimizer state names unknown parameters")
+
+
+def _check_trained(state: Any, module: Any) -> None:
+    """Check that the optimizer state and saved weights of ``state`` fit ``module``."""
+    if type(state) is not TrainingState or type(module) is not VAEModule:
+        raise ValueError("a fitted estimator lacks its network or training state")
+    shapes = [tuple(p.shape) for p in module.parameters()]
+    if state.optimizer_state is not None:
+        groups = state.optimizer_state["param_groups"]
+        if sorted(i for group in groups for i in group["params"]) != list(range(len(shapes))):
+            raise ValueError("the optimizer state does not match the network's parameters")
+        for index, entry in state.optimizer_state["state"].items():
+            for value in entry.values():
+                if torch.is_tensor(value) and value.ndim and tuple(value.shape) != shapes[index]:
+                    raise ValueError("the optimizer state does not match the network's shapes")
+    weights = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    for field in dataclasses.fields(state):
+        value = getattr(state, field.name)
+        if isinstance(value, dict) and value and all(torch.is_tensor(v) for v in value.values()):
+            if {k: tuple(v.shape) for k, v in value.items()} != weights:
+                raise ValueError(f"the saved {field.name} do not match the network")

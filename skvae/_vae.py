@@ -17,6 +17,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import _training
+from ._dask import is_dask_array, map_rows
 from ._inference import apply_in_chunks
 from ._latent_model import LatentModel
 from ._networks import ACTIVATIONS
@@ -63,10 +64,12 @@ class BetaCurveVAE(
         rare outlier batches from throwing training back.
     decay_rate : float, default=0.98
         Per-epoch factor of the ``"exponential"`` schedule.
-    tol : float, default=1e-4
-        Minimum improvement of the loss per point (or of the validation score when
-        ``early_stopping``) that counts as progress.
-    n_iter_no_change : int, default=50
+    tol : float, default=2.5e-2
+        Minimum improvement of the loss per point per epoch, in nats (or of the
+        validation score when ``early_stopping``), that counts as progress. With the
+        profiled noise the loss is ``½ log MSE`` per point, so the default means the
+        mean squared error shrinking by about 5 % per epoch.
+    n_iter_no_change : int, default=20
         Training stops after this many epochs without progress of at least ``tol``.
         ``ConvergenceWarning`` is raised only when training stops at ``max_iter`` while
         the best loss (validation score with ``early_stopping``) of the last
@@ -213,8 +216,8 @@ class BetaCurveVAE(
         learning_rate_init=4e-3,
         learning_rate="cosine",
         decay_rate=0.98,
-        tol=1e-4,
-        n_iter_no_change=50,
+        tol=2.5e-2,
+        n_iter_no_change=20,
         early_stopping=False,
         validation_fraction=0.1,
         noise="profiled",
@@ -270,7 +273,7 @@ class BetaCurveVAE(
         """
         continuing = self.warm_start and hasattr(self, "module_")
         with unchanged_on_failure(self):
-            X = validate_data(self, X, reset=not continuing, dtype=np.float64, order="C")
+            X = self._validate_training_data(X, reset=not continuing)
             return self._fit(X, self.max_iter, incremental=False)
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -296,7 +299,7 @@ class BetaCurveVAE(
         if not first:  # _fit_context skips this once fitted; an epoch costs far more
             self._validate_params()
         with unchanged_on_failure(self):
-            X = validate_data(self, X, reset=first, dtype=np.float64, order="C")
+            X = self._validate_training_data(X, reset=first)
             return self._fit(X, 1, incremental=True)
 
     # ---------------------------------------------------------------- inference
@@ -354,6 +357,8 @@ class BetaCurveVAE(
             Posterior mean of each curve's latent code (deterministic, row-independent).
         """
         check_is_fitted(self)
+        if is_dask_array(X):
+            return map_rows(self.transform, X, self._n_features_out, n_features=self.n_features_in_)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         model = self.latent_model()
         return apply_in_chunks(
@@ -384,6 +389,9 @@ class BetaCurveVAE(
             Decoded curves (the means of the likelihood).
         """
         check_is_fitted(self)
+        if is_dask_array(X):
+            n_out, n_in = self.n_features_in_, self._n_features_out
+            return map_rows(self.inverse_transform, X, n_out, n_features=n_in)
         Z = check_array(X, dtype=[np.float64, np.float32], input_name="X")
         if Z.shape[1] != self._n_features_out:
             raise ValueError(
@@ -431,6 +439,8 @@ class BetaCurveVAE(
             Lower bound of each curve's log-density (higher is better).
         """
         check_is_fitted(self)
+        if is_dask_array(X):
+            return map_rows(self.score_samples, X, 0, n_features=self.n_features_in_)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         model = self.latent_model()
         neg = apply_in_chunks(

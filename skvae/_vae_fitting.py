@@ -18,8 +18,9 @@ import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
+from sklearn.utils.validation import validate_data
 
-from . import _training
+from . import _dask, _training
 from ._networks import PROFILED, VAEModule
 from ._progress import make_progress_callback
 from ._scaling import CurveScaler
@@ -54,6 +55,37 @@ def scaled_tensor(X: np.ndarray, scaler: CurveScaler, device: torch.device) -> t
 
 class CurveVAEFittingMixin:
     """Fitting machinery of the curve VAE estimator (private methods only)."""
+
+    def _validate_training_data(self, X, *, reset: bool):
+        """Validated training curves: a float64 ndarray, or a dask array (rows in
+        blocks, columns in one block) that is never materialised."""
+        if not _dask.is_dask_array(X):
+            return validate_data(self, X, reset=reset, dtype=np.float64, order="C")
+        X = _dask.check_dask_curves(X, None if reset else self.n_features_in_)
+        if reset:
+            self.n_features_in_ = int(X.shape[1])
+            self.__dict__.pop("feature_names_in_", None)
+        return X
+
+    def _training_data(self, X, scaler, rng, device, incremental: bool):
+        """``(source, validation)`` of the training loop: mini-batches of the training
+        curves, and the held-out ELBO (None without early stopping)."""
+        hold_out = self.early_stopping and not incremental
+        if _dask.is_dask_array(X):
+            return _dask.dask_training_data(
+                X,
+                scaler,
+                validation_fraction=self.validation_fraction if hold_out else None,
+                rng=rng,
+                device=device,
+                kl_weight=self.kl_weight,
+            )
+        X_train, X_val = self._validation_split(X, rng, incremental)
+        source = _training.TensorBatches(scaled_tensor(X_train, scaler, device))
+        if X_val is None:
+            return source, None
+        val = scaled_tensor(X_val, scaler, device)
+        return source, functools.partial(_training.validation_elbo, X=val, kl_weight=self.kl_weight)
 
     # ------------------------------------------------------------ hyper-parameters
 
@@ -129,7 +161,7 @@ class CurveVAEFittingMixin:
                 generator.set_state(self._generator_state)
                 return module, state, scaler, generator
         else:
-            scaler = CurveScaler.fit(X)
+            scaler = _dask.dask_scaler(X) if _dask.is_dask_array(X) else CurveScaler.fit(X)
             module = self._initialize(X.shape[1], scaler, init_seed)
             state = _training.TrainingState()
         generator.manual_seed(int(rng.randint(_SEED_MAX)))
@@ -160,17 +192,10 @@ class CurveVAEFittingMixin:
         self._check_integer_params()
         rng = check_random_state(self.random_state)
         module, state, scaler, generator = self._starting_point(X, rng, incremental)
-        X_train, X_val = self._validation_split(X, rng, incremental)
         device = resolve_device(self.device)
         module.to(device)
-        source = _training.TensorBatches(scaled_tensor(X_train, scaler, device))
-        validation = None
-        if X_val is not None:
-            val = scaled_tensor(X_val, scaler, device)
-            validation = functools.partial(
-                _training.validation_elbo, X=val, kl_weight=self.kl_weight
-            )
-        config = self._training_config(min(self.batch_size, len(X_train)))
+        source, validation = self._training_data(X, scaler, rng, device, incremental)
+        config = self._training_config(min(self.batch_size, source.n_samples))
         first_epoch = state.epoch
         callback, close = make_progress_callback(
             self.verbose, n_epochs, first_epoch, scaler.log_scale
@@ -185,7 +210,7 @@ class CurveVAEFittingMixin:
             close()
         if reason == "interrupted" and state.epoch == first_epoch:
             raise KeyboardInterrupt  # no epoch completed: nothing to keep, self is unchanged
-        self._set_fitted(module.cpu(), scaler, state, generator, validated=X_val is not None)
+        self._set_fitted(module.cpu(), scaler, state, generator, validated=validation is not None)
         self._warn_outcome(reason, state, first_epoch, incremental)
         return self
 

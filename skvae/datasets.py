@@ -1,4 +1,9 @@
-"""Synthetic families of curves: the Beta distribution sampled on a grid."""
+"""Synthetic families of curves: the Beta distribution sampled on a grid.
+
+The Beta family is the running example of the original blog post (*Variational
+Autoencoders: variational autoencoders applied to mathematical functions*) that skvae
+started from. The estimators fit any family of curves sampled on a common grid.
+"""
 
 from __future__ import annotations
 
@@ -104,7 +109,7 @@ def make_beta_curves(
         grid points (``"x=0.0100"``, ...) and the parameters with columns
         ``"alpha"`` and ``"beta"``.
     random_state : int, RandomState instance or None, default=None
-        Seed of the draws of α, β and the noise.
+        Controls the random draws of α, β and the noise.
 
     Returns
     -------

@@ -8,6 +8,7 @@ import pytest
 import torch
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.optimize import minimize
+from scipy.stats import norm
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -19,9 +20,30 @@ from skvae import BetaCurveVAE, LatentMatcher, _matcher, _matcher_objective
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@parametrize_with_checks([LatentMatcher()])
+#: LatentMatcher's max_iter caps Nelder-Mead per target in transform; fit runs no
+#: iterations, so there is no meaningful n_iter_ (it used to hold the VAE's epochs).
+EXPECTED_FAILED_CHECKS = {
+    "check_transformer_n_iter": "max_iter caps Nelder-Mead in transform, not an iterative fit"
+}
+
+
+@parametrize_with_checks(
+    [LatentMatcher()], expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS
+)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
+
+
+def _objective(matcher_or_vae, X, prior_weight=0.0):
+    """The matcher's objective on numpy codes and rows (float64 in, float64 out)."""
+    vae = getattr(matcher_or_vae, "estimator_", matcher_or_vae)
+    objective = _matcher_objective.Objective(vae.latent_model(), X, prior_weight)
+
+    def call(Z, rows, *, part=objective):
+        return part(torch.as_tensor(Z, dtype=torch.float64), torch.as_tensor(rows)).numpy()
+
+    call.objective = objective
+    return call
 
 
 @pytest.fixture(scope="module")
@@ -95,9 +117,9 @@ def test_agrees_with_scipy(fitted_vae, targets, monkeypatch):
     X, step = targets[:12], 0.05
     est = LatentMatcher(fitted_vae, prefit=True, initial_step=step).fit(X)
     res = est.match(X)
-    objective = _matcher_objective.Objective(fitted_vae, X, 0.0)
+    objective = _objective(fitted_vae, X)
 
-    def seed_objective(z, x):  # the seed's function: decode one code, L2 distance
+    def seed_objective(z, x):  # the blog post's function: decode one code, L2 distance
         return np.linalg.norm(fitted_vae.inverse_transform(z[None])[0] - x)
 
     # numpy's default argsort may be unstable (SIMD); the engine breaks ties stably.
@@ -128,9 +150,9 @@ def test_partial_targets_count_only_observed_points(matcher, result, targets):
     assert np.all(res.residuals <= res.start_residuals)
     # The missing values do not matter: any values there, masked out, give the same codes.
     X_other = np.where(observed, targets, 1e3)
-    objective = _matcher_objective.Objective(matcher.estimator_, X_partial, 0.0)
-    other = _matcher_objective.Objective(matcher.estimator_, X_other, 0.0)
-    other.mask = objective.mask
+    objective = _objective(matcher, X_partial)
+    other = _objective(matcher, X_other)
+    other.objective.mask = objective.objective.mask
     rows = np.arange(len(targets))
     assert_array_equal(objective(res.codes, rows), other(res.codes, rows))
     # Completion from half the points is nearly as good as matching the whole curve.
@@ -177,6 +199,22 @@ def test_multi_start_is_deterministic_and_no_worse(matcher, result, targets):
     assert_allclose(other, res.codes, atol=0.05)  # same minima, found from other starts
 
 
+def test_multi_start_without_random_state_is_deterministic(matcher, result, targets):
+    est = LatentMatcher(matcher.estimator_, prefit=True, n_starts=4).fit(targets)
+    assert est.__sklearn_tags__().non_deterministic is False
+    res = est.match(targets)
+    assert_array_equal(res.codes, est.transform(targets))
+    again = LatentMatcher(matcher.estimator_, prefit=True, n_starts=4).fit(targets[:5])
+    assert_array_equal(res.codes, again.transform(targets))
+    assert_array_equal(res.codes[5:9], est.transform(targets[5:9]))
+    assert np.all(res.objective <= result.objective)
+    # The extra starts: the unscrambled Halton points 1, 2, 3 through the normal quantiles.
+    halton = np.array([[1 / 2, 1 / 3], [1 / 4, 2 / 3], [3 / 4, 1 / 9]])
+    assert_allclose(_matcher.extra_starts(3, 2, None), norm.ppf(halton), rtol=1e-12)
+    assert_array_equal(_matcher.extra_starts(3, 2, 0), _matcher.extra_starts(3, 2, 0))
+    assert not np.array_equal(_matcher.extra_starts(3, 2, 0), _matcher.extra_starts(3, 2, 1))
+
+
 def test_torch_threads_restored(matcher, targets):
     n_threads = torch.get_num_threads()
     matcher.transform(targets[:3])
@@ -188,7 +226,7 @@ def test_prefit_semantics(fitted_vae, curves):
     weights = [p.detach().clone() for p in fitted_vae.module_.parameters()]
     est = LatentMatcher(fitted_vae, prefit=True).fit(X)
     assert est.estimator_ is fitted_vae
-    assert est.n_iter_ == fitted_vae.n_iter_
+    assert not hasattr(est, "n_iter_")  # it held the VAE's epochs: misleading
     for before, after in zip(weights, fitted_vae.module_.parameters()):
         assert torch.equal(before, after)
     with pytest.raises(NotFittedError, match="prefit=True"):
@@ -237,8 +275,15 @@ def test_bad_inputs(matcher, targets):
 def test_target_without_observed_points_warns(matcher, targets):
     X = targets[:3].copy()
     X[1] = np.nan
-    with pytest.warns(UserWarning, match="1 target"):
+    with pytest.warns(UserWarning, match="1 target") as record:
         res = matcher.match(X)
+    assert record[0].filename == __file__  # the caller's line, not skvae's or sklearn's
+    with pytest.warns(UserWarning, match="1 target") as record:
+        matcher.transform(X)  # through scikit-learn's set_output wrapper
+    assert record[0].filename == __file__
+    with pytest.warns(UserWarning, match="1 target") as record:
+        matcher.fit_transform(X[[0, 1]])
+    assert record[0].filename == __file__
     assert res.residuals[1] == 0.0
     assert_array_equal(res.codes[1], res.start_codes[1])
     assert_array_equal(res.codes[[0, 2]], matcher.transform(targets[[0, 2]]))

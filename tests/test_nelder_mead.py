@@ -1,14 +1,41 @@
-"""Tests for the batched Nelder-Mead engine (``skvae._nelder_mead``)."""
+"""Tests for the batched Nelder-Mead engine (``skvae._nelder_mead``), in torch.
+
+The objectives below sum over coordinates column by column, in order, so that a point's
+value does not depend on the batch it is evaluated in (the engine's contract).
+"""
 
 import dataclasses
 import functools
 
 import numpy as np
 import pytest
+import torch
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.optimize import minimize
 
 from skvae._nelder_mead import NelderMeadResult, batched_nelder_mead
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def _t(a):
+    return torch.as_tensor(np.asarray(a, dtype=np.float64))
+
+
+def _rowsum(T):
+    out = T[:, 0].clone()
+    for j in range(1, T.shape[1]):
+        out += T[:, j]
+    return out
+
+
+def _np(res):
+    """The result's fields as numpy arrays."""
+    return NelderMeadResult(**{k: v.cpu().numpy() for k, v in vars(res).items()})
+
+
+def _run(fun, x0, **kwargs):
+    return _np(batched_nelder_mead(fun, x0, **kwargs))
 
 
 def _default_simplex(x0, step=0.5):
@@ -35,7 +62,7 @@ def _scipy_reference(monkeypatch, fun, simplices, **options):
             idx = np.array([i])
             out.append(
                 minimize(
-                    lambda x, idx=idx: fun(x[None, :], idx)[0],
+                    lambda x, idx=idx: float(fun(_t(x[None, :]), torch.as_tensor(idx))[0]),
                     sim[0],
                     method="Nelder-Mead",
                     options=dict(initial_simplex=sim, **options),
@@ -47,16 +74,17 @@ def _scipy_reference(monkeypatch, fun, simplices, **options):
 def _quadratics(n, d, seed):
     rng = np.random.default_rng(seed)
     centres = rng.normal(scale=3.0, size=(n, d))
-    scales = 10.0 ** rng.uniform(-1.5, 1.5, size=(n, d))
+    scales = _t(10.0 ** rng.uniform(-1.5, 1.5, size=(n, d)))
+    c = _t(centres)
 
     def fun(X, idx):
-        return np.sum(scales[idx] * (X - centres[idx]) ** 2, axis=1)
+        return _rowsum(scales[idx] * (X - c[idx]) ** 2)
 
     return fun, centres, rng.normal(size=(n, d))
 
 
 def _rosenbrock(X, idx):
-    return np.sum(100.0 * (X[:, 1:] - X[:, :-1] ** 2) ** 2 + (1.0 - X[:, :-1]) ** 2, axis=1)
+    return _rowsum(100.0 * (X[:, 1:] - X[:, :-1] ** 2) ** 2 + (1.0 - X[:, :-1]) ** 2)
 
 
 def _problem(name):
@@ -77,21 +105,21 @@ def _problem(name):
         centres = np.array([[1.0, 1.0, 1.0], [2.0, -1.0, 2.0], [0.0, 1.0, -1.0], [3.0, 3.0, 0.0]])
 
         def fun(X, idx):
-            return np.sum((X - centres[idx]) ** 2, axis=1)
+            return _rowsum((X - _t(centres)[idx]) ** 2)
 
         return fun, np.zeros_like(centres), centres, {"xatol": 1e-6, "fatol": 1e-10}
     rng = np.random.default_rng(10)
     if name == "rastrigin-3d":  # multimodal and non-convex: exercises shrink steps
 
         def fun(X, idx):
-            return np.sum(X**2 - 10.0 * np.cos(2 * np.pi * X), axis=1)
+            return _rowsum(X**2 - 10.0 * torch.cos(2 * np.pi * X))
 
         return fun, rng.uniform(-3, 3, size=(10, 3)), None, {}
     if name == "plateaus-3d":  # piecewise constant: ties and shrinks everywhere
-        centres = rng.normal(size=(30, 3))
+        centres = _t(rng.normal(size=(30, 3)))
 
         def fun(X, idx):
-            return np.floor(4.0 * np.sum(np.abs(X - centres[idx]), axis=1))
+            return torch.floor(4.0 * _rowsum((X - centres[idx]).abs()))
 
         return fun, rng.normal(size=(30, 3)), None, {"adaptive": True}
     raise AssertionError(name)
@@ -121,7 +149,7 @@ def _assert_same_as_scipy(res, ref):
 @pytest.mark.parametrize("name", PROBLEMS)
 def test_matches_scipy(monkeypatch, name):
     fun, x0, minimisers, kwargs = _problem(name)
-    res = batched_nelder_mead(fun, x0, **kwargs)
+    res = _run(fun, x0, **kwargs)
     options = {
         "xatol": kwargs.get("xatol", 1e-4),
         "fatol": kwargs.get("fatol", 1e-4),
@@ -137,7 +165,7 @@ def test_matches_scipy(monkeypatch, name):
 def test_matches_scipy_with_explicit_initial_simplex(monkeypatch):
     fun, centres, _ = _quadratics(8, 3, seed=2)
     sim = np.random.default_rng(3).normal(size=(8, 4, 3))
-    res = batched_nelder_mead(fun, sim[:, 0], initial_simplex=sim, xatol=1e-6, fatol=1e-10)
+    res = _run(fun, sim[:, 0], initial_simplex=sim, xatol=1e-6, fatol=1e-10)
     _assert_same_as_scipy(res, _scipy_reference(monkeypatch, fun, sim, xatol=1e-6, fatol=1e-10))
     assert_allclose(res.x, centres, atol=1e-4)
 
@@ -162,7 +190,7 @@ def test_caps_match_scipy(monkeypatch, caps):
     # Small evaluation budgets stop runs in every phase; 7, 8, 15 and 16 stop some
     # problems in the middle of a shrink step (1 or 2 of the 3 vertices evaluated).
     fun, x0, _, _ = _problem("rastrigin-3d")
-    res = batched_nelder_mead(fun, x0, **caps)
+    res = _run(fun, x0, **caps)
     options = {"maxiter": caps.get("max_iter"), "maxfev": caps.get("max_fev")}
     _assert_same_as_scipy(res, _scipy_reference(monkeypatch, fun, _default_simplex(x0), **options))
     assert not res.converged.any()
@@ -172,10 +200,10 @@ def test_caps_match_scipy(monkeypatch, caps):
 
 def test_default_caps_match_scipy(monkeypatch):
     def unbounded(X, idx):  # never converges: the default caps (200 * d) stop it
-        return X @ np.array([1.0, -2.0, 0.5])
+        return X[:, 0] * 1.0 + X[:, 1] * -2.0 + X[:, 2] * 0.5
 
     x0 = np.array([[0.0, 0.0, 0.0], [1.0, 2.0, 3.0]])
-    res = batched_nelder_mead(unbounded, x0)
+    res = _run(unbounded, x0)
     _assert_same_as_scipy(res, _scipy_reference(monkeypatch, unbounded, _default_simplex(x0)))
     assert not res.converged.any()
     assert np.all(np.maximum(res.nit, res.nfev) == 600)
@@ -183,7 +211,7 @@ def test_default_caps_match_scipy(monkeypatch):
 
 def test_max_iter_cap_sets_not_converged():
     fun, _, x0 = _quadratics(5, 2, seed=4)
-    res = batched_nelder_mead(fun, x0, max_iter=3)
+    res = _run(fun, x0, max_iter=3)
     assert_array_equal(res.nit, 3)
     assert not res.converged.any()
 
@@ -194,15 +222,17 @@ def test_fun_is_batched_and_converged_problems_drop_out():
     centres = rng.normal(size=(n, d))
     # Spread of starting distances and scales: problems converge at different times.
     x0 = centres + rng.normal(size=(n, d)) * 10.0 ** rng.uniform(-3, 1, size=(n, 1))
-    scales = 10.0 ** rng.uniform(-1, 1, size=(n, d))
+    scales = _t(10.0 ** rng.uniform(-1, 1, size=(n, d)))
+    c = _t(centres)
     calls = []
 
     def fun(X, idx):
-        assert X.dtype == np.float64 and X.ndim == 2 and X.shape == (idx.size, d)
-        calls.append(idx.copy())
-        return np.sum(scales[idx] * (X - centres[idx]) ** 2, axis=1)
+        assert X.dtype == torch.float64 and X.ndim == 2 and X.shape == (idx.numel(), d)
+        assert idx.dtype == torch.int64
+        calls.append(idx.numpy().copy())
+        return _rowsum(scales[idx] * (X - c[idx]) ** 2)
 
-    res = batched_nelder_mead(fun, x0, xatol=1e-6, fatol=1e-10)
+    res = _run(fun, x0, xatol=1e-6, fatol=1e-10)
     assert res.converged.all()
     sizes = np.array([c.size for c in calls])
     assert sizes[0] == n * (d + 1)  # whole initial simplices in one call
@@ -219,9 +249,9 @@ def test_fun_is_batched_and_converged_problems_drop_out():
 def test_problems_are_independent_of_the_batch():
     # Same problem, same trajectory whatever else is in the batch (subset, order).
     fun, _, x0 = _quadratics(40, 3, seed=8)
-    full = batched_nelder_mead(fun, x0)
+    full = _run(fun, x0)
     rows = np.random.default_rng(9).permutation(40)[:13]
-    part = batched_nelder_mead(lambda X, idx: fun(X, rows[idx]), x0[rows])
+    part = _run(lambda X, idx: fun(X, torch.as_tensor(rows)[idx]), x0[rows])
     for field in dataclasses.fields(NelderMeadResult):
         assert_array_equal(getattr(part, field.name), getattr(full, field.name)[rows])
 
@@ -231,26 +261,26 @@ def test_never_worse_than_start():
     x0 = rng.uniform(-4, 4, size=(50, 3))
 
     def rastrigin(X, idx):
-        return np.sum(X**2 - 10.0 * np.cos(2 * np.pi * X), axis=1) + 30.0
+        return _rowsum(X**2 - 10.0 * torch.cos(2 * np.pi * X)) + 30.0
 
     for max_iter in (2, 10, None):
-        res = batched_nelder_mead(rastrigin, x0, max_iter=max_iter)
-        assert np.all(res.fun <= rastrigin(x0, np.arange(50)))
-        assert_allclose(res.fun, rastrigin(res.x, np.arange(50)))
+        res = _run(rastrigin, x0, max_iter=max_iter)
+        assert np.all(res.fun <= rastrigin(_t(x0), None).numpy())
+        assert_allclose(res.fun, rastrigin(_t(res.x), None).numpy())
 
 
 def test_non_finite_values_are_treated_as_inf():
     target = np.array([1.0, 2.0])
 
     def fun(X, idx):
-        f = np.sum((X - target) ** 2, axis=1)
+        f = _rowsum((X - _t(target)) ** 2)
         f[X[:, 0] < 0.5] = np.nan  # NaN region next to the minimum
         f[X[:, 1] > 2.6] = -np.inf  # -inf must not be mistaken for a minimum
         f[idx == 2] = np.nan  # a problem that is NaN everywhere
         return f
 
     x0 = np.array([[3.0, 0.0], [0.6, 0.6], [1.0, 1.0]])
-    res = batched_nelder_mead(fun, x0, xatol=1e-8, fatol=1e-12)
+    res = _run(fun, x0, xatol=1e-8, fatol=1e-12)
     assert not np.isnan(res.fun).any()
     assert res.converged[:2].all()
     assert_allclose(res.x[:2], [target, target], atol=1e-6)
@@ -262,10 +292,10 @@ def test_non_finite_values_are_treated_as_inf():
 def test_inf_barrier_matches_scipy(monkeypatch):
     def fun(X, idx):  # +inf outside a box: scipy handles inf the same way
         f = _rosenbrock(X, idx)
-        return np.where(np.all(np.abs(X) < 1.5, axis=1), f, np.inf)
+        return torch.where((X.abs() < 1.5).all(dim=1), f, np.inf)
 
     x0 = np.array([[-1.2, 1.0], [1.0, -1.0], [0.5, 1.4]])
-    res = batched_nelder_mead(fun, x0, xatol=1e-6, fatol=1e-10)
+    res = _run(fun, x0, xatol=1e-6, fatol=1e-10)
     ref = _scipy_reference(monkeypatch, fun, _default_simplex(x0), xatol=1e-6, fatol=1e-10)
     _assert_same_as_scipy(res, ref)
 
@@ -283,20 +313,20 @@ def test_initial_step_forms(form):
 
     def fun(X, idx):
         if not first:
-            first.append(X.reshape(n, d + 1, d))
-        return np.sum((X - 1.0) ** 2, axis=1)
+            first.append(X.reshape(n, d + 1, d).numpy())
+        return _rowsum((X - 1.0) ** 2)
 
-    res = batched_nelder_mead(fun, x0, initial_step=step)
+    res = _run(fun, x0, initial_step=step)
     assert_array_equal(first[0], _default_simplex(x0, step))
-    same = batched_nelder_mead(fun, x0, initial_simplex=_default_simplex(x0, step))
+    same = _run(fun, x0, initial_simplex=_default_simplex(x0, step))
     for field in dataclasses.fields(NelderMeadResult):
         assert_array_equal(getattr(res, field.name), getattr(same, field.name))
 
 
 def test_deterministic_and_result_types():
     fun, _, x0 = _quadratics(30, 3, seed=7)
-    a = batched_nelder_mead(fun, x0, adaptive=True)
-    b = batched_nelder_mead(fun, x0, adaptive=True)
+    a = _run(fun, x0, adaptive=True)
+    b = _run(fun, x0, adaptive=True)
     for field in dataclasses.fields(NelderMeadResult):
         assert_array_equal(getattr(a, field.name), getattr(b, field.name))
     assert a.x.shape == (30, 3) and a.fun.shape == a.nit.shape == (30,)
@@ -309,12 +339,12 @@ def test_empty_batch_does_not_call_fun():
     def fun(X, idx):
         raise AssertionError("fun must not be called")
 
-    res = batched_nelder_mead(fun, np.zeros((0, 2)))
+    res = _run(fun, np.zeros((0, 2)))
     assert res.x.shape == (0, 2) and res.fun.shape == res.converged.shape == (0,)
 
 
 def _sq(X, idx):
-    return np.sum(X**2, axis=1)
+    return _rowsum(X**2)
 
 
 @pytest.mark.parametrize(
@@ -334,10 +364,80 @@ def _sq(X, idx):
         ({"fatol": np.nan}, "fatol must be a non-negative"),
         ({"max_iter": 0}, "max_iter must be None or an integer >= 1"),
         ({"max_fev": 2.5}, "max_fev must be None or an integer >= 1"),
-        ({"fun": lambda X, idx: np.zeros((len(X), 1))}, r"fun must return an array of shape"),
+        ({"fun": lambda X, idx: torch.zeros((len(X), 1))}, r"fun must return an array of shape"),
+        ({"sync_every": 0}, "sync_every must be an integer >= 1"),
     ],
 )
 def test_invalid_inputs(kwargs, match):
     params = {"fun": _sq, "x0": np.zeros((2, 2))} | kwargs
     with pytest.raises(ValueError, match=match):
-        batched_nelder_mead(params.pop("fun"), params.pop("x0"), **params)
+        _run(params.pop("fun"), params.pop("x0"), **params)
+
+
+SCHEDULES = [
+    {"sync_every": 1, "dense": True},
+    {"sync_every": 3, "dense": False},
+    {"sync_every": 5, "dense": True},
+    {"sync_every": 16, "dense": True},
+]
+
+
+@pytest.mark.parametrize("name", ["rastrigin-3d", "plateaus-3d", "rosenbrock-2d"])
+@pytest.mark.parametrize("schedule", SCHEDULES, ids=str)
+def test_schedule_does_not_change_results(name, schedule):
+    # The GPU schedule (dense second evaluations, deferred shrinks, rare compactions)
+    # reaches exactly the default CPU schedule's results, which match scipy's.
+    fun, x0, _, kwargs = _problem(name)
+    reference = _run(fun, x0, **kwargs)
+    res = _run(fun, x0, **kwargs, **schedule)
+    for field in dataclasses.fields(NelderMeadResult):
+        assert_array_equal(getattr(res, field.name), getattr(reference, field.name))
+
+
+def test_schedule_with_caps_matches_scipy(monkeypatch):
+    fun, x0, _, _ = _problem("rastrigin-3d")
+    for caps in ({"max_fev": 8}, {"max_fev": 16}, {"max_iter": 7}):
+        res = _run(fun, x0, sync_every=4, dense=True, **caps)
+        options = {"maxiter": caps.get("max_iter"), "maxfev": caps.get("max_fev")}
+        ref = _scipy_reference(monkeypatch, fun, _default_simplex(x0), **options)
+        _assert_same_as_scipy(res, ref)
+
+
+def test_dense_schedule_synchronises_rarely():
+    # Between compactions the dense schedule evaluates the whole working set: calls have
+    # sizes fixed over each stretch of sync_every iterations (no data-dependent shapes).
+    fun, _, x0 = _quadratics(50, 2, seed=3)
+    sizes = []
+    res = _run(lambda X, idx: sizes.append(len(idx)) or fun(X, idx), x0, sync_every=8, dense=True)
+    assert res.converged.all()
+    assert sizes[0] == 50 * 3
+    loop = sizes[1:]
+    assert len(set(loop)) < len(loop) / 8
+
+
+def test_tensor_inputs_and_outputs():
+    fun, centres, x0 = _quadratics(6, 2, seed=11)
+    res = batched_nelder_mead(fun, torch.as_tensor(x0, dtype=torch.float32), xatol=1e-8)
+    assert all(isinstance(v, torch.Tensor) for v in vars(res).values())
+    assert res.x.dtype == res.fun.dtype == torch.float64 and res.converged.dtype == torch.bool
+    assert_allclose(res.x.numpy(), centres, atol=1e-4)
+    # float32 starts are converted exactly: same as the float64 run from the same points.
+    same = _run(fun, np.asarray(x0, dtype=np.float32).astype(np.float64), xatol=1e-8)
+    assert_array_equal(res.x.numpy(), same.x)
+
+
+@CUDA
+def test_cuda_agrees_with_cpu():
+    fun_cpu, _, x0 = _quadratics(64, 3, seed=12)
+    fun_gpu, _, _ = _quadratics(64, 3, seed=12)
+    cuda = torch.device("cuda")
+
+    def on_gpu(X, idx):
+        assert X.device.type == "cuda" and idx.device.type == "cuda"
+        return fun_gpu(X.cpu(), idx.cpu()).to(cuda)
+
+    cpu = _run(fun_cpu, x0)
+    gpu = batched_nelder_mead(on_gpu, torch.as_tensor(x0, device=cuda))
+    assert gpu.x.device.type == "cuda"
+    for field in dataclasses.fields(NelderMeadResult):
+        assert_array_equal(getattr(_np(gpu), field.name), getattr(cpu, field.name))

@@ -75,6 +75,24 @@ def test_importing_skvae_does_not_import_matplotlib():
     assert out.stdout.strip() == "False"
 
 
+def test_displays_share_helpers_only_through_the_base_module():
+    """No plotting module reaches into another Display's private names: shared helpers
+    live in plotting/_base.py."""
+    import ast
+    from pathlib import Path
+
+    import skvae.plotting
+
+    folder = Path(skvae.plotting.__file__).parent
+    offenders = []
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module != "_base":
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                offenders += [f"{path.name}: {node.module}.{name}" for name in private]
+    assert offenders == []
+
+
 # --------------------------------------------------------------------- training history
 
 
@@ -97,8 +115,8 @@ def test_training_history_from_estimator(fitted_vae):
     rec, kl = display.lines_["reconstruction"], display.lines_["kl"]
     np.testing.assert_array_equal(rec.get_xdata(), np.arange(1, n + 1))
     np.testing.assert_allclose(rec.get_ydata(), equivalent_noise(fitted_vae.reconstruction_curve_))
-    expected_kl = np.asarray(fitted_vae.kl_curve_) * fitted_vae.n_features_in_
-    np.testing.assert_allclose(kl.get_ydata(), expected_kl)
+    # kl_curve_ is per curve in nats, drawn as it is (no rescaling by the grid size)
+    np.testing.assert_allclose(kl.get_ydata(), fitted_vae.kl_curve_)
     assert all(ax.get_yscale() == "log" for ax in display.axes_)
     assert all(ax.get_xlabel() == "epoch" for ax in display.axes_)
     assert "noise" in display.axes_[0].get_ylabel()
@@ -238,11 +256,11 @@ def test_latent_space_bad_inputs(fitted_vae, curves, rng):
 
 def test_reconstruction_from_vae(fitted_vae, curves):
     X = curves[1][:3]
-    display = ReconstructionDisplay.from_estimator(fitted_vae, X)
+    grid = beta_grid(X.shape[1])
+    display = ReconstructionDisplay.from_estimator(fitted_vae, X, grid=grid)
     assert display.axes_.shape == (3, 2)
     Z = fitted_vae.transform(X)
     X_rec = fitted_vae.inverse_transform(Z)
-    grid = beta_grid(X.shape[1])
     for k in range(3):
         np.testing.assert_array_equal(display.target_lines_[k].get_xdata(), grid)
         np.testing.assert_allclose(display.target_lines_[k].get_ydata(), X[k])
@@ -252,7 +270,9 @@ def test_reconstruction_from_vae(fitted_vae, curves):
         assert f"{Z[k, 0]:.2f}" in display.reconstruction_lines_[k].get_label()
     np.testing.assert_allclose(display.errors_, np.linalg.norm(X - X_rec, axis=1))
     assert display.axes_[0, 0].get_ylabel() == "curve"
+    assert display.axes_[0, 0].get_xlabel() == "x"
     assert "L2" in display.axes_[0, 1].get_title()
+    assert display.bands_ is None
 
 
 def test_reconstruction_in_pdf_space_with_a_custom_grid(fitted_vae, curves):
@@ -315,6 +335,85 @@ def test_reconstruction_bad_inputs(fitted_vae, curves):
         ).plot()
     with pytest.raises(ValueError, match="NaN"):  # the VAE's own input validation
         ReconstructionDisplay.from_estimator(fitted_vae, np.full((1, 100), np.nan))
+
+
+def test_reconstruction_draws_a_band(fitted_vae, curves):
+    X = curves[1][:2]
+    X_rec = fitted_vae.inverse_transform(fitted_vae.transform(X))
+    lower, upper = X_rec - 0.5, X_rec + np.linspace(0.1, 1.0, X.shape[1])
+    display = ReconstructionDisplay.from_estimator(
+        fitted_vae, X, band=(lower, upper), band_kwargs={"label": "90% interval"}
+    )
+    assert len(display.bands_) == 2
+    for k, band in enumerate(display.bands_):
+        assert band.axes is display.axes_[k, 0]
+        assert band.get_label() == "90% interval"
+        (path,) = band.get_paths()
+        ys = path.vertices[:, 1]  # the polygon runs along upper and lower
+        assert ys.min() == pytest.approx(lower[k].min())
+        assert ys.max() == pytest.approx(upper[k].max())
+    shown = ReconstructionDisplay(
+        target=X[:1], reconstruction=X_rec[:1], band=(lower[0], upper[0])
+    ).plot(pdf=True)
+    ys = shown.bands_[0].get_paths()[0].vertices[:, 1]
+    assert ys.max() == pytest.approx(np.exp(upper[0]).max())  # the band is exponentiated too
+
+
+def test_reconstruction_band_bad_inputs(curves):
+    X = curves[1][:2]
+    with pytest.raises(ValueError, match="pair"):
+        ReconstructionDisplay(target=X, reconstruction=X, band=X[0]).plot()
+    with pytest.raises(ValueError, match="shape"):
+        ReconstructionDisplay(target=X, reconstruction=X, band=(X[:1], X[:1])).plot()
+    with pytest.raises(ValueError, match="lower <= upper"):
+        ReconstructionDisplay(target=X, reconstruction=X, band=(X + 1, X)).plot()
+    with pytest.raises(ValueError, match="NaN"):
+        ReconstructionDisplay(target=X, reconstruction=X, band=(X * np.nan, X)).plot()
+
+
+# --------------------------------------------------------------------------- the x grid
+
+
+def test_curves_are_drawn_against_the_point_index_by_default(fitted_vae, curves):
+    """The estimators fit any family of curves: no grid means the point index, not the
+    Beta grid."""
+    X = curves[1][:1]
+    index = np.arange(X.shape[1])
+    display = ReconstructionDisplay.from_estimator(fitted_vae, X)
+    np.testing.assert_array_equal(display.target_lines_[0].get_xdata(), index)
+    assert display.axes_[0, 0].get_xlabel() == "grid point"
+    traversal = LatentTraversalDisplay.from_estimator(fitted_vae, n=2)
+    np.testing.assert_array_equal(traversal.lines_[0, 0].get_xdata(), index)
+
+
+def test_the_grid_comes_from_numeric_column_names(curves):
+    frame, _ = make_beta_curves(150, n_points=12, as_frame=True, random_state=0)
+    vae = _tiny_vae(frame)
+    grid = beta_grid(12)
+    display = ReconstructionDisplay.from_estimator(vae, frame.iloc[:1])
+    np.testing.assert_allclose(display.target_lines_[0].get_xdata(), grid, atol=1e-4)
+    assert display.axes_[0, 0].get_xlabel() == "x"
+    traversal = LatentTraversalDisplay.from_estimator(vae, n=2)
+    np.testing.assert_allclose(traversal.lines_[0, 0].get_xdata(), grid, atol=1e-4)
+    matcher = LatentMatcher(vae, prefit=True).fit(frame)
+    display = ReconstructionDisplay.from_estimator(matcher, frame.iloc[:1])
+    np.testing.assert_allclose(display.target_lines_[0].get_xdata(), grid, atol=1e-4)
+    # names that are not numbers, or not monotone, give the index
+    renamed = frame.set_axis([f"p{i}" for i in range(12)], axis=1)
+    display = ReconstructionDisplay.from_estimator(_tiny_vae(renamed), renamed.iloc[:1])
+    np.testing.assert_array_equal(display.target_lines_[0].get_xdata(), np.arange(12))
+    shuffled = frame.set_axis([f"{v}" for v in grid[::-1][[1, 0, *range(2, 12)]]], axis=1)
+    display = ReconstructionDisplay.from_estimator(_tiny_vae(shuffled), shuffled.iloc[:1])
+    np.testing.assert_array_equal(display.target_lines_[0].get_xdata(), np.arange(12))
+
+
+def test_a_given_grid_wins_and_is_checked(fitted_vae, curves):
+    X = curves[1][:1]
+    grid = np.linspace(-1.0, 1.0, X.shape[1])
+    display = ReconstructionDisplay.from_estimator(fitted_vae, X, grid=grid)
+    np.testing.assert_array_equal(display.target_lines_[0].get_xdata(), grid)
+    with pytest.raises(ValueError, match="finite"):
+        ReconstructionDisplay.from_estimator(fitted_vae, X, grid=grid * np.inf)
 
 
 # ---------------------------------------------------------------------- latent traversal
@@ -399,6 +498,30 @@ def test_save_figures_writes_five_files(fitted_vae, matcher, curves, tmp_path):
         assert path.parent == tmp_path / "figs"
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert plt.get_fignums() == before  # pyplot's state is left alone
+
+
+@pytest.mark.parametrize("which", ["1d", "3d"])
+def test_save_figures_uses_the_displays_own_figure_sizes(which, vae_1d, vae_3d, small_curves):
+    """Each saved figure has the size its Display picks with ax=None (no second copy of
+    the sizing rules in save_figures)."""
+    import tempfile
+
+    from PIL import Image
+
+    vae = vae_1d if which == "1d" else vae_3d
+    dpi = 20
+    with tempfile.TemporaryDirectory() as folder:
+        paths = save_figures(vae, small_curves, folder, n_traversal=4, n_targets=3, dpi=dpi)
+        sizes = {p.stem: Image.open(p).size for p in paths}
+    expected = {
+        "training_history": TrainingHistoryDisplay.from_estimator(vae),
+        "latent_space": LatentSpaceDisplay.from_estimator(vae, small_curves),
+        "reconstruction": ReconstructionDisplay.from_estimator(vae, small_curves[:3]),
+        "latent_traversal": LatentTraversalDisplay.from_estimator(vae, n=4),
+    }
+    for name, display in expected.items():
+        width, height = display.figure_.get_size_inches() * dpi
+        assert sizes[name] == (round(width), round(height)), name
 
 
 def test_save_figures_other_format_and_dims(vae_3d, small_curves, tmp_path):

@@ -1,12 +1,36 @@
-"""Helpers shared by the Display classes: lazy matplotlib, axes handling, input checks."""
+"""Helpers shared by the Display classes: lazy matplotlib, axes handling, input checks.
+
+Everything here is private to :mod:`skvae.plotting`; the Display modules and
+:func:`~skvae.plotting.save_figures` use these helpers and nothing private of each other.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from numbers import Integral
 
 import numpy as np
 
-from ..datasets import beta_grid
+#: While set, a Display asked to make its own figure (``ax=None``) makes a plain
+#: :class:`matplotlib.figure.Figure` of its own size instead of a pyplot figure.
+_DETACHED = contextvars.ContextVar("skvae_plotting_detached_figures", default=False)
+
+
+@contextlib.contextmanager
+def detached_figures() -> Iterator[None]:
+    """Within this block, Displays drawn with ``ax=None`` make figures outside pyplot.
+
+    The figures have the size and layout the Display chooses for itself, but are not
+    registered with pyplot (no GUI window, no global state), so they can be saved and
+    dropped on any backend.
+    """
+    token = _DETACHED.set(True)
+    try:
+        yield
+    finally:
+        _DETACHED.reset(token)
 
 
 def _pyplot(caller: str):
@@ -37,6 +61,11 @@ def _axes_grid(ax, shape: tuple[int, int], caller: str, *, figsize=None, **subpl
     case the display may lay out and title the figure.
     """
     if ax is None:
+        if _DETACHED.get():
+            from matplotlib.figure import Figure
+
+            figure = Figure(figsize=figsize)
+            return figure.subplots(*shape, squeeze=False, **subplots_kwargs), True
         plt = _pyplot(caller)
         _, axes = plt.subplots(*shape, squeeze=False, figsize=figsize, **subplots_kwargs)
         return axes, True
@@ -80,16 +109,62 @@ def _underlying_vae(estimator):
 
 
 def _check_grid(grid, n_features: int) -> np.ndarray:
-    """Return the x values of the curves: ``beta_grid(n_features)`` or the given grid."""
+    """Return the x values of the curves: the given grid, or the point index 0, 1, ...
+
+    skvae's estimators fit any family of curves sampled on a common grid and do not know
+    where the points lie; without a grid the curves are drawn against the point index.
+    """
     if grid is None:
-        return beta_grid(n_features)
+        return np.arange(n_features, dtype=np.float64)
     grid = np.asarray(grid, dtype=np.float64)
     if grid.ndim != 1 or len(grid) != n_features:
         raise ValueError(
             f"grid must be a 1-D array with one x value per curve point ({n_features}), "
             f"got shape {grid.shape}."
         )
+    if not np.isfinite(grid).all():
+        raise ValueError("grid must contain finite x values only.")
     return grid
+
+
+def _grid_from_feature_names(estimator) -> np.ndarray | None:
+    """The x values named by the columns the estimator was fitted on, if they are numbers.
+
+    A DataFrame whose columns are numbers (``0.01``, ``"0.5"``) or ``"name=number"``
+    (``"x=0.0100"``, as :func:`~skvae.make_beta_curves` with ``as_frame=True`` names
+    them) carries its grid; the grid must be strictly monotone. Anything else gives None.
+    """
+    names = getattr(estimator, "feature_names_in_", None)
+    inner = getattr(estimator, "estimator_", None)
+    if names is None and inner is not None:
+        names = getattr(inner, "feature_names_in_", None)
+    if names is None or len(names) < 2:
+        return None
+    try:
+        grid = np.array([float(str(name).rpartition("=")[2]) for name in names])
+    except ValueError:
+        return None
+    steps = np.diff(grid)
+    if not np.isfinite(grid).all() or not ((steps > 0).all() or (steps < 0).all()):
+        return None
+    return grid
+
+
+def _resolve_grid(grid, estimator, n_features: int) -> np.ndarray | None:
+    """The x values for curves of ``estimator``: ``grid`` (checked) if given, else the
+    estimator's numeric column names (see :func:`_grid_from_feature_names`), else None
+    (the Displays then draw against the point index)."""
+    if grid is not None:
+        return _check_grid(grid, n_features)
+    if estimator is None:
+        return None
+    named = _grid_from_feature_names(estimator)
+    return named if named is not None and len(named) == n_features else None
+
+
+def _x_label(grid) -> str:
+    """Axis label for curves drawn against ``grid`` (None: the point index)."""
+    return "grid point" if grid is None else "x"
 
 
 def _check_curves(curves, name: str, *, allow_nan: bool = False) -> np.ndarray:

@@ -58,7 +58,9 @@ class TrainingHistoryDisplay:
     monotone transform of the loss (so a falling curve is a falling loss), it is never
     below the root-mean-square reconstruction error, and it equals that error when the
     noise is learned. ``units="nll"`` draws the raw per-point values on a symmetric log
-    axis instead. The KL term is always positive and is drawn as it is, per curve.
+    axis instead. The KL term is always positive and is drawn as it is: the estimator's
+    ``kl_curve_`` is the KL divergence per curve, in nats, while ``reconstruction_curve_``
+    and ``loss_curve_`` are per curve and grid point.
 
     Use :meth:`from_estimator` to build the display from a fitted estimator; all
     parameters are stored as attributes.
@@ -69,8 +71,9 @@ class TrainingHistoryDisplay:
         Reconstruction term per epoch: negative log-likelihood per curve and grid point,
         in nats (``reconstruction_curve_``).
     kl : array-like of shape (n_epochs,)
-        KL divergence per curve per epoch, in nats (``kl_curve_`` times the number of
-        grid points, since the estimator records it per point).
+        KL divergence per curve per epoch, in nats (``kl_curve_``, which the estimator
+        records per curve, as drawn here; the reconstruction and loss histories are per
+        curve and grid point).
     loss : array-like of shape (n_epochs,), default=None
         Training loss (negative ELBO per curve and grid point) per epoch. Drawn with the
         validation loss only.
@@ -243,7 +246,7 @@ class TrainingHistoryDisplay:
             validation = None
         display = cls(
             reconstruction=vae.reconstruction_curve_,
-            kl=np.asarray(vae.kl_curve_, dtype=np.float64) * vae.n_features_in_,
+            kl=vae.kl_curve_,  # per curve, in nats: drawn as it is
             loss=getattr(vae, "loss_curve_", None) if validation is not None else None,
             validation=validation,
             estimator_name=type(vae).__name__,

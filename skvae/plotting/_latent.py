@@ -26,7 +26,7 @@ def _default_pairs(latent_dims: int) -> list[tuple[int, int]]:
 def _layout(latent_dims: int, n_pairs: int) -> tuple[tuple[int, int], list[int]]:
     """Grid shape and the flat slots used: histograms first, then pairs on new rows.
 
-    Up to two dimensions everything fits on one row (the seed's figure).
+    Up to two dimensions everything fits on one row (as in the original blog post).
     """
     n_panels = latent_dims + n_pairs
     if latent_dims <= 2:
@@ -49,7 +49,7 @@ class LatentSpaceDisplay:
     a set of curves, one histogram per latent dimension with the N(0, 1) density drawn
     over it, and scatter plots of pairs of dimensions with dashed circles at radii 1, 2,
     3 and 4 (standard deviations of the prior). With two latent dimensions this is the
-    seed's figure: two histograms and the z1-z2 plane.
+    figure of the original blog post: two histograms and the z1-z2 plane.
 
     Use :meth:`from_estimator` to encode curves and draw them; all parameters are stored
     as attributes.

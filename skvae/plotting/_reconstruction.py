@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import _axes_grid, _check_curves, _check_grid, _exp, _figure_of
+from ._base import (
+    _axes_grid,
+    _check_curves,
+    _check_grid,
+    _exp,
+    _figure_of,
+    _resolve_grid,
+    _x_label,
+)
 
 __all__ = ["ReconstructionDisplay"]
 
@@ -27,17 +35,22 @@ class ReconstructionDisplay:
     with a matcher: the observed points are drawn as markers, the decoded curve covers
     the whole grid, and the difference and its L2 norm use the observed points only.
 
-    With ``pdf=True`` both curves are exponentiated before drawing, which turns log-pdf
-    curves (the default of :func:`~skvae.make_beta_curves`) into densities, as in the
-    seed's figure; the difference is then taken between the densities.
+    An optional ``band=(lower, upper)`` is shaded around each decoded curve, for example
+    a pointwise uncertainty interval of the reconstruction.
+
+    With ``pdf=True`` the curves (and the band) are exponentiated before drawing, which
+    turns log-pdf curves (the default of :func:`~skvae.make_beta_curves`) into densities,
+    as in the figures of the original blog post; the difference is then taken between the
+    densities.
 
     Use :meth:`from_estimator` to compute and draw the reconstructions; all parameters
     are stored as attributes.
 
     Parameters
     ----------
-    grid : array-like of shape (n_features,)
-        The x value of each curve point.
+    grid : array-like of shape (n_features,), default=None
+        The x value of each curve point; None draws the curves against the point index
+        0, 1, ..., ``n_features - 1``.
     target : array-like of shape (n_targets, n_features) or (n_features,)
         Target curves; NaN marks a missing point.
     reconstruction : array-like of the same shape as ``target``
@@ -47,6 +60,10 @@ class ReconstructionDisplay:
     source : str, default=None
         What made the reconstructions, shown in the legend (for example
         ``"BetaCurveVAE"``).
+    band : (array-like, array-like), default=None
+        ``(lower, upper)``, each of the same shape as ``reconstruction``: a band shaded
+        between them around each decoded curve (``Axes.fill_between``), in the units of
+        the curves. ``lower <= upper`` everywhere.
 
     Attributes
     ----------
@@ -56,6 +73,8 @@ class ReconstructionDisplay:
         One per target.
     residual_lines_ : list of matplotlib Line2D
         The difference target - reconstruction, one per target.
+    bands_ : list of matplotlib PolyCollection or None
+        The shaded band of each target, or None without ``band``.
     errors_ : ndarray of shape (n_targets,)
         L2 norm of each difference over the observed points, in the units drawn.
     axes_ : ndarray of matplotlib Axes of shape (n_targets, 2)
@@ -80,14 +99,23 @@ class ReconstructionDisplay:
     ((2, 2), (2,))
     """
 
-    def __init__(self, *, grid, target, reconstruction, latent=None, source=None):
+    def __init__(self, *, target, reconstruction, grid=None, latent=None, source=None, band=None):
         self.grid = grid
         self.target = target
         self.reconstruction = reconstruction
         self.latent = latent
         self.source = source
+        self.band = band
 
-    def plot(self, ax=None, *, pdf=False, target_kwargs=None, reconstruction_kwargs=None):
+    def plot(
+        self,
+        ax=None,
+        *,
+        pdf=False,
+        target_kwargs=None,
+        reconstruction_kwargs=None,
+        band_kwargs=None,
+    ):
         """Draw the targets, the reconstructions and their differences.
 
         Parameters
@@ -101,6 +129,9 @@ class ReconstructionDisplay:
             Keyword arguments passed to ``Axes.plot`` for the targets.
         reconstruction_kwargs : dict, default=None
             Keyword arguments passed to ``Axes.plot`` for the reconstructions.
+        band_kwargs : dict, default=None
+            Keyword arguments passed to ``Axes.fill_between`` for the band (by default
+            the reconstruction's colour, translucent, labelled ``"band"``).
 
         Returns
         -------
@@ -132,6 +163,8 @@ class ReconstructionDisplay:
                     f"got shape {latent.shape}."
                 )
 
+        band = _check_band(self.band, reconstruction.shape)
+
         shown_target = _exp(target, pdf)
         shown_rec = _exp(reconstruction, pdf)
         residual = shown_target - shown_rec
@@ -142,7 +175,9 @@ class ReconstructionDisplay:
             ax, (n_targets, 2), "ReconstructionDisplay", figsize=(10, 3.4 * n_targets)
         )
         source = self.source or "model"
+        x_label = _x_label(self.grid)
         target_lines, rec_lines, residual_lines = [], [], []
+        bands = [] if band is not None else None
         for k in range(n_targets):
             ax_curve, ax_res = axes[k]
             partial = not observed[k].all()
@@ -158,13 +193,18 @@ class ReconstructionDisplay:
             r_kwargs = {"color": "tab:blue", "linestyle": "--", "label": label}
             r_kwargs.update(reconstruction_kwargs or {})
             (r_line,) = ax_curve.plot(grid, shown_rec[k], **r_kwargs)
-            ax_curve.set_xlabel("x")
+            if band is not None:
+                b_kwargs = {"color": r_line.get_color(), "alpha": 0.25, "linewidth": 0}
+                b_kwargs.update({"label": "band", **(band_kwargs or {})})
+                lower, upper = (_exp(side[k], pdf) for side in band)
+                bands.append(ax_curve.fill_between(grid, lower, upper, **b_kwargs))
+            ax_curve.set_xlabel(x_label)
             ax_curve.set_ylabel("exp(curve)" if pdf else "curve")
             ax_curve.legend(fontsize="small")
             res_style = {"marker": "o", "markersize": 3} if partial else {}
             (res_line,) = ax_res.plot(grid, residual[k], color="tab:red", **res_style)
             ax_res.axhline(0.0, color="grey", linestyle=":", linewidth=1)
-            ax_res.set_xlabel("x")
+            ax_res.set_xlabel(x_label)
             ax_res.set_ylabel("target - reconstruction")
             ax_res.set_title(f"difference (L2 = {errors[k]:.3g})", fontsize="medium")
             target_lines.append(t_line)
@@ -177,6 +217,7 @@ class ReconstructionDisplay:
         self.target_lines_ = target_lines
         self.reconstruction_lines_ = rec_lines
         self.residual_lines_ = residual_lines
+        self.bands_ = bands
         self.errors_ = errors
         self.axes_ = axes
         self.figure_ = figure
@@ -189,10 +230,12 @@ class ReconstructionDisplay:
         X,
         *,
         grid=None,
+        band=None,
         pdf=False,
         ax=None,
         target_kwargs=None,
         reconstruction_kwargs=None,
+        band_kwargs=None,
     ):
         """Reconstruct curves with a fitted estimator and draw them against the targets.
 
@@ -210,8 +253,13 @@ class ReconstructionDisplay:
         X : array-like of shape (n_targets, n_features)
             Target curves (a few: one row of panels each).
         grid : array-like of shape (n_features,), default=None
-            x values of the points; ``beta_grid(n_features)`` by default.
-        pdf, ax, target_kwargs, reconstruction_kwargs
+            x values of the points. By default, the column names of the DataFrame the
+            estimator was fitted on when they are numbers (such as ``"x=0.0100"``),
+            else the point index 0, 1, ...
+        band : (array-like, array-like), default=None
+            ``(lower, upper)`` around the reconstructions, each of shape
+            ``(n_targets, n_features)``; see the class description.
+        pdf, ax, target_kwargs, reconstruction_kwargs, band_kwargs
             See :meth:`plot`.
 
         Returns
@@ -223,15 +271,46 @@ class ReconstructionDisplay:
         reconstruction = np.asarray(estimator.inverse_transform(Z), dtype=np.float64)
         target = np.asarray(X, dtype=np.float64)
         display = cls(
-            grid=_check_grid(grid, np.atleast_2d(target).shape[1]),
+            grid=_resolve_grid(grid, estimator, np.atleast_2d(target).shape[1]),
             target=target,
             reconstruction=reconstruction,
             latent=Z,
             source=type(estimator).__name__,
+            band=band,
         )
         return display.plot(
             ax=ax,
             pdf=pdf,
             target_kwargs=target_kwargs,
             reconstruction_kwargs=reconstruction_kwargs,
+            band_kwargs=band_kwargs,
         )
+
+
+def _check_band(band, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Return ``band`` as two finite float64 arrays of ``shape`` with lower <= upper."""
+    if band is None:
+        return None
+    try:
+        lower, upper = band
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"band must be a pair (lower, upper) of arrays shaped like the reconstructions "
+            f"{shape}, got {type(band).__name__}."
+        ) from None
+    sides = []
+    for name, side in (("lower", lower), ("upper", upper)):
+        side = np.asarray(side, dtype=np.float64)
+        if side.ndim == 1:
+            side = side[None, :]
+        if side.shape != shape:
+            raise ValueError(
+                f"band's {name} side must have the shape of the reconstructions {shape}, "
+                f"got {side.shape}."
+            )
+        if not np.isfinite(side).all():
+            raise ValueError(f"band's {name} side contains NaN or infinite values.")
+        sides.append(side)
+    if (sides[0] > sides[1]).any():
+        raise ValueError("band must satisfy lower <= upper at every point.")
+    return sides[0], sides[1]

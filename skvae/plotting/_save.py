@@ -1,4 +1,4 @@
-"""save_figures: write the seed's five figures for a fitted model to a folder."""
+"""save_figures: write the five figures of the original analysis for a fitted model."""
 
 from __future__ import annotations
 
@@ -7,13 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ._base import _check_grid, _exp, _underlying_vae
+from ._base import _exp, _resolve_grid, _underlying_vae, _x_label, detached_figures
 from ._history import TrainingHistoryDisplay
-from ._latent import LatentSpaceDisplay, _default_pairs, _layout
+from ._latent import LatentSpaceDisplay
 from ._reconstruction import ReconstructionDisplay
 from ._traversal import LatentTraversalDisplay
 
 __all__ = ["save_figures"]
+
+#: The files save_figures writes, in order (also what the docs count).
+FIGURE_NAMES = ("data", "training_history", "latent_space", "reconstruction", "latent_traversal")
 
 #: Number of training curves drawn in the data figure.
 _N_DATA_CURVES = 5
@@ -24,12 +27,15 @@ def _rows(X, stop: int):
     return X.iloc[:stop] if hasattr(X, "iloc") else X[:stop]
 
 
-def _data_figure(Figure, X: np.ndarray, grid: np.ndarray, pdf: bool):
+def _data_figure(X: np.ndarray, grid: np.ndarray | None, pdf: bool):
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(6.4, 4.2))
     ax = fig.subplots()
+    x = np.arange(X.shape[1]) if grid is None else grid
     for k, curve in enumerate(_exp(X[:_N_DATA_CURVES], pdf)):
-        ax.plot(grid, curve, label=f"curve {k}")
-    ax.set_xlabel("x")
+        ax.plot(x, curve, label=f"curve {k}")
+    ax.set_xlabel(_x_label(grid))
     ax.set_ylabel("exp(curve)" if pdf else "curve")
     ax.set_title(f"The first {min(len(X), _N_DATA_CURVES)} curves of the data")
     ax.legend(fontsize="small")
@@ -53,14 +59,16 @@ def save_figures(
 ):
     """Write the five figures of a fitted model to ``folder``, one file each.
 
-    The figures follow the analysis of the seed notebook: ``data`` (the first curves of
+    The figures follow the analysis of the original blog post (Beta-distribution curves
+    and a two-dimensional VAE): ``data`` (the first curves of
     ``X``), ``training_history`` (:class:`TrainingHistoryDisplay`), ``latent_space``
     (:class:`LatentSpaceDisplay` of ``X``), ``reconstruction``
     (:class:`ReconstructionDisplay` of the first ``n_targets`` curves, matched by
     ``matcher`` when given, else encoded and decoded by ``estimator``) and
-    ``latent_traversal`` (:class:`LatentTraversalDisplay`, 10 x 10 by default). The
-    figures are built with :class:`matplotlib.figure.Figure` directly, so this works with
-    any backend, leaves pyplot's state alone and is safe on a machine without a display.
+    ``latent_traversal`` (:class:`LatentTraversalDisplay`, 10 x 10 by default). Each
+    figure has the size and layout its Display chooses with ``ax=None``, but is built
+    outside pyplot, so this works with any backend, leaves pyplot's state alone and is
+    safe on a machine without a display.
 
     Parameters
     ----------
@@ -78,9 +86,11 @@ def save_figures(
         Number of curves of ``X`` (the first ones) in the reconstruction figure.
     pdf : bool, default=False
         Draw ``exp`` of the curves in the data, reconstruction and traversal figures
-        (densities, for log-pdf curves as in the seed).
+        (densities, for log-pdf curves as in the original blog post).
     grid : array-like of shape (n_features,), default=None
-        x values of the points; ``beta_grid(n_features)`` by default.
+        x values of the points, for example ``beta_grid(n_features)`` for curves made by
+        :func:`~skvae.make_beta_curves`. By default, the column names of the DataFrame
+        the estimator was fitted on when they are numbers, else the point index.
     max_points : int, default=5000
         At most this many curves (the first ones) are encoded for the latent-space figure.
     n_traversal : int, default=10
@@ -100,17 +110,16 @@ def save_figures(
     --------
     >>> import tempfile
     >>> from skvae import BetaCurveVAE, make_beta_curves
+    >>> from skvae.datasets import beta_grid
     >>> from skvae.plotting import save_figures
     >>> X, _ = make_beta_curves(n_samples=200, random_state=0)
     >>> vae = BetaCurveVAE(max_iter=5, random_state=0).fit(X)
     >>> with tempfile.TemporaryDirectory() as folder:
-    ...     paths = save_figures(vae, X, folder, pdf=True)
+    ...     paths = save_figures(vae, X, folder, pdf=True, grid=beta_grid(X.shape[1]))
     ...     [p.name for p in paths]
     ['data.png', 'training_history.png', 'latent_space.png', 'reconstruction.png', \
 'latent_traversal.png']
     """
-    from matplotlib.figure import Figure
-
     vae = _underlying_vae(estimator)
     checks = (("n_targets", n_targets), ("max_points", max_points), ("n_traversal", n_traversal))
     for name, value in checks:
@@ -119,38 +128,25 @@ def save_figures(
     values = np.asarray(X, dtype=np.float64)
     if values.ndim != 2 or len(values) == 0:
         raise ValueError(f"X must be a non-empty 2-D array of curves, got {values.shape}.")
-    grid = _check_grid(grid, values.shape[1])
+    grid = _resolve_grid(grid, vae, values.shape[1])
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
 
-    figures = [("data", _data_figure(Figure, values, grid, pdf))]
-
-    with_validation = bool(getattr(vae, "validation_scores_", None))
-    n_panels = 3 if with_validation else 2
-    fig = Figure(figsize=(4.2 * n_panels, 3.6))
-    TrainingHistoryDisplay.from_estimator(vae, ax=fig)
-    figures.append(("training_history", fig))
-
-    Z = np.asarray(vae.transform(_rows(X, max_points)))
-    latent_dims = Z.shape[1]
-    (n_rows, n_cols), _ = _layout(latent_dims, len(_default_pairs(latent_dims)))
-    fig = Figure(figsize=(3.6 * n_cols, 3.4 * n_rows))
-    LatentSpaceDisplay(Z, estimator_name=type(vae).__name__).plot(ax=fig)
-    figures.append(("latent_space", fig))
-
     n_rows = min(n_targets, len(values))
-    fig = Figure(figsize=(10, 3.4 * n_rows))
-    ReconstructionDisplay.from_estimator(
-        matcher if matcher is not None else vae, _rows(X, n_rows), grid=grid, pdf=pdf, ax=fig
-    )
-    figures.append(("reconstruction", fig))
-
-    fig = Figure(figsize=(8, 8) if latent_dims > 1 else (12, 1.6))
-    LatentTraversalDisplay.from_estimator(vae, n=n_traversal, grid=grid, pdf=pdf, ax=fig)
-    figures.append(("latent_traversal", fig))
+    reconstructor = matcher if matcher is not None else vae
+    with detached_figures():  # each Display sizes its own figure, outside pyplot
+        displays = (
+            TrainingHistoryDisplay.from_estimator(vae),
+            LatentSpaceDisplay.from_estimator(vae, _rows(X, max_points)),
+            ReconstructionDisplay.from_estimator(
+                reconstructor, _rows(X, n_rows), grid=grid, pdf=pdf
+            ),
+            LatentTraversalDisplay.from_estimator(vae, n=n_traversal, grid=grid, pdf=pdf),
+        )
+    figures = [_data_figure(values, grid, pdf)] + [display.figure_ for display in displays]
 
     paths = []
-    for name, fig in figures:
+    for name, fig in zip(FIGURE_NAMES, figures):
         path = folder / f"{name}.{format}"
         fig.savefig(path, dpi=dpi, format=format)
         paths.append(path)

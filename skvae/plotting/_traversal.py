@@ -6,7 +6,15 @@ from numbers import Integral
 
 import numpy as np
 
-from ._base import _axes_grid, _check_dims, _check_grid, _exp, _figure_of, _underlying_vae
+from ._base import (
+    _axes_grid,
+    _check_dims,
+    _check_grid,
+    _exp,
+    _figure_of,
+    _resolve_grid,
+    _underlying_vae,
+)
 
 __all__ = ["LatentTraversalDisplay"]
 
@@ -26,8 +34,8 @@ class LatentTraversalDisplay:
 
     Parameters
     ----------
-    grid : array-like of shape (n_features,)
-        The x value of each curve point.
+    grid : array-like of shape (n_features,), default=None
+        The x value of each curve point; None draws the curves against the point index.
     z_values : array-like of shape (n,)
         The values taken by each traversed latent dimension.
     curves : array-like of shape (n, n, n_features) or (n, n_features)
@@ -66,7 +74,7 @@ class LatentTraversalDisplay:
     (4, 4)
     """
 
-    def __init__(self, *, grid, z_values, curves, dims=(0, 1), estimator_name=None):
+    def __init__(self, *, z_values, curves, grid=None, dims=(0, 1), estimator_name=None):
         self.grid = grid
         self.z_values = z_values
         self.curves = curves
@@ -192,7 +200,9 @@ class LatentTraversalDisplay:
             Latent code through which the traversal passes: the dimensions not in ``dims``
             keep its values. Zeros (the prior mean) by default.
         grid : array-like of shape (n_features,), default=None
-            x values of the points; ``beta_grid(n_features)`` by default.
+            x values of the points. By default, the column names of the DataFrame the
+            estimator was fitted on when they are numbers (such as ``"x=0.0100"``),
+            else the point index 0, 1, ...
         pdf, ax, zero_line, titles, line_kwargs
             See :meth:`plot`.
 
@@ -229,7 +239,7 @@ class LatentTraversalDisplay:
         curves = np.asarray(estimator.inverse_transform(codes), dtype=np.float64)
         curves = curves.reshape(n, n, -1) if len(dims) == 2 else curves
         display = cls(
-            grid=_check_grid(grid, curves.shape[-1]),
+            grid=_resolve_grid(grid, vae, curves.shape[-1]),
             z_values=z_values,
             curves=curves,
             dims=dims,

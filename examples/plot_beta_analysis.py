@@ -3,14 +3,15 @@
 Beta curves end to end: the five figures
 ==========================================
 
-This example walks through the analysis skvae grew out of: train a VAE with two latent
+This example walks through the analysis of the original blog post that skvae grew out of
+(*Variational Autoencoders*, on Beta-distribution curves): train a VAE with two latent
 dimensions on the log-densities of Beta distributions, check that the latent codes look
 like draws from the prior, find the code of a new curve by Nelder-Mead, and look at what
 the two latent coordinates mean.
 
 It produces the five figures of that analysis, each with one call to skvae. To stay well
 under a minute on two CPU cores it trains on 4,000 curves for 100 epochs; the original
-used 10,000 curves (``python -m skvae`` fits that size with the default 200 epochs).
+used 10,000 curves (``python -m skvae`` fits that size with the default ``max_iter``).
 """
 
 # %%
@@ -49,13 +50,13 @@ fig.tight_layout()
 # %%
 # Training
 # --------
-# The default estimator: an MLP encoder and decoder, a learned observation noise and a
-# cosine learning-rate schedule. All randomness comes from ``random_state``.
+# The default estimator: an MLP encoder and decoder, an observation noise fitted to the
+# data and a cosine learning-rate schedule. All randomness comes from ``random_state``.
 vae = BetaCurveVAE(max_iter=100, random_state=0)
 start = time.perf_counter()
 vae.fit(X)
 print(f"{vae.n_iter_} epochs in {time.perf_counter() - start:.1f} s")
-print(f"learned observation noise: {vae.noise_:.4f} (units of the log-density)")
+print(f"observation noise noise_: {vae.noise_:.4f} (units of the log-density)")
 
 # %%
 # Figure 2: the training history. The left panel is the reconstruction term, drawn as
@@ -76,7 +77,7 @@ latent = LatentSpaceDisplay.from_estimator(vae, X)
 # %%
 # Matching a new curve
 # --------------------
-# We take the parameters the seed notebook drew for its test, compute that Beta
+# We take the parameters the original blog post drew for its test, compute that Beta
 # log-density exactly, and search the latent space for the code whose decoded curve is
 # closest in L2 distance. :class:`~skvae.LatentMatcher` starts from the encoder's
 # guess and refines it by Nelder-Mead.
@@ -93,7 +94,7 @@ print(
 
 # %%
 # Figure 4: the target and the matched curve as densities, and their difference.
-display = ReconstructionDisplay.from_estimator(matcher, target, pdf=True)
+display = ReconstructionDisplay.from_estimator(matcher, target, grid=grid, pdf=True)
 display.axes_[0, 0].set_title(f"target: Beta(x; {alpha}, {beta})")
 
 # %%
@@ -114,5 +115,5 @@ for name, X_hat in [("encoder", encoded), ("matcher", matched), ("PCA(2)", linea
 # Moving along one axis changes the shape of the density smoothly — where its mass
 # sits and how peaked it is — which is the two-parameter family the VAE has learned.
 # All panels share one y scale, and the dashed line is zero.
-traversal = LatentTraversalDisplay.from_estimator(vae, n=10, z_range=(-3, 3), pdf=True)
+traversal = LatentTraversalDisplay.from_estimator(vae, n=10, z_range=(-3, 3), grid=grid, pdf=True)
 plt.show()
