@@ -53,6 +53,7 @@ def _curves(n_rows: int, seed: int = 0) -> np.ndarray:
 def _write_store(path: str, n_rows: int, dtype=np.float64) -> float:
     """Write ``n_rows`` curves to a zarr store block by block; return its size in MB."""
     import zarr
+
     from benchmarks.data import independent_beta_curves
 
     base, _ = independent_beta_curves(BLOCK, seed=0)
