@@ -125,8 +125,10 @@ def _run_cluster(vae, matcher, store, n_match, malloc_trim, environ) -> dict:
         threads = sorted(set(client.run(lambda: __import__("torch").get_num_threads()).values()))
         trim = set(client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values())
         dX = da.from_zarr(store)
-        vae.transform(dX[:BLOCK]).compute()  # warm-up: workers import torch, unpickle
-        matcher.transform(dX[:64]).compute()
+        # warm-up: every worker imports torch and skvae, and runs a block of each method
+        client.run(lambda: __import__("skvae") and None)
+        vae.transform(dX[: 2 * BLOCK]).compute()
+        matcher.transform(dX[:64].rechunk(32)).compute()
         encode = _timed(lambda: vae.transform(dX).compute())
         X_match = dX[:n_match].rechunk({0: max(1, n_match // 4)})  # 4 blocks, 2 per worker
         match = _timed(lambda: matcher.transform(X_match).compute())
