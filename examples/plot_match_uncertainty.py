@@ -22,15 +22,13 @@ The model is trained on 2,000 noisy curves for 60 epochs to keep the example sho
 # ``random_state`` and no noise gives the clean curves, kept here to check the results.
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from scipy.stats import chi2
 from sklearn.linear_model import Ridge
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import PolynomialFeatures, StandardScaler
 
-from skvae import BetaCurveVAE, make_beta_curves
-from skvae._laplace import gauss_newton_polish, laplace_covariance
+from skvae import BetaCurveVAE, LatentMatcher, make_beta_curves
 from skvae.datasets import beta_grid
 
 NOISE = 1.0
@@ -52,24 +50,21 @@ print(f"added noise {NOISE}, fitted noise_ {vae.noise_:.3f}")
 #     E(z) = \frac{\lVert m \odot (g(z) - x) \rVert^2}{2 \sigma^2}
 #     + \frac{\lVert z \rVert^2}{2}
 #
-# with ``g`` the decoder. A few damped Gauss-Newton steps from the encoder's guess find
-# its minimum ``ẑ``, and the inverse of the Gauss-Newton Hessian there,
-# :math:`\Sigma = (J^\top M J / \sigma^2 + I)^{-1}`, is the covariance of the Laplace
-# approximation :math:`N(\hat z, \Sigma)`. Everything runs in the decoder's units,
-# which :meth:`~skvae.BetaCurveVAE.latent_model` gives with the decoder.
-model = vae.latent_model()
-sigma = model.noise / model.scaler.scale  # the noise in model units
+# with ``g`` the decoder and σ the VAE's ``noise_``. ``LatentMatcher`` with
+# ``objective="posterior"`` finds its minimum ``ẑ`` by Nelder-Mead from the encoder's
+# guess, ``polish="gauss-newton"`` refines it with a few damped Gauss-Newton steps, and
+# ``match`` returns the inverse of the Gauss-Newton Hessian there,
+# :math:`\Sigma = (J^\top M J / \sigma^2 + I)^{-1}`: the covariance of the Laplace
+# approximation :math:`N(\hat z, \Sigma)`.
+model = vae.latent_model()  # decodes codes to curves in data units
+matcher = LatentMatcher(vae, prefit=True, objective="posterior", polish="gauss-newton")
+matcher.fit(X_train)
 
 
 def posterior(X):
     """MAP codes and Laplace covariances of curves X (NaN: missing points)."""
-    start = model.encode(np.where(np.isnan(X), model.scaler.mean, X))[0]
-    targets = torch.as_tensor(model.scaler.to_model(X))  # NaN stays NaN: missing
-    args = (model.decoder, torch.as_tensor(start), targets, None, sigma)
-    codes = gauss_newton_polish(*args, n_steps=10, chunk_size=model.chunk_size)
-    args = (model.decoder, codes, targets, None, sigma)
-    covariance = laplace_covariance(*args, chunk_size=model.chunk_size)
-    return codes.cpu().numpy(), covariance.cpu().numpy()
+    result = matcher.match(X)
+    return result.codes, result.covariance
 
 
 Z_train, _ = posterior(X_train)

@@ -23,8 +23,6 @@ __all__ = ["DaskBlockBatches", "dask_training_data", "dask_validation_scorer", "
 
 #: Rows per forward pass when scoring held-out blocks (bounds the memory of the sigma points).
 SCORE_CHUNK = 4096
-#: Rows scaled at a time when a block is loaded (bounds the float64 temporaries).
-SCALE_ROWS = 8192
 
 
 def split_blocks(dX: Any, validation_fraction: float | None, rng) -> tuple[list, list]:
@@ -102,20 +100,7 @@ def _load_block(block: Any, scaler, device: torch.device) -> torch.Tensor:
     values = np.asarray(block.compute(), dtype=np.float64)
     if not np.isfinite(values).all():
         raise _invalid_values_error()
-    scaled = np.empty(values.shape, dtype=np.float32)
-    with np.errstate(over="ignore"):  # float32 overflow is reported below
-        for start in range(0, len(values), SCALE_ROWS):
-            rows = slice(start, start + SCALE_ROWS)
-            scaled[rows] = scaler.to_model(values[rows])
-    del values
-    tensor = torch.from_numpy(scaled).to(device)
-    if not bool(torch.isfinite(tensor).all()):
-        raise ValueError(
-            "X has values too large in magnitude to train on: centred and divided by "
-            f"their scale ({scaler.scale:g}) they overflow float32. Rescale X "
-            "(for example divide it by its largest absolute value) before fitting."
-        )
-    return tensor
+    return scaler.to_model_tensor(values, device)
 
 
 class DaskBlockBatches:

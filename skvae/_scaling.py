@@ -10,9 +10,12 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 #: Relative size below which the spread of the data counts as rounding of a constant.
 _CONSTANT_RTOL = 64 * np.finfo(np.float64).eps
+#: Rows scaled at a time by :meth:`CurveScaler.to_model_tensor`.
+_SCALE_ROWS = 8192
 
 
 @dataclass(frozen=True, eq=False)
@@ -106,6 +109,29 @@ class CurveScaler:
         """Curves in model units, ``(X - mean) / scale`` (float64; NaN stays NaN)."""
         with np.errstate(over="ignore", invalid="ignore"):  # callers report overflow
             return (np.asarray(X, dtype=np.float64) - self.mean) / self.scale
+
+    def to_model_tensor(self, X: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+        """Training curves in model units as a float32 tensor on ``device``.
+
+        Scaled in slices of rows, so float64 temporaries stay small beside the result.
+
+        Raises
+        ------
+        ValueError
+            If the scaled curves overflow float32.
+        """
+        scaled = np.empty(np.shape(X), dtype=np.float32)
+        with np.errstate(over="ignore"):  # float32 overflow is reported below
+            for start in range(0, len(scaled), _SCALE_ROWS):
+                rows = slice(start, start + _SCALE_ROWS)
+                scaled[rows] = self.to_model(X[rows])
+        if not np.isfinite(scaled).all():
+            raise ValueError(
+                "X has values too large in magnitude to train on: centred and divided by "
+                f"their scale ({self.scale:g}) they overflow float32. Rescale X "
+                "(for example divide it by its largest absolute value) before fitting."
+            )
+        return torch.from_numpy(scaled).to(device)
 
     def to_data(self, X_model: np.ndarray) -> np.ndarray:
         """Curves in data units, ``X_model * scale + mean`` (float64)."""

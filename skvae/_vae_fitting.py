@@ -41,18 +41,6 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def scaled_tensor(X: np.ndarray, scaler: CurveScaler, device: torch.device) -> torch.Tensor:
-    """Curves in model units as a float32 tensor on ``device`` (ValueError on overflow)."""
-    tensor = torch.as_tensor(scaler.to_model(X), dtype=torch.float32).to(device)
-    if not bool(torch.isfinite(tensor).all()):
-        raise ValueError(
-            "X has values too large in magnitude to train on: centred and divided by "
-            f"their scale ({scaler.scale:g}) they overflow float32. Rescale X "
-            "(for example divide it by its largest absolute value) before fitting."
-        )
-    return tensor
-
-
 class CurveVAEFittingMixin:
     """Fitting machinery of the curve VAE estimator (private methods only)."""
 
@@ -81,10 +69,10 @@ class CurveVAEFittingMixin:
                 kl_weight=self.kl_weight,
             )
         X_train, X_val = self._validation_split(X, rng, incremental)
-        source = _training.TensorBatches(scaled_tensor(X_train, scaler, device))
+        source = _training.TensorBatches(scaler.to_model_tensor(X_train, device))
         if X_val is None:
             return source, None
-        val = scaled_tensor(X_val, scaler, device)
+        val = scaler.to_model_tensor(X_val, device)
         return source, functools.partial(_training.validation_elbo, X=val, kl_weight=self.kl_weight)
 
     # ------------------------------------------------------------ hyper-parameters

@@ -402,28 +402,10 @@ def test_grid_search_on_dask_backend_matches_default(client, curves):
 # ------------------------------------------------ the estimators (wired by the lead)
 
 
-def _mentions_dask(module_name: str) -> bool:
-    import importlib
-    import inspect
-
-    return "is_dask_array" in inspect.getsource(importlib.import_module(module_name))
-
-
-vae_wired = pytest.mark.skipif(
-    not (_mentions_dask("skvae._vae") and _mentions_dask("skvae._vae_fitting")),
-    reason="BetaCurveVAE does not dispatch dask arrays to skvae._dask yet",
-)
-matcher_wired = pytest.mark.skipif(
-    not _mentions_dask("skvae._matcher"),
-    reason="LatentMatcher does not dispatch dask arrays to skvae._dask yet",
-)
-
-
 def _refuse_materialising(*args, **kwargs):
     raise AssertionError("the whole dask array was converted to numpy")
 
 
-@vae_wired
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_vae_methods_take_and_return_dask_arrays(client, fitted_vae, curves, dtype):
     X = curves[0].astype(dtype)
@@ -446,7 +428,6 @@ def test_vae_methods_take_and_return_dask_arrays(client, fitted_vae, curves, dty
         fitted_vae.inverse_transform(dX)
 
 
-@matcher_wired
 def test_matcher_takes_and_returns_dask_arrays(client, fitted_vae, curves):
     X = curves[1][:40].copy()
     X[::2, ::3] = np.nan
@@ -460,7 +441,6 @@ def test_matcher_takes_and_returns_dask_arrays(client, fitted_vae, curves):
     np.testing.assert_array_equal(completed.compute(), matcher.inverse_transform(expected))
 
 
-@vae_wired
 def test_estimator_results_to_zarr(client, fitted_vae, curves, tmp_path):
     pytest.importorskip("zarr")
     X = curves[0]
@@ -474,7 +454,6 @@ def test_estimator_results_to_zarr(client, fitted_vae, curves, tmp_path):
     np.testing.assert_array_equal(decoded, fitted_vae.inverse_transform(codes.compute()))
 
 
-@vae_wired
 def test_fit_dask_streams_blocks_without_materialising(curves, monkeypatch):
     X = curves[0]
     reader = CountingReader(X)
@@ -492,7 +471,6 @@ def test_fit_dask_streams_blocks_without_materialising(curves, monkeypatch):
     assert np.isfinite(vae.loss_curve_).all()
 
 
-@vae_wired
 def test_fit_dask_is_deterministic_and_learns(curves):
     X, X_test = curves[0], curves[1]
     dX = da.from_array(X, chunks=(100, 100))
@@ -512,7 +490,6 @@ def test_fit_dask_is_deterministic_and_learns(curves):
     assert error(first) < 1.5 * error(in_memory)
 
 
-@vae_wired
 def test_fit_dask_early_stopping_on_held_out_blocks(curves):
     dX = da.from_array(curves[0], chunks=(100, 100))
     params = {**TINY, "max_iter": 4, "early_stopping": True, "validation_fraction": 0.2}
@@ -526,7 +503,6 @@ def test_fit_dask_early_stopping_on_held_out_blocks(curves):
     assert not hasattr(unfitted, "n_features_in_")  # a failed fit changes nothing
 
 
-@vae_wired
 def test_partial_fit_dask_continues(curves):
     X = curves[0]
     dX = da.from_array(X, chunks=(100, 100))
