@@ -29,6 +29,8 @@ COSINE_FLOOR = 0.01
 #: Gradient norms are clipped at this multiple of their running average (see clip_gradients).
 CLIP_FACTOR = 2.0
 CLIP_DECAY = 0.98
+#: Rows of reparametrisation noise drawn (and moved to the device) at a time.
+NOISE_SLAB = 65536
 
 
 class TrainingDiverged(FloatingPointError):
@@ -175,12 +177,17 @@ def run_epoch(
     device = grad_norm_average.device
     n_features = source.n_features
     totals = torch.zeros(3, dtype=torch.float64, device=device)
-    # the epoch's reparametrisation noise, drawn on the CPU generator and moved once: the
-    # same stream on every device, one transfer per epoch
-    noise = torch.randn(source.n_samples, latent_dims, generator=generator).to(device)
-    n_seen = 0
+    # reparametrisation noise drawn on the CPU generator in slabs and moved a slab at a
+    # time: the same stream on every device, few transfers, and memory that does not grow
+    # with the number of curves (out-of-core fits)
+    noise = torch.empty(0, latent_dims, device=device)
+    used = n_seen = 0
     for batch in source.batches(config.batch_size, generator):
-        eps = noise[n_seen : n_seen + len(batch)]
+        if used + len(batch) > len(noise):
+            fresh = torch.randn(max(NOISE_SLAB, len(batch)), latent_dims, generator=generator)
+            noise, used = torch.cat([noise[used:], fresh.to(device)]), 0
+        eps = noise[used : used + len(batch)]
+        used += len(batch)
         squared_error, kl = module(batch, eps)
         nll = module.reconstruction_nll(squared_error, n_features)
         loss = (nll.sum() + config.kl_weight * kl.sum()) / batch.numel()
@@ -289,6 +296,8 @@ def train(
     device = next(module.parameters()).device
     optimizer = make_optimizer(module, config.learning_rate_init, state.optimizer_state)
     average = torch.tensor(state.grad_norm_average, dtype=torch.float32, device=device)
+    # convergence and early stopping are judged within this run (fit or partial_fit call)
+    state.best_loss, state.best_validation, state.no_improvement = math.inf, -math.inf, 0
     best_weights = None
     reason = "max_epochs"
     in_epoch = False  # True while an epoch's updates are incomplete
