@@ -7,7 +7,6 @@ from numbers import Integral, Real
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
-    TransformerMixin,
     _fit_context,
 )
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -22,7 +21,6 @@ __all__ = ["BetaCurveVAE"]
 
 class BetaCurveVAE(
     ClassNamePrefixFeaturesOutMixin,
-    TransformerMixin,
     CurveVAEInferenceMixin,
     CurveVAEFittingMixin,
     BaseEstimator,

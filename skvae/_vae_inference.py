@@ -9,6 +9,7 @@ from numbers import Integral
 
 import numpy as np
 import torch
+from sklearn.base import TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
@@ -20,8 +21,12 @@ from ._scaling import CurveScaler
 from ._vae_fitting import resolve_device
 
 
-class CurveVAEInferenceMixin:
-    """Inference of the curve VAE estimator (the public methods after ``fit``)."""
+class CurveVAEInferenceMixin(TransformerMixin):
+    """Inference of the curve VAE estimator (the public methods after ``fit``).
+
+    A ``TransformerMixin``, so that scikit-learn's ``set_output`` wraps the ``transform``
+    defined here (it wraps only methods a subclass of its mixin defines itself).
+    """
 
     @property
     def encoder_(self) -> torch.nn.Module:
