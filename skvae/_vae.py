@@ -58,17 +58,18 @@ class BetaCurveVAE(
         rare outlier batches from throwing training back.
     decay_rate : float, default=0.98
         Per-epoch factor of the ``"exponential"`` schedule.
-    tol : float, default=2.5e-2
+    tol : float, default=2e-2
         Minimum improvement of the loss per point per epoch, in nats (or of the
         validation score when ``early_stopping``), that counts as progress. With the
         profiled noise the loss is ``½ log MSE`` per point, so the default means the
-        mean squared error shrinking by about 5 % per epoch.
-    n_iter_no_change : int, default=20
+        mean squared error shrinking by about 4 % per epoch.
+    n_iter_no_change : int, default=50
         Training stops after this many epochs without progress of at least ``tol``.
         ``ConvergenceWarning`` is raised only when training stops at ``max_iter`` while
         the best loss (validation score with ``early_stopping``) of the last
-        ``n_iter_no_change`` epochs still beats the best before them by more than ``tol``
-        per epoch on average: a fit whose schedule ran out on a flat loss does not warn.
+        ``max(2, ceil(max_iter / 20))`` epochs (the schedule's last 5 %) still beats the
+        best before them by more than ``tol`` per epoch on average: a fit whose loss has
+        flattened as its schedule ran out does not warn.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the curves, track the validation ELBO, stop when
         it no longer improves and restore the best weights.
@@ -210,8 +211,8 @@ class BetaCurveVAE(
         learning_rate_init=4e-3,
         learning_rate="cosine",
         decay_rate=0.98,
-        tol=2.5e-2,
-        n_iter_no_change=20,
+        tol=2e-2,
+        n_iter_no_change=50,
         early_stopping=False,
         validation_fraction=0.1,
         noise="profiled",

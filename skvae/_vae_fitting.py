@@ -238,17 +238,17 @@ class CurveVAEFittingMixin:
             return
         if reason != "max_epochs" or incremental:
             return
+        window = max(2, math.ceil(self.max_iter / 20))  # the schedule's last 5 %
         if self.early_stopping:
             improving = _training.still_improving(
-                state.validation, self.n_iter_no_change, self.tol, higher_is_better=True
+                state.validation, window, self.tol, higher_is_better=True
             )
         else:
-            improving = _training.still_improving(state.loss, self.n_iter_no_change, self.tol)
+            improving = _training.still_improving(state.loss, window, self.tol)
         if improving:
             warn_at_caller(
                 f"{type(self).__name__}: maximum iterations ({self.max_iter}) reached and the "
                 f"loss was still improving by more than tol={self.tol:g} per epoch over the "
-                f"last n_iter_no_change={self.n_iter_no_change} epochs; consider increasing "
-                "max_iter.",
+                f"last {window} epochs; consider increasing max_iter.",
                 ConvergenceWarning,
             )

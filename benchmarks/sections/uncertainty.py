@@ -58,12 +58,13 @@ class Problem:
     def energy(self, Z: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         from skvae._laplace import negative_log_posterior
 
+        given_tensor = torch.is_tensor(Z)  # the batched Nelder-Mead engine works on tensors
         targets = self.targets if rows is None else self.targets[torch.as_tensor(rows)]
         Z = torch.as_tensor(Z, device=self.model.device)
         value = negative_log_posterior(
             self.model.decoder, Z, targets, None, self.sigma, self.model.chunk_size
         )
-        return value.cpu().numpy()
+        return value if given_tensor else value.cpu().numpy()
 
     def start(self) -> tuple[np.ndarray, np.ndarray]:
         """Encoder start (missing points filled with the mean curve) and simplex steps."""
@@ -79,7 +80,7 @@ class Problem:
         result = batched_nelder_mead(
             self.energy, start, initial_step=step, xatol=tolerance, fatol=tolerance
         )
-        return result.x
+        return np.asarray(torch.as_tensor(result.x).cpu())
 
     def polish(self, Z: np.ndarray, n_steps: int) -> np.ndarray:
         from skvae._laplace import gauss_newton_polish
