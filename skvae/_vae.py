@@ -45,7 +45,7 @@ class BetaCurveVAE(
         Widths of the encoder's hidden layers; the decoder mirrors them.
     activation : {"silu", "tanh", "relu", "gelu", "elu", "softplus"}, default="silu"
         Hidden-layer activation. The original blog post used ``"tanh"`` with three layers of 32.
-    max_iter : int, default=250
+    max_iter : int, default=280
         Maximum number of epochs (passes over the training data).
     batch_size : int, default=512
         Mini-batch size (clipped to the number of training curves).
@@ -206,7 +206,7 @@ class BetaCurveVAE(
         *,
         hidden_layer_sizes=(128, 128),
         activation="silu",
-        max_iter=250,
+        max_iter=280,
         batch_size=512,
         learning_rate_init=4e-3,
         learning_rate="cosine",
