@@ -402,7 +402,7 @@ def test_files_written_by_skvae_0_1_0_load_identically():
     # parameters that 0.1.0 lacked take the value that reproduces 0.1.0 (residual=False)
     assert " ".join(repr(unfitted).split()) == (
         "BetaCurveVAE(hidden_layer_sizes=[5, 4], latent_dims=3, max_iter=400,"
-        " n_iter_no_change=50, noise='learned', residual=False, tol=0.0001)"
+        " noise='learned', residual=False, tol=0.0001)"
     )
     assert vae.residual is False and fixed.residual is False
 
