@@ -20,8 +20,6 @@ import torch
 CPU_CHUNK_SIZE = 512
 #: Rows per chunk on an accelerator, where larger matrix products are what pays.
 ACCELERATOR_CHUNK_SIZE = 65536
-#: Kept for compatibility: the CPU chunk size.
-CHUNK_SIZE = CPU_CHUNK_SIZE
 
 
 def chunk_size_for(device: torch.device | str) -> int:
@@ -45,57 +43,6 @@ def chunk_size_for(device: torch.device | str) -> int:
 
 def _output_shape(n_rows: int, n_outputs: int) -> tuple[int, ...]:
     return (n_rows, n_outputs) if n_outputs else (n_rows,)
-
-
-@torch.no_grad()
-def evaluate_in_chunks(
-    function: Callable[[torch.Tensor], torch.Tensor],
-    T: torch.Tensor,
-    n_outputs: int,
-    *,
-    chunk_size: int,
-    out_dtype: torch.dtype | None = None,
-) -> torch.Tensor:
-    """Evaluate ``function`` on the rows of tensor ``T`` in fixed-size chunks.
-
-    Parameters
-    ----------
-    function : callable
-        Maps a tensor of shape (chunk_size, n_in) to one of shape (chunk_size, n_outputs)
-        (or (chunk_size,) when ``n_outputs`` is 0), row by row.
-    T : torch.Tensor of shape (n_rows, n_in)
-        Inputs, on the device where ``function`` computes.
-    n_outputs : int
-        Width of the output; 0 for a 1-D output.
-    chunk_size : int
-        Rows per call of ``function``.
-    out_dtype : torch.dtype, optional
-        dtype of the result (default: ``T``'s).
-
-    Returns
-    -------
-    result : torch.Tensor of shape (n_rows, n_outputs) or (n_rows,), on ``T``'s device
-
-    Examples
-    --------
-    >>> import torch
-    >>> evaluate_in_chunks(lambda t: 2 * t, torch.ones(3, 2), 2, chunk_size=2)
-    tensor([[2., 2.],
-            [2., 2.],
-            [2., 2.]])
-    """
-    n_rows = T.shape[0]
-    out = torch.empty(_output_shape(n_rows, n_outputs), dtype=out_dtype or T.dtype, device=T.device)
-    if n_rows == 0:
-        return out
-    buffer = torch.zeros((chunk_size, *T.shape[1:]), dtype=T.dtype, device=T.device)
-    for start in range(0, n_rows, chunk_size):
-        stop = min(start + chunk_size, n_rows)
-        buffer[: stop - start].copy_(T[start:stop])
-        if stop - start < chunk_size:
-            buffer[stop - start :].zero_()
-        out[start:stop].copy_(function(buffer)[: stop - start])
-    return out
 
 
 @torch.no_grad()

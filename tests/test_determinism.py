@@ -12,7 +12,7 @@ from sklearn.base import clone
 
 import skvae
 from skvae import BetaCurveVAE
-from skvae._inference import CHUNK_SIZE
+from skvae._inference import CPU_CHUNK_SIZE as CHUNK_SIZE
 
 LatentMatcher = getattr(skvae, "LatentMatcher", None)
 
