@@ -22,13 +22,16 @@ from ._networks import (
     gaussian_nll,
     sigma_points,
 )
+from ._training_step import (
+    TrainingStep,
+    make_optimizer,
+    optimizer_state_on_cpu,
+    uses_cuda_graph,
+)
 
 #: The cosine schedule anneals to this fraction of the initial rate, then stays there
 #: (so that ``partial_fit`` beyond ``max_iter`` epochs still learns).
 COSINE_FLOOR = 0.01
-#: Gradient norms are clipped at this multiple of their running average (see clip_gradients).
-CLIP_FACTOR = 2.0
-CLIP_DECAY = 0.98
 #: Rows of reparametrisation noise drawn (and moved to the device) at a time.
 NOISE_SLAB = 65536
 
@@ -97,32 +100,9 @@ class TensorBatches:
         self.n_samples, self.n_features = X.shape
 
     def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
-        order = torch.randperm(self.n_samples, generator=generator).to(self.X.device)
+        order = to_device(torch.randperm(self.n_samples, generator=generator), self.X.device)
         for start in range(0, self.n_samples, batch_size):
             yield self.X[order[start : start + batch_size]]
-
-
-def make_optimizer(module: VAEModule, learning_rate_init: float, state: dict | None = None):
-    """Adam over ``module``'s parameters, continuing from ``state`` when given."""
-    optimizer = torch.optim.Adam(module.parameters(), lr=learning_rate_init, foreach=True)
-    if state is not None:
-        optimizer.load_state_dict(state)  # moves the moments to the parameters' device
-    return optimizer
-
-
-def optimizer_state_on_cpu(optimizer: torch.optim.Optimizer) -> dict:
-    """A detached copy of ``optimizer``'s state dict with every tensor on the CPU."""
-
-    def to_cpu(value):
-        if torch.is_tensor(value):
-            return value.detach().to("cpu", copy=True)
-        if isinstance(value, dict):
-            return {k: to_cpu(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [to_cpu(v) for v in value]
-        return value
-
-    return to_cpu(optimizer.state_dict())
 
 
 def learning_rate(config: TrainingConfig, epoch: int) -> float:
@@ -136,47 +116,33 @@ def learning_rate(config: TrainingConfig, epoch: int) -> float:
     return lr
 
 
-def clip_gradients(parameters: list[torch.Tensor], average: torch.Tensor) -> None:
-    """Clip the gradients' global norm at ``CLIP_FACTOR`` times its running ``average``.
-
-    With a learned observation noise the gradients grow as the noise shrinks, and one
-    batch with an unusually poor fit can yield a gradient many times the usual size; Adam
-    turns such an outlier into a step of several learning rates in every coordinate.
-    Clipping relative to the running norm tames those steps and leaves ordinary ones
-    untouched. ``average`` (a 0-d float32 tensor on the device; 0 means "no step seen
-    yet") is updated in place; nothing is read back to the host.
-    """
-    grads = [p.grad for p in parameters if p.grad is not None]
-    norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-    limit = torch.where(average > 0, CLIP_FACTOR * average, torch.full_like(average, math.inf))
-    torch._foreach_mul_(grads, torch.clamp(limit / (norm + 1e-6), max=1.0))
-    seen = torch.minimum(norm, limit)
-    updated = torch.where(average > 0, CLIP_DECAY * average + (1 - CLIP_DECAY) * seen, seen)
-    average.copy_(torch.where(torch.isfinite(norm), updated, average))
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``tensor`` (on the CPU) moved to ``device``; to a GPU through pinned memory without
+    waiting, so that the host keeps queueing work."""
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
 
 
 def run_epoch(
     module: VAEModule,
-    optimizer: torch.optim.Optimizer,
+    step: TrainingStep,
     source: BatchSource,
     config: TrainingConfig,
     lr: float,
     generator: torch.Generator,
-    grad_norm_average: torch.Tensor,
 ) -> torch.Tensor:
-    """One pass over ``source`` in shuffled mini-batches.
+    """One pass over ``source`` in shuffled mini-batches, each through ``step``.
 
     Returns a float64 tensor (on the device) of the mean loss, reconstruction and KL per
-    point; ``grad_norm_average`` is updated in place.
+    point.
     """
-    for group in optimizer.param_groups:
-        group["lr"] = lr
+    step.set_learning_rate(lr)
     module.train()
-    parameters = [p for p in module.parameters() if p.requires_grad]
     latent_dims = module.config["latent_dims"]
-    device = grad_norm_average.device
+    device = step.totals.device
     n_features = source.n_features
-    totals = torch.zeros(3, dtype=torch.float64, device=device)
+    step.totals.zero_()
     # reparametrisation noise drawn on the CPU generator in slabs and moved a slab at a
     # time: the same stream on every device, few transfers, and memory that does not grow
     # with the number of curves (out-of-core fits)
@@ -185,20 +151,12 @@ def run_epoch(
     for batch in source.batches(config.batch_size, generator):
         if used + len(batch) > len(noise):
             fresh = torch.randn(max(NOISE_SLAB, len(batch)), latent_dims, generator=generator)
-            noise, used = torch.cat([noise[used:], fresh.to(device)]), 0
-        eps = noise[used : used + len(batch)]
+            noise, used = torch.cat([noise[used:], to_device(fresh, device)]), 0
+        step.load(batch, noise[used : used + len(batch)])
         used += len(batch)
-        squared_error, kl = module(batch, eps)
-        nll = module.reconstruction_nll(squared_error, n_features)
-        loss = (nll.sum() + config.kl_weight * kl.sum()) / batch.numel()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        clip_gradients(parameters, grad_norm_average)
-        optimizer.step()
-        sums = torch.stack([nll.detach().sum(), kl.detach().sum(), squared_error.detach().sum()])
-        totals += sums.double()
+        step()
         n_seen += len(batch)
-    recon, kl, mse = totals / (n_seen * n_features)
+    recon, kl, mse = step.totals / (n_seen * n_features)
     if module.profiled:  # the shared noise that score_samples uses: the epoch's RMS error
         with torch.no_grad():
             module.log_sigma.copy_(0.5 * torch.log(mse + PROFILE_FLOOR))
@@ -243,10 +201,15 @@ def still_improving(
     return recent < before - tol * window
 
 
+def _clone(value):
+    return value.clone() if torch.is_tensor(value) else value
+
+
 def _snapshot(module: VAEModule, optimizer: torch.optim.Optimizer, average: torch.Tensor):
+    """Copies, on the device, of what an epoch changes (no transfer to the host)."""
     return (
         {k: v.clone() for k, v in module.state_dict().items()},
-        optimizer_state_on_cpu(optimizer) if optimizer.state else None,
+        {p: {k: _clone(v) for k, v in s.items()} for p, s in optimizer.state.items()},
         average.clone(),
     )
 
@@ -254,10 +217,8 @@ def _snapshot(module: VAEModule, optimizer: torch.optim.Optimizer, average: torc
 def _restore(module, optimizer, average, snapshot) -> None:
     weights, optimizer_state, average_before = snapshot
     module.load_state_dict(weights)
-    if optimizer_state is not None:
-        optimizer.load_state_dict(optimizer_state)
-    else:
-        optimizer.state.clear()
+    optimizer.state.clear()
+    optimizer.state.update(optimizer_state)
     average.copy_(average_before)
 
 
@@ -294,8 +255,16 @@ def train(
         restored to how they were before that epoch.
     """
     device = next(module.parameters()).device
-    optimizer = make_optimizer(module, config.learning_rate_init, state.optimizer_state)
+    # CUDA graphs for in-memory data only: a streamed source moves blocks to the device
+    # from a background thread, which must not run during a capture
+    use_graph = uses_cuda_graph(device) and isinstance(source, TensorBatches)
+    optimizer = make_optimizer(
+        module, config.learning_rate_init, state.optimizer_state, capturable=use_graph
+    )
     average = torch.tensor(state.grad_norm_average, dtype=torch.float32, device=device)
+    step = TrainingStep(
+        module, optimizer, config.batch_size, config.kl_weight, average, use_graph=use_graph
+    )
     # convergence and early stopping are judged within this run (fit or partial_fit call)
     state.best_loss, state.best_validation, state.no_improvement = math.inf, -math.inf, 0
     best_weights = None
@@ -306,7 +275,7 @@ def train(
             before = _snapshot(module, optimizer, average)
             in_epoch = True
             lr = learning_rate(config, state.epoch)
-            result = run_epoch(module, optimizer, source, config, lr, generator, average)
+            result = run_epoch(module, step, source, config, lr, generator)
             values = [torch.as_tensor(v, dtype=torch.float64, device=device) for v in result]
             values.append(_is_finite(module).to(torch.float64))
             if validation is not None:

@@ -1,0 +1,187 @@
+"""The fixed-shape training step (what a CUDA graph captures) and its optimizer state.
+
+The step runs eagerly on the CPU, so these tests check exactly the computation that a GPU
+captures and replays; the capture itself is checked by the CUDA tests at the end, which
+skip where no GPU exists.
+"""
+
+import copy
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from skvae import BetaCurveVAE, _training, _training_step
+from skvae._networks import VAEModule
+from skvae._training_step import TrainingStep, make_optimizer, optimizer_state_on_cpu
+
+HAS_CUDA = torch.cuda.is_available()
+needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="CUDA is not available")
+N_FEATURES, LATENT = 12, 2
+
+
+def module(noise="profiled", seed=0) -> VAEModule:
+    net = VAEModule(
+        n_features=N_FEATURES,
+        hidden=[16, 16],
+        latent_dims=LATENT,
+        activation="silu",
+        noise=noise,
+        residual=True,
+    )
+    net.reset_parameters(torch.Generator().manual_seed(seed))
+    return net
+
+
+def data(rows: int, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    batch = torch.randn(rows, N_FEATURES, generator=generator)
+    return batch, torch.randn(rows, LATENT, generator=generator)
+
+
+def reference_step(net, optimizer, batch, eps, average, kl_weight=1.0):
+    """The step written plainly, on exactly the given rows (no buffers, no padding)."""
+    optimizer.zero_grad(set_to_none=True)
+    squared_error, kl = net(batch, eps)
+    nll = net.reconstruction_nll(squared_error, N_FEATURES)
+    loss = (nll.sum() + kl_weight * kl.sum()) / batch.numel()
+    loss.backward()
+    _training_step.clip_gradients([p for p in net.parameters() if p.requires_grad], average)
+    optimizer.step()
+    return torch.stack([nll.sum(), kl.sum(), squared_error.sum()]).detach().double()
+
+
+def stepped(sizes, noise="profiled", kl_weight=1.0):
+    """Run batches of the given sizes through a TrainingStep (capacity max(sizes)) and
+    through the plain reference; return both modules, both totals and both averages."""
+    nets = module(noise), module(noise)
+    optimizers = [make_optimizer(net, 1e-2) for net in nets]
+    averages = [torch.zeros(()), torch.zeros(())]
+    step = TrainingStep(nets[0], optimizers[0], max(sizes), kl_weight, averages[0], use_graph=False)
+    reference_totals = torch.zeros(3, dtype=torch.float64)
+    for i, rows in enumerate(sizes):
+        batch, eps = data(rows, seed=i)
+        step.load(batch, eps)
+        step()
+        reference_totals += reference_step(
+            nets[1], optimizers[1], batch, eps, averages[1], kl_weight
+        )
+    return nets, (step.totals, reference_totals), averages
+
+
+@pytest.mark.parametrize("noise", ["profiled", None, 0.5])
+def test_padded_short_batches_step_like_the_plain_batch(noise):
+    """Zero rows of weight 0 change nothing: parameters, optimizer moments, clipping
+    average and loss sums equal those of a plain step on the real rows only."""
+    sizes = [32, 32, 7, 32, 1, 32]
+    (net, plain), (totals, reference_totals), (average, reference_average) = stepped(sizes, noise)
+    for key, value in plain.state_dict().items():
+        torch.testing.assert_close(net.state_dict()[key], value, rtol=1e-5, atol=1e-6, msg=key)
+    torch.testing.assert_close(totals, reference_totals, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(average, reference_average, rtol=1e-6, atol=0)
+
+
+def test_full_batches_are_bit_identical_to_the_plain_step():
+    (net, plain), (totals, reference_totals), _ = stepped([16, 16, 16], kl_weight=0.5)
+    for key, value in plain.state_dict().items():
+        torch.testing.assert_close(net.state_dict()[key], value, rtol=0, atol=0, msg=key)
+    torch.testing.assert_close(totals, reference_totals, rtol=0, atol=0)
+
+
+def test_padding_is_reset_by_the_next_full_batch():
+    net = module()
+    step = TrainingStep(net, make_optimizer(net, 1e-3), 8, 1.0, torch.zeros(()), use_graph=False)
+    step.load(*data(3))
+    assert step.weight.tolist() == [1.0] * 3 + [0.0] * 5
+    assert float(step.points) == 3 * N_FEATURES
+    assert not step.batch[3:].any() and not step.eps[3:].any()
+    batch, eps = data(8)
+    step.load(batch, eps)
+    assert step.weight.tolist() == [1.0] * 8
+    assert float(step.points) == 8 * N_FEATURES
+    torch.testing.assert_close(step.batch, batch, rtol=0, atol=0)
+
+
+def test_learning_rate_is_set_for_the_next_steps():
+    net = module()
+    optimizer = make_optimizer(net, 1e-3)
+    step = TrainingStep(net, optimizer, 8, 1.0, torch.zeros(()), use_graph=False)
+    step.set_learning_rate(0.25)
+    assert [group["lr"] for group in optimizer.param_groups] == [0.25]
+
+
+def test_saved_optimizer_state_is_device_free_and_reloads():
+    net = module()
+    optimizer = make_optimizer(net, 1e-3)
+    step = TrainingStep(net, optimizer, 8, 1.0, torch.zeros(()), use_graph=False)
+    step.load(*data(8))
+    step()
+    saved = optimizer_state_on_cpu(optimizer)
+    [group] = saved["param_groups"]
+    assert type(group["lr"]) is float and group["capturable"] is False
+    for values in saved["state"].values():
+        assert all(v.device.type == "cpu" for v in values.values() if torch.is_tensor(v))
+    reloaded = make_optimizer(module(), 5e-3, copy.deepcopy(saved))
+    assert reloaded.param_groups[0]["lr"] == 5e-3  # the run's rate, not the saved one
+    for before, after in zip(saved["state"].values(), reloaded.state_dict()["state"].values()):
+        torch.testing.assert_close(after["exp_avg"], before["exp_avg"], rtol=0, atol=0)
+        torch.testing.assert_close(after["step"], before["step"], rtol=0, atol=0)
+
+
+def test_cpu_training_never_uses_a_graph(monkeypatch, curves):
+    made = []
+    real = _training_step.TrainingStep
+
+    def spy(*args, **kwargs):
+        made.append(kwargs["use_graph"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_training, "TrainingStep", spy)
+    BetaCurveVAE(max_iter=1, hidden_layer_sizes=(8,), random_state=0).fit(curves[0][:50])
+    assert made == [False]
+
+
+# ------------------------------------------------------------------------ CUDA graphs
+
+SMALL = dict(max_iter=4, hidden_layer_sizes=(32, 32), batch_size=64, random_state=0)
+
+
+def fit_cuda(X, monkeypatch, *, graphs: bool, **params):
+    with monkeypatch.context() as patch, warnings.catch_warnings():
+        patch.setattr(_training, "uses_cuda_graph", lambda device: graphs)
+        warnings.simplefilter("error", RuntimeWarning)  # a failed capture warns
+        return BetaCurveVAE(device="cuda", **{**SMALL, **params}).fit(X)
+
+
+@needs_cuda
+@pytest.mark.parametrize("n_rows", [256, 250], ids=["full batches", "short last batch"])
+def test_cuda_graph_training_matches_eager_cuda_training(curves, monkeypatch, n_rows):
+    X = curves[0][:n_rows]
+    made = []
+    real = _training_step.TrainingStep
+
+    def spy(*args, **kwargs):
+        step = real(*args, **kwargs)
+        made.append(step)
+        return step
+
+    monkeypatch.setattr(_training, "TrainingStep", spy)
+    graphed = fit_cuda(X, monkeypatch, graphs=True)
+    assert made[0].graph is not None  # captured (after the warm-up steps), not eager
+    eager = fit_cuda(X, monkeypatch, graphs=False)
+    np.testing.assert_allclose(graphed.loss_curve_, eager.loss_curve_, rtol=1e-4)
+    np.testing.assert_allclose(graphed.transform(X), eager.transform(X), atol=1e-4)
+
+
+@needs_cuda
+def test_cuda_graph_training_is_deterministic_and_continues_anywhere(curves, monkeypatch):
+    X = curves[0][:300]
+    first = fit_cuda(X, monkeypatch, graphs=True, warm_start=True)
+    second = fit_cuda(X, monkeypatch, graphs=True)
+    assert first.loss_curve_ == second.loss_curve_
+    np.testing.assert_array_equal(first.transform(X), second.transform(X))
+    first.fit(X)  # warm start on the GPU from the device-free optimizer state
+    first.set_params(device="cpu").partial_fit(X)  # and on the CPU
+    assert first.n_iter_ == 2 * SMALL["max_iter"] + 1
+    assert np.isfinite(first.loss_curve_).all()
