@@ -10,6 +10,7 @@ per call and reused for every chunk (no allocation churn in the loop).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -45,6 +46,30 @@ def _output_shape(n_rows: int, n_outputs: int) -> tuple[int, ...]:
     return (n_rows, n_outputs) if n_outputs else (n_rows,)
 
 
+def _stage_on_host(X, start, stop, scaler, stage, buffer) -> None:
+    """Rows ``start:stop`` of ``X`` into ``buffer``, scaled by numpy in a reused buffer."""
+    rows = stage[: stop - start]
+    if scaler is not None:
+        with np.errstate(over="ignore", invalid="ignore"):  # reported by the caller
+            np.subtract(X[start:stop], scaler.mean, out=rows)
+            rows /= scaler.scale
+    else:
+        rows[...] = X[start:stop]
+    buffer[: stop - start].copy_(torch.from_numpy(rows))
+
+
+def _stage_on_device(X, start, stop, scaler, mean, buffer) -> None:
+    """Rows ``start:stop`` of ``X`` into ``buffer``: the raw rows are moved to the device
+    and scaled there (float64, so bit-identical to :func:`_stage_on_host`): no pass over
+    the data on the host, which would otherwise limit an accelerator's throughput."""
+    with warnings.catch_warnings():  # read-only arrays are only read here
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        rows = torch.from_numpy(np.ascontiguousarray(X[start:stop])).to(buffer.device)
+    if scaler is not None:
+        rows = (rows.to(torch.float64) - mean) / scaler.scale
+    buffer[: stop - start].copy_(rows)
+
+
 @torch.no_grad()
 def apply_in_chunks(
     function: Callable[[torch.Tensor], torch.Tensor],
@@ -56,6 +81,7 @@ def apply_in_chunks(
     device: torch.device | str = "cpu",
     chunk_size: int | None = None,
     non_finite_error: str | None = None,
+    stage_on_device: bool | None = None,
 ) -> np.ndarray:
     """Evaluate ``function`` on the rows of a numpy array and return a float64 array.
 
@@ -79,6 +105,9 @@ def apply_in_chunks(
     non_finite_error : str, optional
         If given, raise ``ValueError(non_finite_error)`` when ``function`` returned a
         non-finite value (inputs too large for float32), instead of returning it.
+    stage_on_device : bool, optional
+        Scale the rows on ``device`` rather than with numpy on the host (default: on
+        accelerators). Both give bit-identical results.
 
     Returns
     -------
@@ -92,20 +121,21 @@ def apply_in_chunks(
     """
     device = torch.device(device)
     chunk_size = chunk_size or chunk_size_for(device)
+    if stage_on_device is None:
+        stage_on_device = device.type != "cpu"
     n_samples = X.shape[0]
     out = np.empty(_output_shape(n_samples, n_outputs), dtype=np.float64)
-    stage = np.empty((min(chunk_size, n_samples), X.shape[1]), dtype=np.float64)
     buffer = torch.zeros((chunk_size, X.shape[1]), dtype=dtype, device=device)
+    if stage_on_device:
+        mean = None if scaler is None else torch.as_tensor(scaler.mean, device=device)
+    else:
+        stage = np.empty((min(chunk_size, n_samples), X.shape[1]), dtype=np.float64)
     for start in range(0, n_samples, chunk_size):
         stop = min(start + chunk_size, n_samples)
-        rows = stage[: stop - start]
-        if scaler is not None:
-            with np.errstate(over="ignore", invalid="ignore"):  # reported below
-                np.subtract(X[start:stop], scaler.mean, out=rows)
-                rows /= scaler.scale
+        if stage_on_device:
+            _stage_on_device(X, start, stop, scaler, mean, buffer)
         else:
-            rows[...] = X[start:stop]
-        buffer[: stop - start].copy_(torch.from_numpy(rows))
+            _stage_on_host(X, start, stop, scaler, stage, buffer)
         if stop - start < chunk_size:
             buffer[stop - start :].zero_()
         result = function(buffer)[: stop - start]

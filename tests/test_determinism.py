@@ -3,6 +3,7 @@ inference batch sizes and processes, and fitting leaves the global random stream
 
 import json
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
@@ -227,3 +228,39 @@ def test_matcher_refit_is_bit_identical(X_train, curves):
         assert torch.equal(torch.get_rng_state(), torch_before)
     assert_identical(runs[0][0], runs[1][0])
     assert_identical(dict(runs[0][1]), dict(runs[1][1]))
+
+
+@pytest.mark.parametrize(
+    "layout",
+    ["C float64", "C float32", "Fortran", "reversed rows", "read-only", "huge values"],
+)
+@pytest.mark.parametrize("scaled", [True, False])
+def test_scaling_on_the_device_is_bit_identical_to_scaling_on_the_host(
+    fitted_vae, curves, layout, scaled
+):
+    """Accelerators scale raw rows on the device; the CPU scales with numpy. Run both on
+    the CPU: the same bits, for every input layout the estimators accept."""
+    from skvae._inference import apply_in_chunks
+
+    X = curves[1][:70].copy()
+    X = {
+        "C float64": X,
+        "C float32": X.astype(np.float32),
+        "Fortran": np.asfortranarray(X),
+        "reversed rows": X[::-1],
+        "read-only": X,
+        "huge values": X * 1e38,
+    }[layout]
+    if layout == "read-only":
+        X.setflags(write=False)
+    model = fitted_vae.latent_model()
+    kwargs = dict(scaler=model.scaler if scaled else None, chunk_size=32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning from either path
+        results = [
+            apply_in_chunks(
+                lambda t: model.encoder(t)[0], X, 2, stage_on_device=on_device, **kwargs
+            )
+            for on_device in (False, True)
+        ]
+    np.testing.assert_array_equal(results[0], results[1])
