@@ -23,7 +23,7 @@ python -m pytest -q -p no:cacheprovider -rs tests/test_device.py tests/test_matc
     tests/test_training_step.py 2>&1 | tee "$out/cuda_tests.txt"
 tests_rc=${PIPESTATUS[0]}
 
-python benchmarks/run.py --device cuda --threads "$(nproc)" --out "$out" 2>&1 | tee "$out/benchmark.txt"
+python benchmarks/run.py --device cuda --threads "$(python -c "import os; print(os.cpu_count())")" --out "$out" 2>&1 | tee "$out/benchmark.txt"
 bench_rc=${PIPESTATUS[0]}
 
 echo "cuda tests exit status: $tests_rc; benchmark exit status: $bench_rc" | tee -a "$out/device.txt"
