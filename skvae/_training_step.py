@@ -122,6 +122,19 @@ class TrainingStep:
         Running gradient norm (0-d, on the device), updated in place by each step.
     use_graph : bool
         Capture and replay the step as a CUDA graph.
+
+    Examples
+    --------
+    >>> net = VAEModule(n_features=6, hidden=[8], latent_dims=2, activation="silu",
+    ...                 noise="profiled")
+    >>> step = TrainingStep(net, make_optimizer(net, 1e-3), batch_size=4, kl_weight=1.0,
+    ...                     average=torch.zeros(()), use_graph=False)
+    >>> step.load(torch.randn(3, 6), torch.randn(3, 2))  # a short batch: one padding row
+    >>> step.weight.tolist(), float(step.points)
+    ([1.0, 1.0, 1.0, 0.0], 18.0)
+    >>> step()
+    >>> bool(torch.isfinite(step.totals).all())
+    True
     """
 
     def __init__(
