@@ -5,40 +5,33 @@ from __future__ import annotations
 from numbers import Integral, Real
 
 import numpy as np
-import torch
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
     MetaEstimatorMixin,
     TransformerMixin,
     _fit_context,
-    clone,
 )
-from sklearn.exceptions import NotFittedError
 from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._dask import is_dask_array, map_rows
-from ._matcher_objective import Objective, covariance, encoder_start, extra_starts, polish
-from ._nelder_mead import batched_nelder_mead
+from ._matcher_fitting import LatentMatcherFittingMixin
+from ._matcher_search import LatentMatcherSearchMixin
 from ._utils import one_torch_thread, unchanged_on_failure, warn_at_caller
 from ._vae import BetaCurveVAE
 
 __all__ = ["LatentMatcher"]
 
-#: Targets optimised together on the CPU and on other devices: bounds memory on huge
-#: inputs (results do not depend on it).
-BLOCK_SIZE, DEVICE_BLOCK_SIZE = 8192, 1 << 20
-#: ``initial_step="auto"`` edges (latent prior units) for partial targets' encoder starts
-#: and for the zero and random starts.
-PARTIAL_STEP, PRIOR_STEP = 0.1, 0.5
-#: Damped Gauss-Newton steps of ``polish="gauss-newton"``.
-GAUSS_NEWTON_STEPS = 5
-
 
 class LatentMatcher(
-    ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEstimatorMixin, BaseEstimator
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    MetaEstimatorMixin,
+    LatentMatcherFittingMixin,
+    LatentMatcherSearchMixin,
+    BaseEstimator,
 ):
     r"""Match target curves in a VAE's latent space by batched Nelder-Mead.
 
@@ -255,53 +248,6 @@ class LatentMatcher(
             self.estimator_ = estimator
         return self
 
-    def _check_objective(self) -> None:
-        """Combinations of the objective's parameters that make no sense."""
-        if self.objective == "posterior" and self.prior_weight != 0:
-            raise ValueError(
-                "prior_weight applies to objective='l2'; the posterior objective has its "
-                f"own N(0, I) prior term. Got prior_weight={self.prior_weight!r}."
-            )
-        if self.polish is not None and self.objective != "posterior":
-            raise ValueError(
-                "polish='gauss-newton' refines the posterior objective: use it with "
-                "objective='posterior'."
-            )
-
-    def _prefit_estimator(self, X: np.ndarray) -> BetaCurveVAE:
-        """The prefit ``estimator``, checked to be fitted on curves as wide as ``X``."""
-        if self.estimator is None:
-            raise ValueError("prefit=True needs a fitted estimator; got estimator=None.")
-        try:
-            check_is_fitted(self.estimator)
-        except NotFittedError as exc:
-            raise NotFittedError(
-                "When prefit=True, estimator must be a fitted BetaCurveVAE; fit it "
-                "first or use prefit=False."
-            ) from exc
-        if self.estimator.n_features_in_ != X.shape[1]:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but the prefit estimator was fitted "
-                f"on curves with {self.estimator.n_features_in_} points."
-            )
-        return self.estimator
-
-    def _fit_estimator(self, X: np.ndarray) -> BetaCurveVAE:
-        """A clone of ``estimator`` (or a default VAE) fitted on the complete rows of X."""
-        complete = ~np.isnan(X).any(axis=1)
-        if not complete.any():
-            raise ValueError(
-                "Every row of X has missing points (NaN), but fitting the VAE needs "
-                "complete curves. Fit on complete curves, or pass a fitted VAE with "
-                "prefit=True to match partial curves."
-            )
-        estimator = (
-            BetaCurveVAE(random_state=self.random_state)
-            if self.estimator is None
-            else clone(self.estimator)
-        )
-        return estimator.fit(X[complete])
-
     def transform(self, X) -> np.ndarray:
         """Match each curve: its best latent code.
 
@@ -364,23 +310,6 @@ class LatentMatcher(
         check_is_fitted(self)
         return self.estimator_.inverse_transform(X)
 
-    def _starts(self, model, X: np.ndarray, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Start points and initial steps, both of shape (n_samples, n_starts, latent_dims)."""
-        (n, d), k = (X.shape[0], model.latent_dims), self.n_starts
-        if self.start == "encoder":
-            first, std = encoder_start(model, X, observed)
-            complete = observed.all(axis=1)[:, None]
-            auto = np.where(complete, np.maximum(std, 10 * self.xatol), PARTIAL_STEP)
-        else:
-            first, auto = np.zeros((n, d)), np.full((n, d), PRIOR_STEP)
-        extra = extra_starts(k - 1, d, self.random_state)
-        starts = np.concatenate([first[:, None], np.broadcast_to(extra, (n, k - 1, d))], axis=1)
-        if self.initial_step == "auto":
-            steps = np.concatenate([auto[:, None], np.full((n, k - 1, d), PRIOR_STEP)], axis=1)
-        else:
-            steps = np.full((n, k, d), float(self.initial_step))
-        return starts, steps
-
     def _match(self, X, *, diagnostics: bool) -> Bunch:
         check_is_fitted(self)
         X = validate_data(
@@ -400,47 +329,4 @@ class LatentMatcher(
             out = self._optimise(model, X, observed, diagnostics)
             if diagnostics:
                 out.reconstructions = model.decode(out.codes)
-        return out
-
-    def _optimise(self, model, X: np.ndarray, observed: np.ndarray, diagnostics: bool) -> Bunch:
-        starts, steps = self._starts(model, X, observed)
-        n, k, d = starts.shape
-        device = model.device
-        tolerances = {"xatol": self.xatol, "fatol": self.fatol, "max_iter": self.max_iter}
-        sigma = model.noise if self.noise is None else float(self.noise)
-        out = Bunch(codes=np.empty((n, d)), objective=np.empty(n), converged=np.empty(n, bool))
-        out.n_iter, out.n_fev = np.empty(n, np.int64), np.empty(n, np.int64)
-        if diagnostics:
-            out.start_codes = starts[:, 0].copy()
-            out.residuals, out.start_residuals, out.start_objective = np.empty((3, n))
-            out.covariance = np.empty((n, d, d))
-        block = BLOCK_SIZE if device.type == "cpu" else DEVICE_BLOCK_SIZE
-        for lo in range(0, n, block):
-            hi = min(lo + block, n)
-            objective = Objective(
-                model, X[lo:hi], self.prior_weight, kind=self.objective, sigma=sigma
-            )
-            res = batched_nelder_mead(
-                lambda Z, problems, f=objective: f(
-                    Z, torch.div(problems, k, rounding_mode="floor")
-                ),
-                torch.as_tensor(starts[lo:hi].reshape(-1, d), device=device),
-                initial_step=torch.as_tensor(steps[lo:hi].reshape(-1, d), device=device),
-                **tolerances,
-            )
-            rows = torch.arange(hi - lo, device=device)
-            best = rows * k + torch.argmin(res.fun.view(-1, k), dim=1)
-            codes, values = res.x[best], res.fun[best]
-            if self.polish is not None:
-                codes, values = polish(objective, codes, values, rows, GAUSS_NEWTON_STEPS)
-            out.codes[lo:hi], out.objective[lo:hi] = codes.cpu().numpy(), values.cpu().numpy()
-            out.n_iter[lo:hi] = res.nit[best].cpu().numpy()
-            out.n_fev[lo:hi] = res.nfev[best].cpu().numpy()
-            out.converged[lo:hi] = res.converged[best].cpu().numpy()
-            if diagnostics:
-                first = torch.as_tensor(starts[lo:hi, 0], device=device)
-                out.residuals[lo:hi] = objective.residuals(codes, rows).cpu().numpy()
-                out.start_residuals[lo:hi] = objective.residuals(first, rows).cpu().numpy()
-                out.start_objective[lo:hi] = objective(first, rows).cpu().numpy()
-                out.covariance[lo:hi] = covariance(objective, codes).cpu().numpy()
         return out

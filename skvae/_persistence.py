@@ -48,8 +48,8 @@ models from sources you trust to be correct.
 Pickle and joblib remain the fastest way to persist an estimator, but unpickling runs
 arbitrary code: use them only for files you produced yourself.
 
-This module reads and writes the archive; :mod:`skvae._serialization` turns the
-estimator into the tree of nodes and back.
+This module reads and writes the archive; :mod:`skvae._serialization_writer` and
+:mod:`skvae._serialization_reader` turn the estimator into the tree of nodes and back.
 """
 
 from __future__ import annotations
@@ -66,7 +66,9 @@ import sklearn
 import torch
 from sklearn.base import BaseEstimator
 
-from ._serialization import Reader, Writer, npy_dtype_allowed
+from ._serialization_allowlist import npy_dtype_allowed
+from ._serialization_reader import Reader
+from ._serialization_writer import Writer
 
 __all__ = ["save", "load", "FORMAT_VERSION"]
 

@@ -13,7 +13,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skvae import BetaCurveVAE, LatentMatcher, _matcher, _matcher_objective
+from skvae import BetaCurveVAE, LatentMatcher, _matcher_objective, _matcher_search
 
 # Train on one thread here: on shared, busy cores torch's multi-threaded small kernels
 # are many times slower (the matcher itself always matches on one thread).
@@ -182,7 +182,7 @@ def test_deterministic_and_row_independent(matcher, targets, monkeypatch):
     assert_array_equal(Z[perm], matcher.transform(X[perm]))
     assert_array_equal(Z[:7], matcher.transform(X[:7]))
     assert_array_equal(Z[3:4], matcher.transform(X[3:4]))
-    monkeypatch.setattr(_matcher, "BLOCK_SIZE", 9)  # targets optimised in small blocks
+    monkeypatch.setattr(_matcher_search, "BLOCK_SIZE", 9)  # targets optimised in small blocks
     assert_array_equal(Z, matcher.transform(X))
     assert_array_equal(Z, pickle.loads(pickle.dumps(matcher)).transform(X))
 
@@ -210,9 +210,10 @@ def test_multi_start_without_random_state_is_deterministic(matcher, result, targ
     assert np.all(res.objective <= result.objective)
     # The extra starts: the unscrambled Halton points 1, 2, 3 through the normal quantiles.
     halton = np.array([[1 / 2, 1 / 3], [1 / 4, 2 / 3], [3 / 4, 1 / 9]])
-    assert_allclose(_matcher.extra_starts(3, 2, None), norm.ppf(halton), rtol=1e-12)
-    assert_array_equal(_matcher.extra_starts(3, 2, 0), _matcher.extra_starts(3, 2, 0))
-    assert not np.array_equal(_matcher.extra_starts(3, 2, 0), _matcher.extra_starts(3, 2, 1))
+    extra_starts = _matcher_objective.extra_starts
+    assert_allclose(extra_starts(3, 2, None), norm.ppf(halton), rtol=1e-12)
+    assert_array_equal(extra_starts(3, 2, 0), extra_starts(3, 2, 0))
+    assert not np.array_equal(extra_starts(3, 2, 0), extra_starts(3, 2, 1))
 
 
 def test_torch_threads_restored(matcher, targets):

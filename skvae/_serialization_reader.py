@@ -1,110 +1,33 @@
-"""Allow-listed (de)serialisation of skvae estimator trees for the skvae file format.
+"""The reader of skvae estimator trees: JSON nodes and arrays back to an estimator.
 
-:class:`Writer` turns an estimator (its parameters and the state that
-``estimator.__getstate__()`` returns: networks, training state, random states) into JSON
-nodes, collecting arrays on the side; :class:`Reader` rebuilds it from those nodes and
-arrays, creating only the classes of :data:`REGISTRY` and checking every name, dtype and
-shape it reads (see :mod:`skvae._persistence` for the layout and the trust model).
+:class:`Reader` rebuilds an estimator from the nodes and arrays that
+:class:`~skvae._serialization_writer.Writer` wrote, creating only the classes of
+:data:`~skvae._serialization_allowlist.REGISTRY` and checking every name, dtype and shape
+it reads (see :mod:`skvae._persistence` for the layout and the trust model).
 
-Networks are saved as their constructor configuration (``VAEModule.config``) and weights,
-and rebuilt with ``VAEModule(**config)`` once ``VAEModule.parameter_shapes(config)`` has
-been checked against the stored weights. The training state is saved field by field
-(``dataclasses.fields``), the optimizer as its ``state_dict``.
+Networks are rebuilt with ``VAEModule(**config)`` once ``VAEModule.parameter_shapes(config)``
+has been checked against the stored weights; a training state's optimizer state and saved
+weights are checked against its network.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections import OrderedDict
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 
-from ._matcher import LatentMatcher
 from ._networks import VAEModule
+from ._serialization_allowlist import (
+    NUMERIC_DTYPES,
+    REGISTRY,
+    TORCH_DTYPES,
+    plain_config_value,
+)
 from ._training import TrainingState
-from ._vae import BetaCurveVAE
-
-
-@dataclasses.dataclass(frozen=True)
-class Registered:
-    """An estimator class the format stores, and how to check and upgrade its state.
-
-    Attributes
-    ----------
-    cls : type
-        The class (instances of subclasses are refused).
-    trained : tuple of (str, str)
-        Pairs ``(training state attribute, network attribute)``: the optimizer state and
-        saved weights in the first belong to the network in the second, and are checked
-        against it when loading.
-    new_params_v1 : dict
-        Parameters that skvae 0.1.0 (format version 1) did not have, with the values that
-        reproduce its behaviour (rather than the current defaults).
-    upgrade_v1 : callable or None
-        ``upgrade_v1(attributes) -> attributes``: turns the fitted state of a file written
-        by skvae 0.1.0 into the current one.
-    """
-
-    cls: type
-    trained: tuple[tuple[str, str], ...] = ()
-    new_params_v1: dict = dataclasses.field(default_factory=dict)
-    upgrade_v1: Callable[[dict], dict] | None = None
-
-
-def _upgrade_vae_v1(attributes: dict) -> dict:
-    """skvae 0.1.0 recorded ``kl_curve_`` per grid point; it is per curve since 0.2."""
-    module, kl = attributes.get("module_"), attributes.get("kl_curve_")
-    if type(module) is VAEModule and isinstance(kl, list):
-        attributes["kl_curve_"] = [v * module.config["n_features"] for v in kl]
-    return attributes
-
-
-def _upgrade_matcher_v1(attributes: dict) -> dict:
-    """skvae 0.1.0's ``LatentMatcher.n_iter_`` repeated the VAE's epochs; 0.2 dropped it."""
-    attributes.pop("n_iter_", None)
-    return attributes
-
-
-#: The estimator classes a file may name, by the name it uses.
-REGISTRY = {
-    "BetaCurveVAE": Registered(
-        BetaCurveVAE,
-        trained=(("_state", "module_"),),
-        new_params_v1={"residual": False},
-        upgrade_v1=_upgrade_vae_v1,
-    ),
-    "LatentMatcher": Registered(LatentMatcher, upgrade_v1=_upgrade_matcher_v1),
-}
-#: The tensor dtypes a file may hold, by the name it uses.
-TORCH_DTYPES = {
-    "float16": torch.float16,
-    "float32": torch.float32,
-    "float64": torch.float64,
-    "uint8": torch.uint8,
-    "int8": torch.int8,
-    "int16": torch.int16,
-    "int32": torch.int32,
-    "int64": torch.int64,
-    "bool": torch.bool,
-}
-_NUMERIC_DTYPES = {
-    np.dtype(name).str: np.dtype(name)
-    for name in ("f2", "f4", "f8", "c8", "c16", "?", "i1", "u1", "i2", "u2", "i4", "u4", "i8", "u8")
-}
-#: Lists at least this long of only floats (or only ints) are stored as arrays.
-_LIST_AS_ARRAY = 8
-
-
-def npy_dtype_allowed(dtype: np.dtype) -> bool:
-    """Whether the format stores arrays of ``dtype``: native-order numbers and strings."""
-    return dtype.str in _NUMERIC_DTYPES or (
-        dtype.kind == "U" and dtype.byteorder in "=<|" and dtype.str[0] in "<|"
-    )
 
 
 def _check_attribute_name(cls: type, name: str, params: dict) -> None:
@@ -114,148 +37,6 @@ def _check_attribute_name(cls: type, name: str, params: dict) -> None:
         raise ValueError(f"attribute {name!r} would shadow {cls.__name__}.{name}")
 
 
-class Writer:
-    """Turns an object tree into JSON nodes, collecting arrays on the side."""
-
-    def __init__(self) -> None:
-        self.arrays: dict[str, np.ndarray] = {}
-        self.memo: dict[int, int] = {}  # id(object) -> node id, for shared objects
-        self.keep_alive: list[Any] = []  # so that ids are not reused while writing
-
-    def array(self, value: np.ndarray, where: str) -> str:
-        value = np.asarray(value)
-        if not npy_dtype_allowed(value.dtype):
-            raise TypeError(f"{where}: cannot save an array of dtype {value.dtype}")
-        key = f"arrays/{len(self.arrays)}.npy"
-        self.arrays[key] = value
-        return key
-
-    def shared(self, obj: Any) -> tuple[dict | None, int]:
-        """``(reference node, _)`` if ``obj`` was written before, else ``(None, new id)``."""
-        if id(obj) in self.memo:
-            return {"type": "ref", "id": self.memo[id(obj)]}, -1
-        self.memo[id(obj)] = len(self.memo)
-        self.keep_alive.append(obj)
-        return None, self.memo[id(obj)]
-
-    def encode(self, value: Any, where: str) -> Any:
-        if value is None or isinstance(value, (bool, str)) or type(value) is int:
-            return value
-        if type(value) is float:
-            return value if math.isfinite(value) else {"type": "float", "value": repr(value)}
-        if isinstance(value, (np.bool_, np.integer, np.floating)):
-            return {
-                "type": "numpy_scalar",
-                "dtype": value.dtype.str,
-                "value": self.encode(value.item(), where),
-            }
-        if type(value) is list:
-            return self.list(value, where)
-        if type(value) is tuple:
-            return {"type": "tuple", "items": self.list(list(value), where)}
-        if type(value) in (dict, OrderedDict):
-            if not all(type(k) in (str, int) for k in value):
-                raise TypeError(f"{where}: only str and int dictionary keys can be saved")
-            return {
-                "type": "dict",
-                "keys": list(value),
-                "values": [self.encode(v, f"{where}[{k!r}]") for k, v in value.items()],
-            }
-        if isinstance(value, np.ndarray):
-            return self.ndarray(value, where)
-        if isinstance(value, torch.Tensor):
-            return self.tensor(value, where)
-        if type(value) is np.random.RandomState:
-            kind, keys, pos, has_gauss, cached = value.get_state(legacy=True)
-            return {
-                "type": "random_state",
-                "keys": self.array(keys, where),
-                "pos": int(pos),
-                "has_gauss": int(has_gauss),
-                "cached_gaussian": self.encode(float(cached), where),
-            }
-        if type(value) is VAEModule:
-            return self.module(value, where)
-        if type(value) is TrainingState:
-            fields = dataclasses.fields(value)
-            return {
-                "type": "training_state",
-                "fields": {f.name: self.encode(getattr(value, f.name), where) for f in fields},
-            }
-        if isinstance(value, BaseEstimator):
-            return self.estimator(value, where)
-        raise TypeError(
-            f"{where}: cannot save a value of type {type(value).__module__}."
-            f"{type(value).__qualname__} in the skvae format; use pickle or joblib "
-            "(for trusted files) instead."
-        )
-
-    def list(self, value: list, where: str) -> list | dict:
-        if len(value) >= _LIST_AS_ARRAY:
-            if all(type(v) is float for v in value):
-                return {"type": "list", "array": self.array(np.array(value), where)}
-            if all(type(v) is int for v in value) and -(2**63) <= min(value) <= max(value) < 2**63:
-                return {"type": "list", "array": self.array(np.array(value, np.int64), where)}
-        return [self.encode(v, f"{where}[{i}]") for i, v in enumerate(value)]
-
-    def ndarray(self, value: np.ndarray, where: str) -> dict:
-        if value.dtype == object and value.ndim == 1 and all(type(v) is str for v in value):
-            return {"type": "str_array", "array": self.array(value.astype(str), where)}
-        return {"type": "ndarray", "array": self.array(value, where)}
-
-    def tensor(self, value: torch.Tensor, where: str) -> dict:
-        name = str(value.dtype).removeprefix("torch.")
-        if TORCH_DTYPES.get(name) is not value.dtype:
-            raise TypeError(f"{where}: cannot save a tensor of dtype {value.dtype}")
-        return {"type": "tensor", "dtype": name, "array": self.array(value.detach().cpu(), where)}
-
-    def module(self, module: VAEModule, where: str) -> dict:
-        ref, node_id = self.shared(module)
-        if ref is not None:
-            return ref
-        config = module.config
-        if not all(_plain_config_value(v) for v in config.values()):
-            raise TypeError(f"{where}: the network's config {config!r} is not plain JSON")
-        state = {k: self.tensor(v, f"{where}.{k}") for k, v in module.state_dict().items()}
-        return {
-            "type": "vae_module",
-            "id": node_id,
-            "config": {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()},
-            "training": module.training,
-            "state": state,
-        }
-
-    def estimator(self, estimator: BaseEstimator, where: str) -> dict:
-        name = type(estimator).__name__
-        if name not in REGISTRY or type(estimator) is not REGISTRY[name].cls:
-            raise TypeError(
-                f"{where}: the skvae format stores {', '.join(REGISTRY)} only, not "
-                f"{type(estimator).__module__}.{type(estimator).__qualname__}; use "
-                "pickle or joblib (for trusted files) instead."
-            )
-        ref, node_id = self.shared(estimator)
-        if ref is not None:
-            return ref
-        params = estimator.get_params(deep=False)
-        state = estimator.__getstate__()
-        return {
-            "type": "estimator",
-            "id": node_id,
-            "class": name,
-            "params": {k: self.encode(v, f"{where}.{k}") for k, v in params.items()},
-            "attributes": {
-                k: self.encode(v, f"{where}.{k}") for k, v in state.items() if k not in params
-            },
-        }
-
-
-def _plain_config_value(value: Any) -> bool:
-    scalar = (type(None), bool, int, float, str)
-    if isinstance(value, (list, tuple)):
-        return all(isinstance(v, scalar) for v in value)
-    return isinstance(value, scalar) and not (isinstance(value, float) and not math.isfinite(value))
-
-
 def _dict(node: Any, what: str) -> dict:
     if not isinstance(node, dict):
         raise ValueError(f"invalid {what}: expected a JSON object")
@@ -263,7 +44,7 @@ def _dict(node: Any, what: str) -> dict:
 
 
 class Reader:
-    """Rebuilds objects from the JSON nodes written by :class:`Writer`.
+    """Rebuilds objects from the JSON nodes written by :class:`~skvae._serialization_writer.Writer`.
 
     Each array is used once at most, so a file cannot make several objects from one
     stored array (memory amplification).
@@ -307,7 +88,7 @@ class Reader:
         return float(node["value"])
 
     def numpy_scalar(self, node: dict) -> Any:
-        dtype = _NUMERIC_DTYPES.get(node["dtype"]) if isinstance(node["dtype"], str) else None
+        dtype = NUMERIC_DTYPES.get(node["dtype"]) if isinstance(node["dtype"], str) else None
         value = self.decode(node["value"])
         if dtype is None or type(value) not in (bool, int, float):
             raise ValueError(f"invalid numpy scalar of dtype {node['dtype']!r}")
@@ -463,7 +244,7 @@ class Reader:
 def _check_config(config: dict, n_tensors: int) -> None:
     """Plain JSON values, and no list longer than the number of stored tensors."""
     for key, value in config.items():
-        if not _plain_config_value(value):
+        if not plain_config_value(value):
             raise ValueError(f"invalid network configuration value {key}={value!r}")
         if isinstance(value, list) and len(value) > n_tensors:
             raise ValueError(
