@@ -142,6 +142,42 @@ def test_cpu_training_never_uses_a_graph(monkeypatch, curves):
     assert made == [False]
 
 
+def test_a_failed_capture_warns_and_training_goes_on_eagerly(monkeypatch):
+    """The warm-up steps and the fallback, with torch.cuda's stream and graph API replaced
+    by stand-ins (this machine has no GPU) and a capture that fails: the same parameters as
+    steps that never tried a graph, and one RuntimeWarning naming the failure."""
+    import contextlib
+
+    class Stream:
+        def wait_stream(self, other):
+            pass
+
+    def failing_graph(graph):
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: Stream())
+    monkeypatch.setattr(torch.cuda, "Stream", lambda device=None: Stream())
+    monkeypatch.setattr(torch.cuda, "stream", lambda stream: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", object)
+    monkeypatch.setattr(torch.cuda, "graph", failing_graph)
+    nets = module(), module()
+    steps = [
+        TrainingStep(net, make_optimizer(net, 1e-2), 16, 1.0, torch.zeros(()), use_graph=graph)
+        for net, graph in zip(nets, (True, False))
+    ]
+    with pytest.warns(RuntimeWarning, match="capture of the training step failed") as record:
+        for i in range(_training_step.WARMUP_STEPS + 3):
+            for step in steps:
+                step.load(*data(16 if i % 2 else 5, seed=i))
+                step()
+    assert len(record) == 1
+    assert steps[0].eager_steps == _training_step.WARMUP_STEPS and steps[0].graph is None
+    assert not steps[0].use_graph
+    for key, value in nets[1].state_dict().items():
+        torch.testing.assert_close(nets[0].state_dict()[key], value, rtol=0, atol=0, msg=key)
+    torch.testing.assert_close(steps[0].totals, steps[1].totals, rtol=0, atol=0)
+
+
 # ------------------------------------------------------------------------ CUDA graphs
 
 SMALL = dict(max_iter=4, hidden_layer_sizes=(32, 32), batch_size=64, random_state=0)
