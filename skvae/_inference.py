@@ -58,7 +58,7 @@ def _stage_on_host(X, start, stop, scaler, stage, buffer) -> None:
     buffer[: stop - start].copy_(torch.from_numpy(rows))
 
 
-def _stage_on_device(X, start, stop, scaler, mean, buffer) -> None:
+def _stage_on_device(X, start, stop, scaler, buffer) -> None:
     """Rows ``start:stop`` of ``X`` into ``buffer``: the raw rows are moved to the device
     and scaled there (float64, so bit-identical to :func:`_stage_on_host`): no pass over
     the data on the host, which would otherwise limit an accelerator's throughput."""
@@ -66,7 +66,7 @@ def _stage_on_device(X, start, stop, scaler, mean, buffer) -> None:
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         rows = torch.from_numpy(np.ascontiguousarray(X[start:stop])).to(buffer.device)
     if scaler is not None:
-        rows = (rows.to(torch.float64) - mean) / scaler.scale
+        rows = scaler.to_model_on_device(rows)
     buffer[: stop - start].copy_(rows)
 
 
@@ -126,14 +126,12 @@ def apply_in_chunks(
     n_samples = X.shape[0]
     out = np.empty(_output_shape(n_samples, n_outputs), dtype=np.float64)
     buffer = torch.zeros((chunk_size, X.shape[1]), dtype=dtype, device=device)
-    if stage_on_device:
-        mean = None if scaler is None else torch.as_tensor(scaler.mean, device=device)
-    else:
+    if not stage_on_device:
         stage = np.empty((min(chunk_size, n_samples), X.shape[1]), dtype=np.float64)
     for start in range(0, n_samples, chunk_size):
         stop = min(start + chunk_size, n_samples)
         if stage_on_device:
-            _stage_on_device(X, start, stop, scaler, mean, buffer)
+            _stage_on_device(X, start, stop, scaler, buffer)
         else:
             _stage_on_host(X, start, stop, scaler, stage, buffer)
         if stop - start < chunk_size:

@@ -110,6 +110,12 @@ class CurveScaler:
         with np.errstate(over="ignore", invalid="ignore"):  # callers report overflow
             return (np.asarray(X, dtype=np.float64) - self.mean) / self.scale
 
+    def to_model_on_device(self, X: torch.Tensor) -> torch.Tensor:
+        """Curves ``X`` (a tensor on any device) in model units, computed where ``X`` is,
+        in float64: the same arithmetic as :meth:`to_model`, so bit-identical to it."""
+        mean = torch.as_tensor(self.mean, device=X.device)
+        return (X.to(torch.float64) - mean) / self.scale
+
     def to_model_tensor(self, X: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
         """Training curves in model units as a float32 tensor on ``device``.
 

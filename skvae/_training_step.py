@@ -72,8 +72,8 @@ def make_optimizer(
         optimizer.load_state_dict(state)  # moves the moments to the parameters' device
         for group in optimizer.param_groups:  # the saved groups replace ours: restore
             group["capturable"], group["lr"] = capturable, lr
-        for values in optimizer.state.values():
-            if capturable and torch.is_tensor(values.get("step")):
+        if capturable:  # the saved (non-capturable) state kept its step counters on the CPU
+            for values in optimizer.state.values():
                 values["step"] = values["step"].to(device, torch.float32)
     return optimizer
 

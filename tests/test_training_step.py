@@ -129,17 +129,23 @@ def test_saved_optimizer_state_is_device_free_and_reloads():
         torch.testing.assert_close(after["step"], before["step"], rtol=0, atol=0)
 
 
-def test_cpu_training_never_uses_a_graph(monkeypatch, curves):
+@pytest.fixture
+def made_steps(monkeypatch) -> list:
+    """The TrainingStep objects that training builds, in order."""
     made = []
     real = _training_step.TrainingStep
 
     def spy(*args, **kwargs):
-        made.append(kwargs["use_graph"])
-        return real(*args, **kwargs)
+        made.append(real(*args, **kwargs))
+        return made[-1]
 
     monkeypatch.setattr(_training, "TrainingStep", spy)
+    return made
+
+
+def test_cpu_training_never_uses_a_graph(made_steps, curves):
     BetaCurveVAE(max_iter=1, hidden_layer_sizes=(8,), random_state=0).fit(curves[0][:50])
-    assert made == [False]
+    assert [step.use_graph for step in made_steps] == [False]
 
 
 def test_a_failed_capture_warns_and_training_goes_on_eagerly(monkeypatch):
@@ -192,19 +198,10 @@ def fit_cuda(X, monkeypatch, *, graphs: bool, **params):
 
 @needs_cuda
 @pytest.mark.parametrize("n_rows", [256, 250], ids=["full batches", "short last batch"])
-def test_cuda_graph_training_matches_eager_cuda_training(curves, monkeypatch, n_rows):
+def test_cuda_graph_training_matches_eager_cuda_training(curves, monkeypatch, made_steps, n_rows):
     X = curves[0][:n_rows]
-    made = []
-    real = _training_step.TrainingStep
-
-    def spy(*args, **kwargs):
-        step = real(*args, **kwargs)
-        made.append(step)
-        return step
-
-    monkeypatch.setattr(_training, "TrainingStep", spy)
     graphed = fit_cuda(X, monkeypatch, graphs=True)
-    assert made[0].graph is not None  # captured (after the warm-up steps), not eager
+    assert made_steps[0].graph is not None  # captured (after the warm-up steps), not eager
     eager = fit_cuda(X, monkeypatch, graphs=False)
     np.testing.assert_allclose(graphed.loss_curve_, eager.loss_curve_, rtol=1e-4)
     np.testing.assert_allclose(graphed.transform(X), eager.transform(X), atol=1e-4)
