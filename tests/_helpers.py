@@ -77,3 +77,17 @@ def run_in_fresh_process(script: str, *args, cwd=ROOT, env=None) -> str:
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+class CountingReader:
+    """An array-like that records every non-empty read (for ``da.from_array``)."""
+
+    def __init__(self, X):
+        self.X, self.shape, self.dtype, self.ndim = X, X.shape, X.dtype, X.ndim
+        self.reads = []
+
+    def __getitem__(self, key):
+        out = self.X[key]
+        if out.size:
+            self.reads.append(out.shape)
+        return out

@@ -1,4 +1,7 @@
-"""Shared, session-scoped fixtures: small data sets and quickly fitted estimators."""
+"""Shared fixtures: small data sets, quickly fitted estimators, a dask cluster."""
+
+import logging
+import os
 
 import matplotlib
 import numpy as np
@@ -47,3 +50,50 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n_threads)
+
+
+def _restore_environ(saved):
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def dask_cluster():
+    """A LocalCluster of 2 process workers with one thread each, for the test_dask_* modules.
+
+    Started once, for the first of them (seconds, and each worker imports torch on its
+    first task), and closed after the last one (by ``client``): left running, even idle,
+    it slowed the tests after it by a quarter or more on two shared cores. Nannies write
+    their workers' environment (``OMP_NUM_THREADS=1``, ``MALLOC_TRIM_THRESHOLD_``...) into
+    this process's ``os.environ`` when they start a worker: it is restored at once and
+    again afterwards, so that processes started by later tests do not inherit it.
+    """
+    distributed = pytest.importorskip("distributed")
+    saved = dict(os.environ)
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    )
+    _restore_environ(saved)
+    yield cluster
+    cluster.close()  # does nothing if closed already
+    _restore_environ(saved)
+
+
+@pytest.fixture(scope="module")
+def client(request, dask_cluster):
+    """A client of the session's cluster: the default scheduler until its module ends.
+
+    The last module that uses the cluster closes it.
+    """
+    distributed = pytest.importorskip("distributed")
+    client = distributed.Client(dask_cluster)
+    yield client
+    client.close()
+    items = request.session.items
+    last = max(i for i, item in enumerate(items) if getattr(item, "module", None) is request.module)
+    if not any("dask_cluster" in getattr(item, "fixturenames", ()) for item in items[last + 1 :]):
+        dask_cluster.close()
