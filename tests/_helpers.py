@@ -12,8 +12,16 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 
+from skvae import BetaCurveVAE
+
 #: A VAE that fits in a blink (for tests of inputs and parameters, not of quality).
 TINY = {"hidden_layer_sizes": (8,), "max_iter": 2, "random_state": 0}
+
+
+def _tiny_vae(X, **params):
+    """A VAE trained for a couple of epochs: only its shapes matter."""
+    params = {"hidden_layer_sizes": (16,), "max_iter": 2, "random_state": 0, **params}
+    return BetaCurveVAE(**params).fit(X)
 
 
 def assert_identical(a, b, path="estimator"):

@@ -7,8 +7,9 @@ import matplotlib
 import numpy as np
 import pytest
 import torch
+from _helpers import _tiny_vae
 
-from skvae import BetaCurveVAE, make_beta_curves
+from skvae import BetaCurveVAE, LatentMatcher, make_beta_curves
 
 matplotlib.use("Agg")
 
@@ -50,6 +51,41 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n_threads)
+
+
+# ------------------------------------------------- small models for test_plotting_*
+
+
+@pytest.fixture(scope="module")
+def small_curves():
+    return make_beta_curves(120, n_points=20, random_state=1)[0]
+
+
+@pytest.fixture(scope="module")
+def vae_1d(small_curves):
+    return _tiny_vae(small_curves, latent_dims=1)
+
+
+@pytest.fixture(scope="module")
+def vae_3d(small_curves):
+    return _tiny_vae(small_curves, latent_dims=3)
+
+
+@pytest.fixture(scope="module")
+def matcher(fitted_vae, curves):
+    return LatentMatcher(fitted_vae, prefit=True).fit(curves[0])
+
+
+@pytest.fixture
+def close_figures():
+    """Close every pyplot figure after the test (the test_plotting_* modules' pytestmark)."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+# ------------------------------------------------------- a dask cluster for test_dask_*
 
 
 def _restore_environ(saved):
