@@ -1,11 +1,15 @@
-"""Shared, session-scoped fixtures: small data sets and quickly fitted estimators."""
+"""Shared fixtures: small data sets, quickly fitted estimators, a dask cluster."""
+
+import logging
+import os
 
 import matplotlib
 import numpy as np
 import pytest
 import torch
+from _helpers import _tiny_vae
 
-from skvae import BetaCurveVAE, make_beta_curves
+from skvae import BetaCurveVAE, LatentMatcher, make_beta_curves
 
 matplotlib.use("Agg")
 
@@ -47,3 +51,85 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n_threads)
+
+
+# ------------------------------------------------- small models for test_plotting_*
+
+
+@pytest.fixture(scope="module")
+def small_curves():
+    return make_beta_curves(120, n_points=20, random_state=1)[0]
+
+
+@pytest.fixture(scope="module")
+def vae_1d(small_curves):
+    return _tiny_vae(small_curves, latent_dims=1)
+
+
+@pytest.fixture(scope="module")
+def vae_3d(small_curves):
+    return _tiny_vae(small_curves, latent_dims=3)
+
+
+@pytest.fixture(scope="module")
+def matcher(fitted_vae, curves):
+    return LatentMatcher(fitted_vae, prefit=True).fit(curves[0])
+
+
+@pytest.fixture
+def close_figures():
+    """Close every pyplot figure after the test (the test_plotting_* modules' pytestmark)."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+# ------------------------------------------------------- a dask cluster for test_dask_*
+
+
+def _restore_environ(saved):
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def dask_cluster():
+    """A LocalCluster of 2 process workers with one thread each, for the test_dask_* modules.
+
+    Started once, for the first of them (seconds, and each worker imports torch on its
+    first task), and closed after the last one (by ``client``): left running, even idle,
+    it slowed the tests after it by a quarter or more on two shared cores. Nannies write
+    their workers' environment (``OMP_NUM_THREADS=1``, ``MALLOC_TRIM_THRESHOLD_``...) into
+    this process's ``os.environ`` when they start a worker: it is restored at once and
+    again afterwards, so that processes started by later tests do not inherit it.
+    """
+    distributed = pytest.importorskip("distributed")
+    saved = dict(os.environ)
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    )
+    _restore_environ(saved)
+    yield cluster
+    cluster.close()  # does nothing if closed already
+    _restore_environ(saved)
+
+
+@pytest.fixture(scope="module")
+def client(request, dask_cluster):
+    """A client of the session's cluster: the default scheduler until its module ends.
+
+    The last module that uses the cluster closes it.
+    """
+    distributed = pytest.importorskip("distributed")
+    client = distributed.Client(dask_cluster)
+    yield client
+    client.close()
+    items = request.session.items
+    last = max(i for i, item in enumerate(items) if getattr(item, "module", None) is request.module)
+    if not any("dask_cluster" in getattr(item, "fixturenames", ()) for item in items[last + 1 :]):
+        dask_cluster.close()

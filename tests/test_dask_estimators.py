@@ -1,0 +1,144 @@
+"""The estimators on dask arrays: their methods take and return dask arrays (on a real
+LocalCluster of two process workers, the ``client`` fixture of conftest.py), and
+``fit``/``partial_fit`` stream the blocks without materialising the whole array.
+
+The building blocks they use (skvae._dask) are tested in test_dask_inference.py and
+test_dask_training.py.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+dask = pytest.importorskip("dask")
+
+from _helpers import TINY, CountingReader  # noqa: E402
+
+from skvae import BetaCurveVAE, LatentMatcher  # noqa: E402
+from skvae._dask import is_dask_array  # noqa: E402
+from skvae._scaling import CurveScaler  # noqa: E402
+
+
+def _refuse_materialising(*args, **kwargs):
+    raise AssertionError("the whole dask array was converted to numpy")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_vae_methods_take_and_return_dask_arrays(client, fitted_vae, curves, dtype):
+    X = curves[0].astype(dtype)
+    dX = da.from_array(X, chunks=(250, 40))
+    Z = fitted_vae.transform(dX)
+    back = fitted_vae.inverse_transform(Z)
+    scores = fitted_vae.score_samples(dX)
+    assert all(map(is_dask_array, (Z, back, scores)))
+    assert Z.chunks == ((250, 250, 100), (2,)) and Z.dtype == np.float64
+    assert back.chunks == ((250, 250, 100), (100,)) and back.dtype == np.float64
+    assert scores.chunks == ((250, 250, 100),) and scores.dtype == np.float64
+    Z_np = fitted_vae.transform(X)
+    z, b, s = dask.compute(Z, back, scores)
+    np.testing.assert_array_equal(z, Z_np)
+    np.testing.assert_array_equal(b, fitted_vae.inverse_transform(Z_np))
+    np.testing.assert_array_equal(s, fitted_vae.score_samples(X))
+    with pytest.raises(ValueError, match="features"):
+        fitted_vae.transform(dX[:, :50])  # at once, not at compute time
+    with pytest.raises(ValueError, match="features"):
+        fitted_vae.inverse_transform(dX)
+
+
+def test_matcher_takes_and_returns_dask_arrays(client, fitted_vae, curves):
+    X = curves[1][:40].copy()
+    X[::2, ::3] = np.nan
+    matcher = LatentMatcher(fitted_vae, prefit=True, max_iter=50).fit(curves[0])
+    codes = matcher.transform(da.from_array(X, chunks=(15, 100)))
+    completed = matcher.inverse_transform(codes)
+    assert is_dask_array(codes) and is_dask_array(completed)
+    assert codes.chunks == ((15, 15, 10), (2,)) and completed.shape == (40, 100)
+    expected = matcher.transform(X)
+    np.testing.assert_array_equal(codes.compute(), expected)
+    np.testing.assert_array_equal(completed.compute(), matcher.inverse_transform(expected))
+
+
+def test_estimator_results_to_zarr(client, fitted_vae, curves, tmp_path):
+    pytest.importorskip("zarr")
+    X = curves[0]
+    da.from_array(X, chunks=(200, 100)).to_zarr(str(tmp_path / "curves.zarr"))
+    dX = da.from_zarr(str(tmp_path / "curves.zarr"))
+    fitted_vae.transform(dX).to_zarr(str(tmp_path / "codes.zarr"))
+    codes = da.from_zarr(str(tmp_path / "codes.zarr"))
+    np.testing.assert_array_equal(codes.compute(), fitted_vae.transform(X))
+    fitted_vae.inverse_transform(codes).to_zarr(str(tmp_path / "decoded.zarr"))
+    decoded = da.from_zarr(str(tmp_path / "decoded.zarr")).compute()
+    np.testing.assert_array_equal(decoded, fitted_vae.inverse_transform(codes.compute()))
+
+
+def test_fit_dask_streams_blocks_without_materialising(curves, monkeypatch):
+    X = curves[0]
+    reader = CountingReader(X)
+    dX = da.from_array(reader, chunks=(150, 50), asarray=True, lock=False)
+    monkeypatch.setattr(type(dX), "__array__", _refuse_materialising)
+    with dask.config.set(scheduler="sync"):
+        vae = BetaCurveVAE(**{**TINY, "max_iter": 3, "batch_size": 64}).fit(dX)
+    # one pass of statistics, then one pass per epoch; never more than a block at a time
+    assert len(reader.reads) == 4 * 2 * (1 + 3)
+    assert set(reader.reads) == {(150, 50)}
+    assert vae.n_features_in_ == 100 and vae.n_iter_ == 3
+    expected = CurveScaler.fit(X)
+    np.testing.assert_allclose(vae.mean_, expected.mean, rtol=1e-12)
+    assert vae.scale_ == pytest.approx(expected.scale, rel=1e-12)
+    assert np.isfinite(vae.loss_curve_).all()
+
+
+def test_fit_dask_is_deterministic_and_learns(curves):
+    X, X_test = curves[0], curves[1]
+    dX = da.from_array(X, chunks=(100, 100))
+    params = {"hidden_layer_sizes": (32,), "max_iter": 15, "batch_size": 64, "random_state": 0}
+    with dask.config.set(scheduler="sync"):
+        first = BetaCurveVAE(**params).fit(dX)
+        second = BetaCurveVAE(**params).fit(dX)
+    for name, value in first.module_.state_dict().items():
+        assert torch.equal(value, second.module_.state_dict()[name]), name
+    assert first.loss_curve_ == second.loss_curve_
+    assert first.loss_curve_[-1] < first.loss_curve_[0]
+    in_memory = BetaCurveVAE(**params).fit(X)  # another shuffle, comparable quality
+
+    def error(vae):
+        return np.sqrt(np.mean((vae.inverse_transform(vae.transform(X_test)) - X_test) ** 2))
+
+    assert error(first) < 1.5 * error(in_memory)
+
+
+def test_fit_dask_early_stopping_on_held_out_blocks(curves):
+    dX = da.from_array(curves[0], chunks=(100, 100))
+    params = {**TINY, "max_iter": 4, "early_stopping": True, "validation_fraction": 0.2}
+    with dask.config.set(scheduler="sync"):
+        vae = BetaCurveVAE(**params).fit(dX)
+        assert len(vae.validation_scores_) == vae.n_iter_ == 4
+        assert vae.best_validation_score_ == max(vae.validation_scores_)
+        unfitted = BetaCurveVAE(**params)
+        with pytest.raises(ValueError, match="rechunk"):
+            unfitted.fit(dX.rechunk({0: -1}))
+    assert not hasattr(unfitted, "n_features_in_")  # a failed fit changes nothing
+
+
+def test_partial_fit_dask_continues(curves):
+    X = curves[0]
+    dX = da.from_array(X, chunks=(100, 100))
+    with dask.config.set(scheduler="sync"):
+        vae = BetaCurveVAE(**TINY).partial_fit(dX)
+        assert vae.scale_ == pytest.approx(CurveScaler.fit(X).scale, rel=1e-12)  # all blocks
+        vae.partial_fit(dX[:200], y=("", 1))
+        assert vae.n_iter_ == 2
+        with pytest.raises(ValueError, match="features"):
+            vae.partial_fit(dX[:, :10])
+    assert vae.n_iter_ == 2
+
+
+@pytest.mark.parametrize("y", [("", 0), np.arange(3), "ignored", None])
+def test_partial_fit_ignores_y(curves, y):
+    X = curves[0][:200]
+    reference = BetaCurveVAE(**TINY).partial_fit(X)
+    with_y = BetaCurveVAE(**TINY).partial_fit(X, y)
+    for name, value in reference.module_.state_dict().items():
+        assert torch.equal(value, with_y.module_.state_dict()[name]), name
