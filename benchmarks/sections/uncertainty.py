@@ -56,7 +56,7 @@ class Problem:
         self.args = (self.targets, None, self.sigma)
 
     def energy(self, Z: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-        from skvae._laplace import negative_log_posterior
+        from skvae._matching.laplace import negative_log_posterior
 
         given_tensor = torch.is_tensor(Z)  # the batched Nelder-Mead engine works on tensors
         targets = self.targets if rows is None else self.targets[torch.as_tensor(rows)]
@@ -74,7 +74,7 @@ class Problem:
         return mean, np.where(complete, np.maximum(std, 10 * TIGHT), 0.1)
 
     def nelder_mead(self, tolerance: float) -> np.ndarray:
-        from skvae._nelder_mead import batched_nelder_mead
+        from skvae._matching.nelder_mead import batched_nelder_mead
 
         start, step = self.start()
         result = batched_nelder_mead(
@@ -83,14 +83,14 @@ class Problem:
         return np.asarray(torch.as_tensor(result.x).cpu())
 
     def polish(self, Z: np.ndarray, n_steps: int) -> np.ndarray:
-        from skvae._laplace import gauss_newton_polish
+        from skvae._matching.laplace import gauss_newton_polish
 
         Z = torch.as_tensor(Z, device=self.model.device)
         out = gauss_newton_polish(self.model.decoder, Z, *self.args, n_steps, self.model.chunk_size)
         return out.cpu().numpy()
 
     def covariance(self, Z: np.ndarray) -> np.ndarray:
-        from skvae._laplace import laplace_covariance
+        from skvae._matching.laplace import laplace_covariance
 
         Z = torch.as_tensor(Z, device=self.model.device)
         C = laplace_covariance(self.model.decoder, Z, *self.args, self.model.chunk_size)
