@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._utils import check_observed_rows
+
 __all__ = [
     "DaskBlockBatches",
     "check_dask_curves",
@@ -200,20 +202,21 @@ def map_rows(
 
 
 def _invalid_values_error(name: str = "X") -> ValueError:
-    return ValueError(f"Input {name} contains NaN or infinity.")
+    return ValueError(f"Input {name} contains infinity.")
 
 
 def dask_scaler(dX: Any):
     """The :class:`~skvae._scaling.CurveScaler` of all rows of ``dX``, from dask reductions.
 
-    Per-feature means, variances, minima and maxima come from one ``dask.compute`` over
-    the array (one read of every block); the result equals ``CurveScaler.fit`` on the
-    same data to float precision.
+    Per-feature means, variances, minima, maxima and counts of the observed values (NaN
+    marks a missing point) come from one ``dask.compute`` over the array (one read of
+    every block); the result equals ``CurveScaler.fit`` on the same data to float
+    precision.
 
     Parameters
     ----------
     dX : dask.array.Array of shape (n_samples, n_features)
-        Training curves (finite).
+        Training curves (finite or NaN).
 
     Returns
     -------
@@ -222,7 +225,8 @@ def dask_scaler(dX: Any):
     Raises
     ------
     ValueError
-        If ``dX`` has no rows, or contains NaN or infinity.
+        If ``dX`` has no rows, contains infinity, or has a grid point with no observed
+        value.
 
     Examples
     --------
@@ -236,8 +240,9 @@ def dask_scaler(dX: Any):
     True
     """
     import dask
+    import dask.array as da
 
-    from ._scaling import CurveScaler
+    from ._scaling import CurveScaler, check_observed_points
 
     dX = check_dask_curves(dX)
     if dX.shape[0] == 0:
@@ -246,16 +251,23 @@ def dask_scaler(dX: Any):
         )
     dX = dX.astype(np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
-        mean, variance, low, high = dask.compute(
-            dX.mean(axis=0), dX.var(axis=0), dX.min(axis=0), dX.max(axis=0)
+        mean, variance, low, high, counts = dask.compute(
+            da.nanmean(dX, axis=0),
+            da.nanvar(dX, axis=0),
+            da.nanmin(dX, axis=0),
+            da.nanmax(dX, axis=0),
+            (~da.isnan(dX)).sum(axis=0),
         )
+        check_observed_points(counts)
         if not (np.isfinite(low).all() and np.isfinite(high).all()):
             raise _invalid_values_error()
         peak = float(np.max(np.maximum(high - mean, mean - low)))
         if not (np.isfinite(mean).all() and np.isfinite(variance).all() and math.isfinite(peak)):
             # finite values whose sums overflow: a second pass on data divided by their extent
             extent = float(max(np.max(np.abs(low)), np.max(np.abs(high))))
-            mean, variance = dask.compute((dX / extent).mean(axis=0), (dX / extent).var(axis=0))
+            mean, variance = dask.compute(
+                da.nanmean(dX / extent, axis=0), da.nanvar(dX / extent, axis=0)
+            )
             mean = mean * extent
             peak = float(np.max(np.maximum(high - mean, mean - low)))
             variance = variance * (extent / peak) ** 2 if peak > 0 else variance
@@ -336,13 +348,15 @@ def split_blocks(dX: Any, validation_fraction: float | None, rng) -> tuple[list,
 
 
 def _load_block(block: Any, scaler, device: torch.device) -> torch.Tensor:
-    """Compute one block and return it in model units as float32 on ``device``.
+    """Compute one block and return it in model units as float32 on ``device`` (NaN at
+    missing points).
 
     Scaled in slices of rows, so that the float64 temporaries stay small beside the block.
     """
     values = np.asarray(block.compute(), dtype=np.float64)
-    if not np.isfinite(values).all():
+    if np.isinf(values).any():
         raise _invalid_values_error()
+    check_observed_rows(values, where="A row block of X")
     return scaler.to_model_tensor(values, device)
 
 

@@ -37,7 +37,7 @@ from ._progress import make_progress_callback
 from ._scaling import CurveScaler
 from ._torch import loop as _training
 from ._torch.networks import ACTIVATIONS, PROFILED, VAEModule
-from ._utils import unchanged_on_failure
+from ._utils import check_observed_rows, unchanged_on_failure
 from ._warnings import warn_at_caller
 
 __all__ = ["BetaCurveVAE"]
@@ -279,6 +279,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
         tags.transformer_tags.preserves_dtype = ["float64"]
         return tags
 
@@ -337,7 +338,11 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         """Validated training curves: a float64 ndarray, or a dask array (rows in
         blocks, columns in one block) that is never materialised."""
         if not _dask.is_dask_array(X):
-            return validate_data(self, X, reset=reset, dtype=np.float64, order="C")
+            X = validate_data(
+                self, X, reset=reset, dtype=np.float64, order="C", ensure_all_finite="allow-nan"
+            )
+            check_observed_rows(X)
+            return X
         X = _dask.check_dask_curves(X, None if reset else self.n_features_in_)
         if reset:
             self.n_features_in_ = int(X.shape[1])
@@ -419,6 +424,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             activation=self.activation,
             noise=noise,
             residual=self.residual,
+            mask_aware=True,
         )
         module.reset_parameters(torch.Generator().manual_seed(seed))
         return module
@@ -601,7 +607,9 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             return _dask.map_rows(
                 self.transform, X, self._n_features_out, n_features=self.n_features_in_
             )
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = validate_data(
+            self, X, reset=False, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan"
+        )
         model = self.latent_model()
         return apply_in_chunks(
             lambda t: model.encoder(t)[0],
@@ -683,7 +691,9 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         check_is_fitted(self)
         if _dask.is_dask_array(X):
             return _dask.map_rows(self.score_samples, X, 0, n_features=self.n_features_in_)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = validate_data(
+            self, X, reset=False, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan"
+        )
         model = self.latent_model()
         neg = apply_in_chunks(
             lambda t: _training.negative_elbo(model.module, t, self.kl_weight),
@@ -694,7 +704,8 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             device=model.device,
             non_finite_error=_non_finite_message("score_samples", self.scale_),
         )
-        return -neg - model.scaler.log_likelihood_offset(X.shape[1])
+        n_observed = X.shape[1] - np.isnan(X).sum(axis=1)
+        return -neg - model.scaler.log_likelihood_offset(n_observed)
 
     def score(self, X, y=None):
         """Mean ELBO of the curves in ``X`` (higher is better; usable by GridSearchCV).

@@ -15,12 +15,14 @@ from typing import Protocol
 
 import torch
 
+from .masking import draw_hidden_points
 from .networks import (
     PROFILE_FLOOR,
     VAEModule,
     gaussian_kl,
     gaussian_nll,
     sigma_points,
+    split_missing,
 )
 from .step import (
     TrainingStep,
@@ -58,7 +60,8 @@ class TrainingConfig:
 class TrainingState:
     """Everything that carries over between epochs and fits (plain values only).
 
-    Losses are per curve and per grid point, in model units. ``optimizer_state`` is the
+    Losses are per curve and observed point (the KL per curve and grid point), in model
+    units. ``optimizer_state`` is the
     optimizer's ``state_dict`` (CPU tensors between fits), not a live optimizer, so the
     state pickles and saves anywhere.
     """
@@ -82,7 +85,8 @@ class BatchSource(Protocol):
     n_features: int
 
     def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
-        """Yield the epoch's shuffled mini-batches: float32, model units, on the device."""
+        """Yield the epoch's shuffled mini-batches: float32, model units (NaN at missing
+        points), on the device."""
         ...
 
 
@@ -92,7 +96,7 @@ class TensorBatches:
     Parameters
     ----------
     X : torch.Tensor of shape (n_samples, n_features)
-        Training curves in model units, on the training device.
+        Training curves in model units (NaN at missing points), on the training device.
     """
 
     def __init__(self, X: torch.Tensor):
@@ -134,12 +138,14 @@ def run_epoch(
 ) -> torch.Tensor:
     """One pass over ``source`` in shuffled mini-batches, each through ``step``.
 
-    Returns a float64 tensor (on the device) of the mean loss, reconstruction and KL per
-    point.
+    Returns a float64 tensor (on the device) of the loss and reconstruction term per
+    observed point, and of the KL per curve and grid point. A mask-aware encoder reads
+    curves with points hidden by :func:`~skvae._torch.masking.draw_hidden_points`.
     """
     step.set_learning_rate(lr)
     module.train()
     latent_dims = module.config["latent_dims"]
+    hiding = module.config["mask_aware"]
     device = step.totals.device
     n_features = source.n_features
     step.totals.zero_()
@@ -152,15 +158,21 @@ def run_epoch(
         if used + len(batch) > len(noise):
             fresh = torch.randn(max(NOISE_SLAB, len(batch)), latent_dims, generator=generator)
             noise, used = torch.cat([noise[used:], to_device(fresh, device)]), 0
-        step.load(batch, noise[used : used + len(batch)])
+        hidden = None
+        if hiding:
+            hidden = to_device(draw_hidden_points(len(batch), n_features, generator), device)
+        step.load(batch, noise[used : used + len(batch)], hidden)
         used += len(batch)
         step()
         n_seen += len(batch)
-    recon, kl, mse = step.totals / (n_seen * n_features)
+    nll, kl, n_observed, squared_error, n_clean = step.totals
     if module.profiled:  # the shared noise that score_samples uses: the epoch's RMS error
-        with torch.no_grad():
+        with torch.no_grad():  # over the curves that hid nothing from the encoder
+            mse = squared_error / torch.clamp(n_clean, min=1.0)
             module.log_sigma.copy_(0.5 * torch.log(mse + PROFILE_FLOOR))
-    return torch.stack([recon + config.kl_weight * kl, recon, kl])
+    recon = nll / n_observed
+    loss = recon + config.kl_weight * kl / n_observed
+    return torch.stack([loss, recon, kl / (n_seen * n_features)])
 
 
 @torch.no_grad()
@@ -173,18 +185,21 @@ def negative_elbo(module: VAEModule, X: torch.Tensor, kl_weight: float = 1.0) ->
     squares would overflow.
     """
     module.eval()
-    mean, logvar = module.encoder(X.to(torch.float32))
+    X, observed = split_missing(X)
+    mean, logvar = module.encoder(X.to(torch.float32), observed.to(torch.float32))
     eps = sigma_points(mean.shape[1], dtype=mean.dtype).to(X.device)  # (2d, d)
     z = mean[:, None, :] + torch.exp(0.5 * logvar)[:, None, :] * eps[None]
     decoded = module.decoder(z.reshape(-1, z.shape[-1])).reshape(len(X), len(eps), -1)
     log_sigma = module.log_sigma.to(X.dtype)
-    nll = gaussian_nll(X[:, None, :], decoded.to(X.dtype), log_sigma).mean(dim=1)
-    return nll + kl_weight * gaussian_kl(mean.to(X.dtype), logvar.to(X.dtype))
+    nll = gaussian_nll(X[:, None, :], decoded.to(X.dtype), log_sigma, observed[:, None, :])
+    return nll.mean(dim=1) + kl_weight * gaussian_kl(mean.to(X.dtype), logvar.to(X.dtype))
 
 
 def validation_elbo(module: VAEModule, X: torch.Tensor, kl_weight: float) -> torch.Tensor:
-    """Mean ELBO per curve and grid point of held-out curves ``X`` (model units, 0-d)."""
-    return -negative_elbo(module, X, kl_weight).mean() / X.shape[1]
+    """Mean ELBO per curve and observed point of held-out curves ``X`` (model units, NaN
+    at missing points; 0-d)."""
+    n_observed = (~torch.isnan(X)).sum(dim=1, dtype=X.dtype).mean()
+    return -negative_elbo(module, X, kl_weight).mean() / n_observed
 
 
 def still_improving(

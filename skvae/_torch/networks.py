@@ -73,8 +73,21 @@ def _stack_shapes(prefix: str, sizes: list[int], residual: bool) -> dict[str, tu
     return shapes
 
 
+def split_missing(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(filled, observed)``: ``x`` with its missing points (NaN) set to 0 (the mean
+    curve, in model units), and 1 at the observed points, 0 at the missing ones."""
+    missing = torch.isnan(x)
+    return x.masked_fill(missing, 0.0), (~missing).to(x.dtype)
+
+
 class Encoder(nn.Module):
-    """MLP mapping a curve to the mean and log-variance of a diagonal Gaussian posterior."""
+    """MLP mapping a curve to the mean and log-variance of a diagonal Gaussian posterior.
+
+    Missing points (NaN) are set to 0, the mean curve in model units. A ``mask_aware``
+    encoder also reads which points are observed: its input is the filled curve followed
+    by the observation mask (``2 * n_features`` values), so a missing point is never
+    mistaken for a point observed on the mean curve.
+    """
 
     def __init__(
         self,
@@ -83,13 +96,30 @@ class Encoder(nn.Module):
         latent_dims: int,
         activation: str,
         residual: bool = False,
+        mask_aware: bool = False,
     ):
         super().__init__()
-        self.body = hidden_stack([n_features, *hidden], activation, residual)
+        n_inputs = 2 * n_features if mask_aware else n_features
+        self.mask_aware = mask_aware
+        self.body = hidden_stack([n_inputs, *hidden], activation, residual)
         self.mean = nn.Linear(hidden[-1], latent_dims)
         self.logvar = nn.Linear(hidden[-1], latent_dims)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, observed: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean and log-variance of curves ``x``.
+
+        Without ``observed``, NaN entries of ``x`` are the missing points. With it (1 at
+        the points the encoder may read, 0 elsewhere), ``x`` must be 0 at the others.
+        """
+        if observed is None:
+            x, observed = split_missing(x)
+        if self.mask_aware:
+            # scaled as inverted dropout scales what it keeps: the first layer's expected
+            # input is the same whatever share of the points is missing
+            share = observed.shape[-1] / torch.clamp(observed.sum(dim=-1, keepdim=True), min=1.0)
+            x = torch.cat([x, observed], dim=-1) * share
         h = self.body(x)
         raw = self.logvar(h)
         return self.mean(h), LOGVAR_BOUND * torch.tanh(raw / LOGVAR_BOUND)
@@ -122,6 +152,7 @@ CONFIG_KEYS = {
     "activation": None,
     "noise": None,
     "residual": False,
+    "mask_aware": False,
 }
 
 
@@ -149,6 +180,8 @@ class VAEModule(nn.Module):
         ``log_sigma`` a buffer that training sets to the shared value afterwards.
     residual : bool, default=False
         Hidden-to-hidden layers of equal width are residual blocks ``h + act(W h + b)``.
+    mask_aware : bool, default=False
+        The encoder reads the observation mask next to the curve (see :class:`Encoder`).
 
     Examples
     --------
@@ -166,6 +199,7 @@ class VAEModule(nn.Module):
         activation: str,
         noise: float | str | None,
         residual: bool = False,
+        mask_aware: bool = False,
     ):
         super().__init__()
         if isinstance(noise, str) and noise != PROFILED:
@@ -177,12 +211,15 @@ class VAEModule(nn.Module):
             "activation": str(activation),
             "noise": noise if noise is None or noise == PROFILED else float(noise),
             "residual": bool(residual),
+            "mask_aware": bool(mask_aware),
         }
         # Construction draws default initial weights from torch's global generator; do it
         # in a forked RNG so that user code's global random stream is left untouched.
         # The estimator then calls ``reset_parameters`` with its own generator.
         with torch.random.fork_rng(devices=[]):
-            self.encoder = Encoder(n_features, hidden, latent_dims, activation, residual)
+            self.encoder = Encoder(
+                n_features, hidden, latent_dims, activation, residual, mask_aware
+            )
             self.decoder = Decoder(latent_dims, hidden[::-1], n_features, activation, residual)
         log_sigma = torch.tensor(0.0 if noise is None or noise == PROFILED else math.log(noise))
         if noise is None:
@@ -218,7 +255,8 @@ class VAEModule(nn.Module):
             )
         n, hidden, d = config["n_features"], list(config["hidden"]), config["latent_dims"]
         residual = bool(config.get("residual", False))
-        shapes = _stack_shapes("encoder.body", [n, *hidden], residual)
+        n_inputs = 2 * n if config.get("mask_aware", False) else n
+        shapes = _stack_shapes("encoder.body", [n_inputs, *hidden], residual)
         for head in ("mean", "logvar"):
             shapes[f"encoder.{head}.weight"] = (d, hidden[-1])
             shapes[f"encoder.{head}.bias"] = (d,)
@@ -246,29 +284,49 @@ class VAEModule(nn.Module):
         """Whether the noise is profiled (set to its maximum-likelihood value) in training."""
         return self.config["noise"] == PROFILED
 
-    def forward(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-curve squared reconstruction error (summed over points) and KL, with
-        ``z = mean + std * eps``."""
-        mean, logvar = self.encoder(x)
-        z = mean + torch.exp(0.5 * logvar) * eps
-        return (x - self.decoder(z)).square().sum(dim=-1), gaussian_kl(mean, logvar)
+    def forward(
+        self,
+        x: torch.Tensor,
+        eps: torch.Tensor,
+        observed: torch.Tensor | None = None,
+        seen: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-curve squared reconstruction error (summed over the observed points) and KL,
+        with ``z = mean + std * eps``.
 
-    def reconstruction_nll(self, squared_error: torch.Tensor, n_features: int) -> torch.Tensor:
-        """Per-curve negative log-likelihood from :meth:`forward`'s squared errors: with
-        the module's σ, or each curve's own maximum-likelihood σ when profiled."""
+        ``x`` is 0 at its missing points; ``observed`` (default: every point) is 1 at the
+        points the likelihood scores, ``seen`` (default: ``observed``) at the points the
+        encoder reads, a subset of them.
+        """
+        if observed is None:
+            observed = torch.ones_like(x)
+        if seen is None:
+            seen = observed
+        mean, logvar = self.encoder(x * seen, seen)
+        z = mean + torch.exp(0.5 * logvar) * eps
+        squared_error = ((x - self.decoder(z)).square() * observed).sum(dim=-1)
+        return squared_error, gaussian_kl(mean, logvar)
+
+    def reconstruction_nll(
+        self, squared_error: torch.Tensor, n_observed: int | torch.Tensor
+    ) -> torch.Tensor:
+        """Per-curve negative log-likelihood from :meth:`forward`'s squared errors over
+        ``n_observed`` points per curve: with the module's σ, or each curve's own
+        maximum-likelihood σ when profiled."""
         if self.profiled:
-            return profiled_nll(squared_error, n_features)
+            return profiled_nll(squared_error, n_observed)
         log_sigma = self.log_sigma
-        return 0.5 * squared_error * torch.exp(-2 * log_sigma) + n_features * (
+        return 0.5 * squared_error * torch.exp(-2 * log_sigma) + n_observed * (
             log_sigma + 0.5 * _LOG_2PI
         )
 
 
-def profiled_nll(squared_error: torch.Tensor, n_features: int) -> torch.Tensor:
+def profiled_nll(squared_error: torch.Tensor, n_features: int | torch.Tensor) -> torch.Tensor:
     """Per-curve Gaussian negative log-likelihood at the curve's maximum-likelihood noise.
 
-    With σᵢ² = MSEᵢ (the curve's mean squared error; Rybkin et al. 2021's "optimal σ",
-    per curve) the negative log-likelihood is ``D/2 · (log(2π MSEᵢ) + 1)``. Its gradient
+    With σᵢ² = MSEᵢ (the curve's mean squared error over its ``n_features`` observed
+    points, a number or one per curve; Rybkin et al. 2021's "optimal σ", per curve) the
+    negative log-likelihood is ``D/2 · (log(2π MSEᵢ) + 1)``. Its gradient
     is the squared error's divided by MSEᵢ: every curve's *relative* error counts, the
     step size follows the noise as it shrinks (no edge-of-stability spikes), and curves
     that span large ranges no longer dominate. ``PROFILE_FLOOR`` keeps the log finite.
@@ -277,10 +335,20 @@ def profiled_nll(squared_error: torch.Tensor, n_features: int) -> torch.Tensor:
     return 0.5 * n_features * (torch.log(mse) + _LOG_2PI + 1.0)
 
 
-def gaussian_nll(x: torch.Tensor, x_hat: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
-    """Per-row negative log-density of ``x`` under N(x_hat, σ² I), σ = exp(log_sigma)."""
+def gaussian_nll(
+    x: torch.Tensor,
+    x_hat: torch.Tensor,
+    log_sigma: torch.Tensor,
+    observed: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Per-row negative log-density of ``x`` under N(x_hat, σ² I), σ = exp(log_sigma),
+    over the points where ``observed`` is 1 (default: all of them)."""
     sq = ((x - x_hat) * torch.exp(-log_sigma)) ** 2
-    return 0.5 * sq.sum(dim=-1) + x.shape[-1] * (log_sigma + 0.5 * _LOG_2PI)
+    if observed is None:
+        return 0.5 * sq.sum(dim=-1) + x.shape[-1] * (log_sigma + 0.5 * _LOG_2PI)
+    return 0.5 * (sq * observed).sum(dim=-1) + observed.sum(dim=-1) * (
+        log_sigma + 0.5 * _LOG_2PI
+    )
 
 
 def gaussian_kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
