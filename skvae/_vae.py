@@ -71,6 +71,14 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     per-point variance) inside the estimator, so the Gaussian likelihood's shared noise is
     isotropic in the data's own units and the training loss is the L2 error users measure.
 
+    Curves may have missing points (NaN), in training and in inference: the scaling comes
+    from the observed values, the likelihood counts the observed points only, and the
+    encoder reads which points are observed. In training, a share of the curves also hide
+    random gaps from the encoder (scattered points or one contiguous stretch, up to 80 %
+    of the curve) while the likelihood scores all their observed points, so that
+    :meth:`transform` encodes a curve from any part of it. See the user guide's page on
+    missing points.
+
     Parameters
     ----------
     latent_dims : int, default=2
@@ -157,9 +165,10 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     n_iter_ : int
         Number of epochs run (over all fits when warm starting).
     loss_curve_ : list of float
-        Training loss (negative ELBO per curve and grid point, data units) per epoch.
+        Training loss (negative ELBO per curve and observed grid point, data units) per
+        epoch.
     reconstruction_curve_ : list of float
-        The reconstruction part of the loss per epoch (per curve and grid point).
+        The reconstruction part of the loss per epoch (per curve and observed grid point).
     kl_curve_ : list of float
         Mean KL divergence per curve (in nats, not per grid point) per epoch.
     scaler_ : CurveScaler
@@ -292,7 +301,9 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Training curves, one per row, all sampled on the same grid.
+            Training curves, one per row, all sampled on the same grid; NaN marks a
+            missing point (every curve needs an observed point, every grid point an
+            observed value).
         y : None
             Ignored.
 
@@ -316,7 +327,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Training curves.
+            Training curves; NaN marks a missing point.
         y : None
             Ignored.
 
@@ -592,10 +603,14 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     def transform(self, X):
         """Encode curves to their posterior means.
 
+        Curves with missing points (NaN) are encoded from their observed points. An encoder
+        without ``module_.config["mask_aware"]`` (models saved by skvae 0.1.0) does not
+        read the observation mask: it sees missing points as points on the mean curve.
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Curves.
+            Curves; NaN marks a missing point.
 
         Returns
         -------
@@ -676,12 +691,14 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
         The expected log-likelihood under the posterior is computed with the 2·latent_dims
         unscented-transform points (exact for cubic integrands), so the result is
-        deterministic and row-independent.
+        deterministic and row-independent. For a curve with missing points (NaN) it is the
+        ELBO of its observed points: a density over fewer points, so compare curves with
+        the same observed points.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Curves.
+            Curves; NaN marks a missing point.
 
         Returns
         -------

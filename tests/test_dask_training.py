@@ -160,7 +160,8 @@ def test_block_batches_reject_bad_blocks():
     with pytest.raises(ValueError, match="infinity"):
         list(bad.batches(8, torch.Generator().manual_seed(0)))
     X[25] = np.nan
-    empty = DaskBlockBatches(split_blocks(da.from_array(X, chunks=10), None, None)[0], source.scaler)
+    blocks = split_blocks(da.from_array(X, chunks=10), None, None)[0]
+    empty = DaskBlockBatches(blocks, source.scaler)
     with pytest.raises(ValueError, match=r"row block of X has 1 curve\(s\).*rows \[5\]"):
         list(empty.batches(8, torch.Generator().manual_seed(0)))
     huge = DaskBlockBatches(

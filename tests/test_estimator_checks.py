@@ -2,9 +2,9 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skvae import BetaCurveVAE
+from skvae import BetaCurveVAE, CurveImputer
 
 
-@parametrize_with_checks([BetaCurveVAE()])
+@parametrize_with_checks([BetaCurveVAE(), CurveImputer()])
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

@@ -101,8 +101,9 @@ def test_matcher_inverse_transform_bad_input(matcher, Z, error, match):
 
 
 MATCHER_FIT_BAD = [
-    pytest.param(*c[1:], id=c[0]) for c in FIT_BAD if c[0]
-    not in {"overflowing mean", "curve with no observed point", "grid point never observed"}
+    pytest.param(*c[1:], id=c[0])
+    for c in FIT_BAD
+    if c[0] not in {"overflowing mean", "curve with no observed point", "grid point never observed"}
 ] + [
     pytest.param(
         lambda X: with_value(X, (slice(None), 0), np.nan),

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 #: Share of the curves of a mini-batch that hide points from the encoder.
-HIDING_SHARE = 0.3
+HIDING_SHARE = 0.5
 #: Largest share of a curve's points hidden (drawn uniformly up to it).
 MAX_HIDDEN = 0.8
 

@@ -80,13 +80,54 @@ def split_missing(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x.masked_fill(missing, 0.0), (~missing).to(x.dtype)
 
 
+def interpolate_missing(x: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
+    """Curves ``x`` with each missing point replaced by the straight line between the
+    nearest observed points on either side along the grid (the nearest observed value
+    beyond the last one, 0 in a curve with none).
+
+    Parameters
+    ----------
+    x : torch.Tensor of shape (n, n_features)
+        Curves, finite (any value at the missing points).
+    observed : torch.Tensor of shape (n, n_features)
+        1 at the observed points, 0 at the missing ones.
+
+    Returns
+    -------
+    filled : torch.Tensor of shape (n, n_features)
+
+    Examples
+    --------
+    >>> x = torch.tensor([[0.0, 1.0, 0.0, 0.0, 4.0, 0.0]])
+    >>> interpolate_missing(x, torch.tensor([[0.0, 1, 0, 0, 1, 0]])).tolist()
+    [[1.0, 1.0, 2.0, 3.0, 4.0, 4.0]]
+    """
+    n_features = x.shape[-1]
+    seen = observed > 0
+    index = torch.arange(n_features, device=x.device, dtype=x.dtype).expand_as(x)
+    none = torch.full_like(x, -1.0)
+    before = torch.cummax(torch.where(seen, index, none), dim=-1).values
+    after = n_features - 1 - torch.cummax(torch.where(seen.flip(-1), index, none), dim=-1).values
+    after = after.flip(-1)  # n_features where no observed point follows
+    left = x.gather(-1, before.clamp(min=0).long())
+    right = x.gather(-1, after.clamp(max=n_features - 1).long())
+    has_left, has_right = before >= 0, after < n_features
+    weight = (index - before) / torch.clamp(after - before, min=1.0)
+    line = left + (right - left) * weight
+    filled = torch.where(has_left, torch.where(has_right, line, left), right)
+    filled = torch.where(has_left | has_right, filled, torch.zeros_like(x))
+    return torch.where(seen, x, filled)
+
+
 class Encoder(nn.Module):
     """MLP mapping a curve to the mean and log-variance of a diagonal Gaussian posterior.
 
     Missing points (NaN) are set to 0, the mean curve in model units. A ``mask_aware``
-    encoder also reads which points are observed: its input is the filled curve followed
-    by the observation mask (``2 * n_features`` values), so a missing point is never
-    mistaken for a point observed on the mean curve.
+    encoder also reads which points are observed: its input is the curve with its missing
+    points interpolated along the grid (:func:`interpolate_missing`) followed by the
+    observation mask (``2 * n_features`` values), so a missing point is never mistaken
+    for an observed one, and a curve with scattered missing points looks to the network
+    much like the complete curve.
     """
 
     def __init__(
@@ -116,10 +157,7 @@ class Encoder(nn.Module):
         if observed is None:
             x, observed = split_missing(x)
         if self.mask_aware:
-            # scaled as inverted dropout scales what it keeps: the first layer's expected
-            # input is the same whatever share of the points is missing
-            share = observed.shape[-1] / torch.clamp(observed.sum(dim=-1, keepdim=True), min=1.0)
-            x = torch.cat([x, observed], dim=-1) * share
+            x = torch.cat([interpolate_missing(x, observed), observed], dim=-1)
         h = self.body(x)
         raw = self.logvar(h)
         return self.mean(h), LOGVAR_BOUND * torch.tanh(raw / LOGVAR_BOUND)
@@ -346,9 +384,7 @@ def gaussian_nll(
     sq = ((x - x_hat) * torch.exp(-log_sigma)) ** 2
     if observed is None:
         return 0.5 * sq.sum(dim=-1) + x.shape[-1] * (log_sigma + 0.5 * _LOG_2PI)
-    return 0.5 * (sq * observed).sum(dim=-1) + observed.sum(dim=-1) * (
-        log_sigma + 0.5 * _LOG_2PI
-    )
+    return 0.5 * (sq * observed).sum(dim=-1) + observed.sum(dim=-1) * (log_sigma + 0.5 * _LOG_2PI)
 
 
 def gaussian_kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
