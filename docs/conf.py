@@ -94,7 +94,8 @@ sphinx_gallery_conf = {
     "gallery_dirs": "auto_examples",
     "filename_pattern": r"/plot_",
     "ignore_pattern": r"__init__\.py",
-    "within_subsection_order": "FileNameSortKey",
+    # the order of the getting-started path (skvae_docs.GALLERY_ORDER)
+    "within_subsection_order": "skvae_docs.GalleryOrder",
     "doc_module": ("skvae",),
     "backreferences_dir": "gen_modules/backreferences",
     "reference_url": {"skvae": None},

@@ -3,10 +3,18 @@
 * ``|BetaCurveVAE.max_iter|``, ``|LatentMatcher.xatol|``, ...: one reST substitution per
   constructor parameter of the public estimators, made from ``get_params()`` of a fresh
   instance when the build starts, so prose that quotes a default cannot go stale.
+  ``|format_version|`` is the version of the file format :func:`skvae.save` writes, read
+  from a file it saves.
 * :func:`api_members` chooses what a class's API page documents: every public method and
   property defined by skvae, wherever in the class hierarchy (mixins included), and the
   names of the public methods inherited from scikit-learn, listed without their
   docstrings. ``conf.py`` hands the choice to the autosummary class template.
+* :class:`GalleryOrder` sorts the gallery along the getting-started path (first fit,
+  looking at it, matching, uncertainty, scaling out) rather than by file name.
+* ``.. markdown-file:: path``: a Markdown file of the repository (the benchmark results,
+  ``benchmarks/results/results.md``) rendered in place, converted to reST by
+  :func:`markdown_to_rst` (headings, paragraphs, pipe tables, emphasis, inline code and
+  images: what ``benchmarks/run.py`` writes), so the site shows the current file.
 * After an HTML build, every page is scanned: a ``<script src>`` or a stylesheet, font or
   preload ``<link>`` that points off the site, or a local one whose file is missing,
   fails the build, and so does a local link (``<a href>``) to a missing page or to an
@@ -18,21 +26,46 @@ from __future__ import annotations
 
 import html.parser
 import posixpath
+import re
 from pathlib import Path
+
+from docutils.parsers.rst import Directive, directives
+from docutils.statemachine import StringList
 
 #: ``<link rel=...>`` kinds that the browser fetches while rendering the page.
 _FETCHED_LINKS = {"stylesheet", "preload", "modulepreload", "prefetch", "icon", "manifest"}
 
 
 def default_substitutions() -> str:
-    """reST substitution definitions ``|Class.param|`` -> ````repr(default)````."""
+    """reST substitution definitions ``|Class.param|`` -> ````repr(default)````, and
+    ``|format_version|``."""
     from skvae import BetaCurveVAE, LatentMatcher
 
     lines = []
     for cls in (BetaCurveVAE, LatentMatcher):
         for name, value in sorted(cls().get_params(deep=False).items()):
             lines.append(f".. |{cls.__name__}.{name}| replace:: ``{value!r}``")
+    lines.append(f".. |format_version| replace:: {saved_format_version()}")
     return "\n".join(lines) + "\n"
+
+
+def saved_format_version() -> int:
+    """The ``format_version`` recorded in a file that :func:`skvae.save` writes now."""
+    import io
+    import json
+    import warnings
+    import zipfile
+
+    import skvae
+
+    X, _ = skvae.make_beta_curves(n_samples=8, n_points=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one epoch does not converge
+        vae = skvae.BetaCurveVAE(max_iter=1, hidden_layer_sizes=(2,), random_state=0).fit(X)
+    buffer = io.BytesIO()
+    skvae.save(vae, buffer)
+    with zipfile.ZipFile(buffer) as archive:
+        return int(json.loads(archive.read("skvae.json"))["format_version"])
 
 
 def _is_skvae(cls: type) -> bool:
@@ -89,6 +122,116 @@ def defined_in() -> dict[str, str]:
         if module and module != "skvae" and not module.split(".")[-1].startswith("_"):
             homes[f"skvae.{name}"] = module
     return homes
+
+
+#: The gallery's examples in reading order: the path of the getting-started page.
+GALLERY_ORDER = (
+    "plot_beta_analysis.py",  # a first fit and its figures
+    "plot_damped_oscillations.py",  # the same on a family of your own
+    "plot_sampling.py",  # what the model generates
+    "plot_partial_curves.py",  # matching and completing curves
+    "plot_match_uncertainty.py",  # how sure a match is
+    "plot_recover_parameters.py",  # pipelines and grid search
+    "plot_dask_scaling.py",  # scaling out
+)
+
+
+class GalleryOrder:
+    """sphinx-gallery's ``within_subsection_order``: :data:`GALLERY_ORDER`, then any other
+    example by file name."""
+
+    def __init__(self, src_dir: str):
+        self.src_dir = src_dir
+
+    def __call__(self, filename: str) -> tuple[int, str]:
+        name = posixpath.basename(str(filename).replace("\\", "/"))
+        rank = GALLERY_ORDER.index(name) if name in GALLERY_ORDER else len(GALLERY_ORDER)
+        return rank, name
+
+
+_HEADING_MARKS = {1: "=", 2: "-", 3: "~", 4: "^"}
+_CODE = re.compile(r"(`[^`]+`)")
+_BOLD = re.compile(r"\*\*(.+?)\*\*")
+_ITALIC = re.compile(r"(?<![\w\\])_(\S(?:.*?\S)?)_(?!\w)")
+_IMAGE = re.compile(r"^!\[(?P<alt>[^\]]*)\]\((?P<path>[^)]+)\)$")
+
+
+def _inline(text: str) -> str:
+    """Markdown inline markup (code, bold, italics) as reST, other markup escaped."""
+    whole = re.fullmatch(r"_(\S.*\S)_", text.strip())
+    if whole:  # a line in italics (reST does not nest markup: code inside shows as is)
+        return f"*{_inline(whole.group(1))}*"
+    out = []
+    for k, part in enumerate(_CODE.split(text)):
+        if k % 2:  # `code` -> ``code``
+            out.append(f"`{part}`")
+            continue
+        bold = _BOLD.split(part)  # odd items: the text in **...**
+        for b, piece in enumerate(bold):
+            piece = piece.replace("\\", "\\\\").replace("*", "\\*").replace("|", "\\|")
+            piece = _ITALIC.sub(lambda m: f"*{m.group(1)}*", piece)
+            piece = re.sub(r"(?<=\w)_(?!\w)", r"\\_", piece)  # a trailing _ is a reST link
+            out.append(f"**{piece}**" if b % 2 else piece)
+    return "".join(out)
+
+
+def _table(rows: list[str]) -> list[str]:
+    cells = [[c.strip() for c in row.strip().strip("|").split("|")] for row in rows]
+    header, body = cells[0], [r for r in cells[2:]]
+    lines = [".. list-table::", "   :header-rows: 1", ""]
+    for row in [header, *body]:
+        for k, cell in enumerate(row):
+            text = _inline(cell) if cell else ""
+            lines.append(f"   {'* -' if k == 0 else '  -'} {text}".rstrip())
+    return [*lines, ""]
+
+
+def markdown_to_rst(text: str, *, image_dir: str = ".") -> str:
+    """The Markdown that ``benchmarks/run.py`` writes, as reST.
+
+    Headings (``#``...), paragraphs, pipe tables, ``**bold**``, ``_italics_``, inline
+    code and images on a line of their own; images are looked up in ``image_dir``.
+    """
+    out: list[str] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.startswith("|"):
+            block = []
+            while i < len(lines) and lines[i].startswith("|"):
+                block.append(lines[i])
+                i += 1
+            out += _table(block)
+            continue
+        if heading := re.match(r"^(#{1,4})\s+(.*)$", line):
+            title = _inline(heading.group(2))
+            out += [title, _HEADING_MARKS[len(heading.group(1))] * len(title), ""]
+        elif image := _IMAGE.match(line.strip()):
+            out += [f".. image:: {image_dir}/{image['path']}", f"   :alt: {image['alt']}", ""]
+        else:
+            out.append(_inline(line))
+        i += 1
+    return "\n".join(out) + "\n"
+
+
+class MarkdownFile(Directive):
+    """``.. markdown-file:: ../benchmarks/results/results.md`` (path from the page)."""
+
+    required_arguments = 1
+    option_spec = {"skip-title": directives.flag}
+
+    def run(self):
+        env = self.state.document.settings.env
+        relative, absolute = env.relfn2path(self.arguments[0])
+        env.note_dependency(relative)
+        text = Path(absolute).read_text(encoding="utf-8")
+        if "skip-title" in self.options:  # the page has its own
+            text = re.sub(r"\A#\s.*\n", "", text)
+        image_dir = posixpath.dirname(self.arguments[0])
+        rst = markdown_to_rst(text, image_dir=image_dir)
+        self.state_machine.insert_input(StringList(rst.splitlines(), absolute), absolute)
+        return []
 
 
 class _Resources(html.parser.HTMLParser):
@@ -197,6 +340,7 @@ def _add_substitutions(app, config):
 
 
 def setup(app):
+    app.add_directive("markdown-file", MarkdownFile)
     app.connect("config-inited", _add_substitutions)
     # After sphinx-mathjax-offline has copied MathJax into the site (default priority).
     app.connect("build-finished", _check_offline, priority=900)
