@@ -96,6 +96,7 @@ sphinx_gallery_conf = {
     "ignore_pattern": r"__init__\.py",
     # the order of the getting-started path (skvae_docs.GALLERY_ORDER)
     "within_subsection_order": "skvae_docs.GalleryOrder",
+    "image_scrapers": (skvae_docs.GalleryScraper(),),  # figures at 150 dpi
     "doc_module": ("skvae",),
     "backreferences_dir": "gen_modules/backreferences",
     "reference_url": {"skvae": None},

@@ -137,3 +137,20 @@ def test_markdown_pages_convert_to_valid_rest():
     assert "*Measured by ``run.py``.*" in rst
     assert "**bold** kl_curve\\_ a\\|b *it*" in rst
     assert ".. list-table::" in rst and "   * - 1" in rst
+
+
+def _example_prose(path: Path) -> str:
+    """The reST text of an example: its docstring and its comment lines."""
+    source = path.read_text()
+    docstring = ast.get_docstring(ast.parse(source)) or ""
+    comments = [line.strip()[1:] for line in source.splitlines() if line.strip().startswith("#")]
+    return docstring + "\n" + "\n".join(comments)
+
+
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.name)
+def test_example_prose_quotes_no_measured_number(path):
+    """Numbers an example measures (errors, rates, noise levels) belong in its printed
+    output, computed, never typed into the prose next to it, where they go stale."""
+    prose = _example_prose(path)
+    measured = re.findall(r"(?<![\w.])\d+\.\d{3,}(?![\w.])", prose)
+    assert measured == [], f"{path.name} quotes measured-looking numbers: {measured}"

@@ -149,6 +149,21 @@ class GalleryOrder:
         return rank, name
 
 
+class GalleryScraper:
+    """sphinx-gallery's matplotlib scraper, saving the figures at :attr:`dpi` (sharp on
+    high-resolution screens; matplotlib's default is 100)."""
+
+    dpi = 150
+
+    def __call__(self, block, block_vars, gallery_conf):
+        from sphinx_gallery.scrapers import matplotlib_scraper
+
+        return matplotlib_scraper(block, block_vars, gallery_conf, dpi=self.dpi)
+
+    def __repr__(self):  # sphinx-gallery compares configurations by their repr
+        return f"GalleryScraper(dpi={self.dpi})"
+
+
 _HEADING_MARKS = {1: "=", 2: "-", 3: "~", 4: "^"}
 _CODE = re.compile(r"(`[^`]+`)")
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
