@@ -3,9 +3,11 @@
 Each module ``benchmarks/sections/<name>.py`` defines::
 
     TITLE: str
-    def measure(mode: benchmarks.harness.modes.Mode) -> dict  # JSON-able results
-    def table(results: dict) -> str                    # markdown for results.md
-    def figures(results: dict, out: Path) -> list[str] # optional: writes images, returns names
+    def measure(mode: Mode) -> dict                     # JSON-able results
+    def table(results: dict) -> str                     # markdown for results.md
+    def figures(results: dict, out: Path) -> list[str]  # optional: writes images, returns names
+
+with ``Mode`` from ``benchmarks.harness.modes``. Sections import skvae's public API only.
 
 ``measure`` may return ``{"skipped": "reason"}`` (e.g. no GPU); ``run.py`` then prints the
 reason instead of calling ``table``. A section whose module is missing, or that raises

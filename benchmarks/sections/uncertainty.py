@@ -38,7 +38,7 @@ LEVELS = (0.683, 0.95)
 #: Nelder-Mead tolerances (``xatol`` = ``fatol``): the matcher's default, and a loose one.
 TIGHT, LOOSE = 1e-4, 1e-2
 #: The reference MAP: Nelder-Mead to this tolerance (or this many iterations), then the
-#: polish; tight enough to reach the float32 decoder's resolution of the objective.
+#: polish; tight enough to reach the resolution that the float32 decoder leaves the objective.
 REFERENCE_TOLERANCE, REFERENCE_MAX_ITER = 1e-8, 1000
 
 
@@ -193,10 +193,11 @@ def table(results: dict) -> str:
         f"(Nelder-Mead to tolerance {md.fmt(reference.get('tolerance'))} or "
         f"{md.fmt(reference.get('max_iter'))} iterations, then the Gauss-Newton polish) in "
         "posterior standard deviations, excess negative log-posterior, and `transform` "
-        "throughput on the CPU. The decoder computes in float32, which leaves the objective "
-        "a resolution of about 10⁻⁵ nats: a reference this tight settles in that noise, so "
-        "distances of a few thousandths of an sd and excesses near 10⁻⁵ are at the MAP to "
-        "the objective's precision.",
+        "throughput on the CPU. The decoder computes in float32: between codes 10⁻⁴ sd apart "
+        "the objective jitters by 10⁻⁵ to 10⁻⁴ nats, as much as its quadratic rise over "
+        "0.01 sd. A reference this tight settles in that jitter, so distances below about "
+        "0.01 sd and excesses below about 10⁻⁴ nats are at the MAP to the objective's "
+        "precision.",
         "",
         md.table(
             ["method", "missing", "targets/s", "median distance (sd)", "95th pct distance (sd)"]
