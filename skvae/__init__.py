@@ -1,6 +1,6 @@
 """skvae: scikit-learn compatible variational autoencoders for families of curves."""
 
-from ._matcher import LatentMatcher
+from ._matching.matcher import LatentMatcher
 from ._persistence import load, save
 from ._vae import BetaCurveVAE
 from .datasets import make_beta_curves

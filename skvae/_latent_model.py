@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._inference import apply_in_chunks, chunk_size_for
-from ._networks import VAEModule
+from ._chunks import apply_in_chunks, chunk_size_for
 from ._scaling import CurveScaler
+from ._torch.networks import VAEModule
 
 #: Per-device copies of fitted modules, keyed weakly by the fitted (CPU) module: the
 #: estimator's own attributes are never touched by inference, and nothing here pickles.

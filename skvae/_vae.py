@@ -1,30 +1,64 @@
-"""BetaCurveVAE: the scikit-learn estimator wrapping the torch VAE."""
+"""BetaCurveVAE: the scikit-learn estimator of a variational autoencoder for curves.
+
+The whole estimator lives here, as scikit-learn keeps one estimator in one module: its
+parameters and their validation, ``fit``/``partial_fit`` and the private fitting steps
+(as ``BaseMultilayerPerceptron`` keeps ``_fit`` and ``_initialize``), and the inference
+methods. A fit trains copies (a fresh state, or a deep copy of the fitted one when warm
+starting or continuing with ``partial_fit``) and :meth:`BetaCurveVAE._set_fitted` assigns
+every fitted attribute in one place, only once training succeeded, so that a failed fit
+changes nothing. Inputs may be numpy arrays or dask arrays (mapped block by block);
+outputs are float64.
+"""
 
 from __future__ import annotations
 
+import copy
+import functools
+import math
 from numbers import Integral, Real
 
+import numpy as np
+import torch
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
     _fit_context,
 )
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ._networks import ACTIVATIONS
+from . import _dask
+from ._chunks import apply_in_chunks
+from ._latent_model import LatentModel
+from ._progress import make_progress_callback
+from ._scaling import CurveScaler
+from ._torch import loop as _training
+from ._torch.networks import ACTIVATIONS, PROFILED, VAEModule
 from ._utils import unchanged_on_failure
-from ._vae_fitting import CurveVAEFittingMixin
-from ._vae_inference import CurveVAEInferenceMixin
+from ._warnings import warn_at_caller
 
 __all__ = ["BetaCurveVAE"]
 
 
-class BetaCurveVAE(
-    ClassNamePrefixFeaturesOutMixin,
-    CurveVAEInferenceMixin,
-    CurveVAEFittingMixin,
-    BaseEstimator,
-):
+_SEED_MAX = np.iinfo(np.int32).max
+
+
+def resolve_device(device: str) -> torch.device:
+    """The torch device of the ``device`` parameter (``"auto"``: CUDA when available)."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            "device='cuda' was requested but torch reports no CUDA device; "
+            "use device='cpu' or device='auto' (a fitted model: set_params(device='cpu'))."
+        )
+    return torch.device(device)
+
+
+class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Variational autoencoder for families of curves sampled on a common grid.
 
     Each row of ``X`` is one curve (a function sampled at ``n_features`` points). An MLP
@@ -296,3 +330,404 @@ class BetaCurveVAE(
         with unchanged_on_failure(self):
             X = self._validate_training_data(X, reset=first)
             return self._fit(X, 1, incremental=True)
+
+    # ------------------------------------------------------- fitting steps
+
+    def _validate_training_data(self, X, *, reset: bool):
+        """Validated training curves: a float64 ndarray, or a dask array (rows in
+        blocks, columns in one block) that is never materialised."""
+        if not _dask.is_dask_array(X):
+            return validate_data(self, X, reset=reset, dtype=np.float64, order="C")
+        X = _dask.check_dask_curves(X, None if reset else self.n_features_in_)
+        if reset:
+            self.n_features_in_ = int(X.shape[1])
+            self.__dict__.pop("feature_names_in_", None)
+        return X
+
+    def _training_data(self, X, scaler, rng, device, incremental: bool):
+        """``(source, validation)`` of the training loop: mini-batches of the training
+        curves, and the held-out ELBO (None without early stopping)."""
+        hold_out = self.early_stopping and not incremental
+        if _dask.is_dask_array(X):
+            return _dask.dask_training_data(
+                X,
+                scaler,
+                validation_fraction=self.validation_fraction if hold_out else None,
+                rng=rng,
+                device=device,
+                kl_weight=self.kl_weight,
+            )
+        X_train, X_val = self._validation_split(X, rng, incremental)
+        source = _training.TensorBatches(scaler.to_model_tensor(X_train, device))
+        if X_val is None:
+            return source, None
+        val = scaler.to_model_tensor(X_val, device)
+        return source, functools.partial(_training.validation_elbo, X=val, kl_weight=self.kl_weight)
+
+    # ------------------------------------------------------------ hyper-parameters
+
+    def _check_integer_params(self) -> None:
+        """Reject booleans where integers are expected (``Interval(Integral)`` admits them)."""
+        for name in ("latent_dims", "max_iter", "batch_size", "n_iter_no_change"):
+            value = getattr(self, name)
+            if isinstance(value, bool | np.bool_):
+                raise ValueError(f"{name} must be an integer, got the boolean {value!r}.")
+
+    def _hidden_sizes(self) -> list[int]:
+        """The validated ``hidden_layer_sizes`` as a list of ints."""
+        sizes = self.hidden_layer_sizes
+        sizes = [sizes] if isinstance(sizes, Integral) else list(sizes)
+        if not sizes or any(
+            isinstance(s, bool) or not isinstance(s, Integral) or s < 1 for s in sizes
+        ):
+            raise ValueError(
+                "hidden_layer_sizes must be a non-empty sequence of positive integers, "
+                f"got {self.hidden_layer_sizes!r}."
+            )
+        return [int(s) for s in sizes]
+
+    def _training_config(self, batch_size: int) -> _training.TrainingConfig:
+        """The training loop's settings from the hyper-parameters."""
+        return _training.TrainingConfig(
+            max_epochs=self.max_iter,
+            batch_size=batch_size,
+            learning_rate_init=self.learning_rate_init,
+            schedule=self.learning_rate,
+            decay_rate=self.decay_rate,
+            tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
+            kl_weight=self.kl_weight,
+        )
+
+    # ------------------------------------------------------------------- state
+
+    def _initialize(self, n_features: int, scaler: CurveScaler, seed: int) -> VAEModule:
+        """Fresh networks for curves of ``n_features`` points (nothing assigned)."""
+        if isinstance(self.noise, str):
+            noise = {"learned": None, "profiled": PROFILED}[self.noise]
+        else:
+            noise = float(self.noise) / scaler.scale
+        if isinstance(noise, float) and not (math.isfinite(noise) and noise > 0):
+            raise ValueError(
+                f"noise={self.noise!r} is not representable relative to the data's scale "
+                f"({scaler.scale:g}); choose a noise of a comparable magnitude."
+            )
+        module = VAEModule(
+            n_features=n_features,
+            hidden=self._hidden_sizes(),
+            latent_dims=self.latent_dims,
+            activation=self.activation,
+            noise=noise,
+            residual=self.residual,
+        )
+        module.reset_parameters(torch.Generator().manual_seed(seed))
+        return module
+
+    def _starting_point(self, X, rng, incremental: bool):
+        """``(module, state, scaler, generator)`` to train: copies of the fitted ones
+        when continuing, fresh ones otherwise."""
+        # drawn even when continuing, so that a warm-started fit with an int random_state
+        # holds out the same validation curves as the first fit
+        init_seed = int(rng.randint(_SEED_MAX))
+        generator = torch.Generator()
+        if hasattr(self, "module_") and (incremental or self.warm_start):
+            module = copy.deepcopy(self.module_)
+            state = copy.deepcopy(self._state)
+            scaler = self.scaler_
+            if incremental:
+                generator.set_state(self._generator_state)
+                return module, state, scaler, generator
+        else:
+            scaler = _dask.dask_scaler(X) if _dask.is_dask_array(X) else CurveScaler.fit(X)
+            module = self._initialize(X.shape[1], scaler, init_seed)
+            state = _training.TrainingState()
+        generator.manual_seed(int(rng.randint(_SEED_MAX)))
+        return module, state, scaler, generator
+
+    def _validation_split(self, X, rng, incremental: bool):
+        """``(X_train, X_val)``: the early-stopping hold-out, ``X_val`` None without one."""
+        if not self.early_stopping or incremental:
+            return X, None
+        n_val = int(round(self.validation_fraction * len(X)))
+        if n_val < 1 or n_val >= len(X):
+            raise ValueError(
+                f"early_stopping needs at least one training and one validation curve; "
+                f"validation_fraction={self.validation_fraction} of {len(X)} curves "
+                f"gives {n_val}. Provide more curves or set early_stopping=False."
+            )
+        order = rng.permutation(len(X))
+        return X[order[n_val:]], X[order[:n_val]]
+
+    # ---------------------------------------------------------------- training
+
+    def _fit(self, X: np.ndarray, n_epochs: int, *, incremental: bool):
+        """Train for up to ``n_epochs`` on validated ``X``; assign only on success.
+
+        ``incremental`` (``partial_fit``): continue the fitted state and its generator,
+        without early stopping or a convergence warning.
+        """
+        self._check_integer_params()
+        rng = check_random_state(self.random_state)
+        module, state, scaler, generator = self._starting_point(X, rng, incremental)
+        device = resolve_device(self.device)
+        module.to(device)
+        source, validation = self._training_data(X, scaler, rng, device, incremental)
+        config = self._training_config(min(self.batch_size, source.n_samples))
+        first_epoch = state.epoch
+        callback, close = make_progress_callback(
+            self.verbose, n_epochs, first_epoch, scaler.log_scale
+        )
+        try:
+            reason = _training.train(
+                module, state, source, validation, config, generator, n_epochs, on_epoch=callback
+            )
+        except _training.TrainingDiverged as exc:
+            raise ValueError(str(exc)) from None
+        finally:
+            close()
+        if reason == "interrupted" and state.epoch == first_epoch:
+            raise KeyboardInterrupt  # no epoch completed: nothing to keep, self is unchanged
+        self._set_fitted(module.cpu(), scaler, state, generator, validated=validation is not None)
+        self._warn_outcome(reason, state, first_epoch, incremental)
+        return self
+
+    def _set_fitted(self, module, scaler, state, generator, *, validated: bool) -> None:
+        """Assign every fitted attribute, in data units, from a finished training run."""
+        offset = scaler.log_scale  # per-point log-likelihood shift to data units
+        n_features = module.config["n_features"]
+        self.module_ = module
+        self.mean_ = scaler.mean
+        self.scale_ = scaler.scale
+        self._state = state
+        self._generator_state = generator.get_state()
+        self.n_iter_ = state.epoch
+        self.loss_curve_ = [v + offset for v in state.loss]
+        self.reconstruction_curve_ = [v + offset for v in state.reconstruction]
+        self.kl_curve_ = [v * n_features for v in state.kl]
+        self.validation_scores_ = (
+            [v - offset for v in state.validation] if self.early_stopping else None
+        )
+        if validated:  # the score of the restored weights (this fit's best)
+            self.best_validation_score_ = state.best_validation - offset
+        else:
+            scores = self.validation_scores_
+            self.best_validation_score_ = max(scores) if scores else None
+        self.noise_ = float(torch.exp(module.log_sigma.detach())) * scaler.scale
+
+    def _warn_outcome(self, reason: str, state, first_epoch: int, incremental: bool) -> None:
+        """Warn of an interrupted fit, or of one that stopped at ``max_iter`` while its
+        loss (validation score with ``early_stopping``) was still improving."""
+        if reason == "interrupted":
+            warn_at_caller(
+                f"Training interrupted by the user after {state.epoch - first_epoch} epochs; "
+                "the estimator keeps the weights of the last completed epoch (the best "
+                "validation weights when early_stopping=True).",
+                UserWarning,
+            )
+            return
+        if reason != "max_epochs" or incremental:
+            return
+        window = max(2, math.ceil(self.max_iter / 20))  # the schedule's last 5 %
+        if self.early_stopping:
+            improving = _training.still_improving(
+                state.validation, window, self.tol, higher_is_better=True
+            )
+        else:
+            improving = _training.still_improving(state.loss, window, self.tol)
+        if improving:
+            warn_at_caller(
+                f"{type(self).__name__}: maximum iterations ({self.max_iter}) reached and the "
+                f"loss was still improving by more than tol={self.tol:g} per epoch over the "
+                f"last {window} epochs; consider increasing max_iter.",
+                ConvergenceWarning,
+            )
+
+    # --------------------------------------------------------------- inference
+
+    @property
+    def encoder_(self) -> torch.nn.Module:
+        return self.module_.encoder
+
+    @property
+    def decoder_(self) -> torch.nn.Module:
+        return self.module_.decoder
+
+    @property
+    def scaler_(self) -> CurveScaler:
+        """The fitted scaling between data units and the networks' model units."""
+        return CurveScaler(self.mean_, self.scale_)
+
+    @property
+    def _n_features_out(self) -> int:  # AttributeError (so NotFittedError) until fitted
+        return self.module_.config["latent_dims"]
+
+    def latent_model(self) -> LatentModel:
+        """The fitted networks on the estimator's device, with their units: the contract
+        that matchers (:class:`~skvae.LatentMatcher`) use to search the latent space.
+
+        Returns
+        -------
+        model : LatentModel
+            Encoder, decoder, scaler, device, noise and the row-independent chunk size.
+
+        Examples
+        --------
+        >>> from skvae import BetaCurveVAE, make_beta_curves
+        >>> X, _ = make_beta_curves(n_samples=200, random_state=0)
+        >>> vae = BetaCurveVAE(max_iter=2, random_state=0).fit(X)
+        >>> model = vae.latent_model()
+        >>> model.latent_dims, model.n_features, model.device.type
+        (2, 100, 'cpu')
+        """
+        check_is_fitted(self)
+        device = resolve_device(self.device)
+        return LatentModel.of(self.module_, self.scaler_, device, self.noise_)
+
+    def transform(self, X):
+        """Encode curves to their posterior means.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Curves.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, latent_dims)
+            Posterior mean of each curve's latent code (deterministic, row-independent).
+        """
+        check_is_fitted(self)
+        if _dask.is_dask_array(X):
+            return _dask.map_rows(
+                self.transform, X, self._n_features_out, n_features=self.n_features_in_
+            )
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        model = self.latent_model()
+        return apply_in_chunks(
+            lambda t: model.encoder(t)[0],
+            X,
+            model.latent_dims,
+            scaler=model.scaler,
+            device=model.device,
+            non_finite_error=_non_finite_message("transform", self.scale_),
+        )
+
+    def _decode(self, Z: np.ndarray, method: str) -> np.ndarray:
+        """Decode validated latent codes to curves in data units (row-independent)."""
+        message = _non_finite_message(method, self.scale_, "Z")
+        return self.latent_model().decode(Z, non_finite_error=message)
+
+    def inverse_transform(self, X):
+        """Decode latent codes to curves in the original units.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, latent_dims)
+            Latent codes.
+
+        Returns
+        -------
+        X_curves : ndarray of shape (n_samples, n_features_in_)
+            Decoded curves (the means of the likelihood).
+        """
+        check_is_fitted(self)
+        if _dask.is_dask_array(X):
+            n_out, n_in = self.n_features_in_, self._n_features_out
+            return _dask.map_rows(self.inverse_transform, X, n_out, n_features=n_in)
+        Z = check_array(X, dtype=[np.float64, np.float32], input_name="X")
+        if Z.shape[1] != self._n_features_out:
+            raise ValueError(
+                f"X has {Z.shape[1]} features, but inverse_transform expects latent codes "
+                f"with {self._n_features_out} features (latent_dims)."
+            )
+        return self._decode(Z, "inverse_transform")
+
+    def sample(self, n_samples=1, random_state=None):
+        """Generate curves by decoding latent codes drawn from the prior N(0, I).
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of curves to generate.
+        random_state : int, RandomState instance or None, default=None
+            Seed of the latent draws.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features_in_)
+            Generated curves (noise-free likelihood means).
+        """
+        check_is_fitted(self)
+        if isinstance(n_samples, bool) or not isinstance(n_samples, Integral) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+        rng = check_random_state(random_state)
+        return self._decode(rng.standard_normal((n_samples, self._n_features_out)), "sample")
+
+    def score_samples(self, X):
+        """Evidence lower bound (ELBO) of each curve, in the data's units.
+
+        The expected log-likelihood under the posterior is computed with the 2·latent_dims
+        unscented-transform points (exact for cubic integrands), so the result is
+        deterministic and row-independent.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Curves.
+
+        Returns
+        -------
+        elbo : ndarray of shape (n_samples,)
+            Lower bound of each curve's log-density (higher is better).
+        """
+        check_is_fitted(self)
+        if _dask.is_dask_array(X):
+            return _dask.map_rows(self.score_samples, X, 0, n_features=self.n_features_in_)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        model = self.latent_model()
+        neg = apply_in_chunks(
+            lambda t: _training.negative_elbo(model.module, t, self.kl_weight),
+            X,
+            0,
+            scaler=model.scaler,
+            dtype=torch.float64,  # the networks run in float32, the likelihood in float64
+            device=model.device,
+            non_finite_error=_non_finite_message("score_samples", self.scale_),
+        )
+        return -neg - model.scaler.log_likelihood_offset(X.shape[1])
+
+    def score(self, X, y=None):
+        """Mean ELBO of the curves in ``X`` (higher is better; usable by GridSearchCV).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Curves.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        score : float
+            Mean of :meth:`score_samples`.
+        """
+        return float(np.mean(self.score_samples(X)))
+
+
+def _non_finite_message(method: str, scale: float, what: str = "X") -> str:
+    """Message of the ValueError raised when finite inputs overflow the float32 networks."""
+    degenerate = (
+        "or the fitted weights are degenerate (a fit that was diverging: refit with a "
+        "lower learning_rate_init)."
+    )
+    if what == "X":
+        return (
+            f"{method} produced non-finite values. Either X has values too large in "
+            "magnitude for the fitted model, which computes in float32 on curves centred by "
+            f"mean_ and divided by scale_={scale:g} (check that X is in the training "
+            f"curves' units), {degenerate}"
+        )
+    return (
+        f"{method} produced non-finite curves. Either the latent codes are too large in "
+        f"magnitude for the float32 decoder (the prior's codes are of order 1), {degenerate}"
+    )

@@ -11,7 +11,7 @@ import torch
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.optimize import minimize
 
-from skvae._nelder_mead import NelderMeadResult, batched_nelder_mead
+from skvae._matching.nelder_mead import NelderMeadResult, batched_nelder_mead
 
 
 def _t(a):

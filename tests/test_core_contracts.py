@@ -8,8 +8,9 @@ import pytest
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-from skvae import BetaCurveVAE, _training
+from skvae import BetaCurveVAE
 from skvae._scaling import CurveScaler
+from skvae._torch import loop as _training
 
 SMALL = dict(hidden_layer_sizes=(16,), batch_size=64, random_state=0)
 

@@ -22,9 +22,9 @@ from skvae._dask import (  # noqa: E402
     dask_validation_scorer,
     split_blocks,
 )
-from skvae._networks import VAEModule  # noqa: E402
 from skvae._scaling import CurveScaler  # noqa: E402
-from skvae._training import validation_elbo  # noqa: E402
+from skvae._torch.loop import validation_elbo  # noqa: E402
+from skvae._torch.networks import VAEModule  # noqa: E402
 
 # --------------------------------------------------------------------------- dask_scaler
 

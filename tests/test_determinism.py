@@ -13,7 +13,7 @@ from sklearn.base import clone
 
 import skvae
 from skvae import BetaCurveVAE
-from skvae._inference import CPU_CHUNK_SIZE as CHUNK_SIZE
+from skvae._chunks import CPU_CHUNK_SIZE as CHUNK_SIZE
 
 LatentMatcher = getattr(skvae, "LatentMatcher", None)
 
@@ -240,7 +240,7 @@ def test_scaling_on_the_device_is_bit_identical_to_scaling_on_the_host(
 ):
     """Accelerators scale raw rows on the device; the CPU scales with numpy. Run both on
     the CPU: the same bits, for every input layout the estimators accept."""
-    from skvae._inference import apply_in_chunks
+    from skvae._chunks import apply_in_chunks
 
     X = curves[1][:70].copy()
     X = {

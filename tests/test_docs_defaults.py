@@ -60,7 +60,7 @@ def _literal(text: str):
 
 
 def _cosine_floor_percent():
-    from skvae import _training
+    from skvae._torch import loop as _training
 
     return 100 * _training.COSINE_FLOOR
 

@@ -1,11 +1,11 @@
-"""Laplace posterior and Gauss-Newton polish of latent codes (skvae._laplace)."""
+"""Laplace posterior and Gauss-Newton polish of latent codes (skvae._matching.laplace)."""
 
 import numpy as np
 import pytest
 import torch
 from scipy.stats import chi2
 
-from skvae._laplace import (
+from skvae._matching.laplace import (
     decoder_jacobian,
     gauss_newton_polish,
     laplace_covariance,

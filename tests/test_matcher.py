@@ -1,4 +1,4 @@
-"""Tests for LatentMatcher (``skvae._matcher``)."""
+"""Tests for LatentMatcher (``skvae._matching.matcher``)."""
 
 import functools
 import pickle
@@ -13,7 +13,9 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skvae import BetaCurveVAE, LatentMatcher, _matcher_objective, _matcher_search
+from skvae import BetaCurveVAE, LatentMatcher
+from skvae._matching import matcher_search as _matcher_search
+from skvae._matching import objective as _matcher_objective
 
 # Train on one thread here: on shared, busy cores torch's multi-threaded small kernels
 # are many times slower (the matcher itself always matches on one thread).

@@ -7,8 +7,8 @@ from numpy.testing import assert_array_equal
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
-from skvae._matcher_objective import BufferedDecoder, Objective
-from skvae._networks import Residual
+from skvae._matching.objective import BufferedDecoder, Objective
+from skvae._torch.networks import Residual
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -1,4 +1,4 @@
-"""The batched Nelder-Mead engine's own contract (``skvae._nelder_mead``), in torch:
+"""The batched Nelder-Mead engine's own contract (``skvae._matching.nelder_mead``), in torch:
 batched calls that converged problems drop out of, results independent of the batch,
 never worse than the start, non-finite values, initial simplices, result types, input
 validation, and tensors in and out.
@@ -12,7 +12,7 @@ import torch
 from _nelder_mead_cases import _default_simplex, _quadratics, _rowsum, _run, _t
 from numpy.testing import assert_allclose, assert_array_equal
 
-from skvae._nelder_mead import NelderMeadResult, batched_nelder_mead
+from skvae._matching.nelder_mead import NelderMeadResult, batched_nelder_mead
 
 
 def test_max_iter_cap_sets_not_converged():

@@ -18,7 +18,7 @@ from _nelder_mead_cases import (
 )
 from numpy.testing import assert_array_equal
 
-from skvae._nelder_mead import NelderMeadResult, batched_nelder_mead
+from skvae._matching.nelder_mead import NelderMeadResult, batched_nelder_mead
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

@@ -1,4 +1,4 @@
-"""The batched Nelder-Mead engine (``skvae._nelder_mead``) against scipy's Nelder-Mead,
+"""The batched Nelder-Mead engine (``skvae._matching.nelder_mead``) against scipy's Nelder-Mead,
 run problem by problem: the same iterations, evaluations and results, on every test
 problem, from explicit simplices, under iteration and evaluation caps, and with +inf
 barriers.

@@ -13,8 +13,9 @@ import torch
 from _helpers import assert_identical, fitted_state
 from sklearn.exceptions import NotFittedError
 
-from skvae import BetaCurveVAE, _training
-from skvae._networks import LOGVAR_BOUND
+from skvae import BetaCurveVAE
+from skvae._torch import loop as _training
+from skvae._torch.networks import LOGVAR_BOUND
 
 SMALL = {"hidden_layer_sizes": (32,), "max_iter": 20, "batch_size": 64, "random_state": 0}
 

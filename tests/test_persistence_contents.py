@@ -15,7 +15,7 @@ from _helpers import SMALL, assert_same_outputs, rewrite, saved_bytes
 
 import skvae
 from skvae import BetaCurveVAE
-from skvae._networks import VAEModule
+from skvae._torch.networks import VAEModule
 
 DATA = Path(__file__).parent / "data"
 
@@ -63,7 +63,7 @@ def test_loading_bytes_and_refusing_what_load_would_refuse(fitted_vae, monkeypat
     data = saved_bytes(fitted_vae)
     assert skvae.load(data).get_params() == fitted_vae.get_params()
     assert skvae.load(bytearray(data)).n_iter_ == fitted_vae.n_iter_
-    monkeypatch.setattr(skvae._persistence, "MAX_ARRAY_BYTES", len(data) // 2)
+    monkeypatch.setattr(skvae._persistence.archive, "MAX_ARRAY_BYTES", len(data) // 2)
     with pytest.raises(ValueError, match="too large for the skvae format: .* bytes of arrays"):
         skvae.save(fitted_vae, io.BytesIO())
     with pytest.raises(ValueError, match=r"arrays declare [\d,]+ bytes in all, more than"):

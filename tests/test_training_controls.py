@@ -13,7 +13,8 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from skvae import BetaCurveVAE, _training
+from skvae import BetaCurveVAE
+from skvae._torch import loop as _training
 
 SMALL = dict(hidden_layer_sizes=(32,), batch_size=64, random_state=0)
 
@@ -222,7 +223,7 @@ def test_keyboard_interrupt_keeps_completed_epochs(X, monkeypatch):
 
 
 def test_keyboard_interrupt_in_progress_callback_keeps_that_epoch(X, monkeypatch, capsys):
-    from skvae import _vae_fitting
+    from skvae import _vae as _vae_fitting
 
     original = _vae_fitting.make_progress_callback
 

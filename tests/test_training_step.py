@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from skvae import BetaCurveVAE, _training, _training_step
-from skvae._networks import VAEModule
-from skvae._training_step import TrainingStep, make_optimizer, optimizer_state_on_cpu
+from skvae import BetaCurveVAE
+from skvae._torch import loop as _training
+from skvae._torch import step as _training_step
+from skvae._torch.networks import VAEModule
+from skvae._torch.step import TrainingStep, make_optimizer, optimizer_state_on_cpu
 
 HAS_CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="CUDA is not available")

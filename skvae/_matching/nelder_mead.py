@@ -171,7 +171,7 @@ default=0.5
     Examples
     --------
     >>> import torch
-    >>> from skvae._nelder_mead import batched_nelder_mead
+    >>> from skvae._matching.nelder_mead import batched_nelder_mead
     >>> centres = torch.tensor([[1.0, -2.0], [3.0, 0.5], [-1.0, 4.0]], dtype=torch.float64)
     >>> def shifted_quadratic(X, idx):
     ...     return ((X - centres[idx]) ** 2).sum(dim=1)

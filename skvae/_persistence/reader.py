@@ -1,9 +1,9 @@
 """The reader of skvae estimator trees: JSON nodes and arrays back to an estimator.
 
 :class:`Reader` rebuilds an estimator from the nodes and arrays that
-:class:`~skvae._serialization_writer.Writer` wrote, creating only the classes of
-:data:`~skvae._serialization_allowlist.REGISTRY` and checking every name, dtype and shape
-it reads (see :mod:`skvae._persistence` for the layout and the trust model).
+:class:`~skvae._persistence.writer.Writer` wrote, creating only the classes of
+:data:`~skvae._persistence.allowlist.REGISTRY` and checking every name, dtype and shape
+it reads (see :mod:`skvae._persistence.archive` for the layout and the trust model).
 
 Networks are rebuilt with ``VAEModule(**config)`` once ``VAEModule.parameter_shapes(config)``
 has been checked against the stored weights; a training state's optimizer state and saved
@@ -20,14 +20,14 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 
-from ._networks import VAEModule
-from ._serialization_allowlist import (
+from .._torch.loop import TrainingState
+from .._torch.networks import VAEModule
+from .allowlist import (
     NUMERIC_DTYPES,
     REGISTRY,
     TORCH_DTYPES,
     plain_config_value,
 )
-from ._training import TrainingState
 
 
 def _check_attribute_name(cls: type, name: str, params: dict) -> None:
@@ -44,7 +44,7 @@ def _dict(node: Any, what: str) -> dict:
 
 
 class Reader:
-    """Rebuilds objects from the JSON nodes written by :class:`~skvae._serialization_writer.Writer`.
+    """Rebuilds objects from the JSON nodes written by :class:`~skvae._persistence.writer.Writer`.
 
     Each array is used once at most, so a file cannot make several objects from one
     stored array (memory amplification).

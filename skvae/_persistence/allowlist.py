@@ -3,8 +3,8 @@
 The estimator classes a file may name (:data:`REGISTRY`, each with how to check its
 networks and to upgrade a state written by skvae 0.1.0, format version 1), the tensor and
 array dtypes it may hold, and the plain values of a network's configuration. The tree
-writer and reader (:mod:`skvae._serialization_writer`, :mod:`skvae._serialization_reader`)
-store and create nothing else (see :mod:`skvae._persistence` for the layout and the trust
+writer and reader (:mod:`skvae._persistence.writer`, :mod:`skvae._persistence.reader`)
+store and create nothing else (see :mod:`skvae._persistence.archive` for the layout and the trust
 model).
 """
 
@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._matcher import LatentMatcher
-from ._networks import VAEModule
-from ._vae import BetaCurveVAE
+from .._matching.matcher import LatentMatcher
+from .._torch.networks import VAEModule
+from .._vae import BetaCurveVAE
 
 
 @dataclasses.dataclass(frozen=True)

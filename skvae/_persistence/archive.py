@@ -48,8 +48,8 @@ models from sources you trust to be correct.
 Pickle and joblib remain the fastest way to persist an estimator, but unpickling runs
 arbitrary code: use them only for files you produced yourself.
 
-This module reads and writes the archive; :mod:`skvae._serialization_writer` and
-:mod:`skvae._serialization_reader` turn the estimator into the tree of nodes and back.
+This module reads and writes the archive; :mod:`skvae._persistence.writer` and
+:mod:`skvae._persistence.reader` turn the estimator into the tree of nodes and back.
 """
 
 from __future__ import annotations
@@ -66,9 +66,9 @@ import sklearn
 import torch
 from sklearn.base import BaseEstimator
 
-from ._serialization_allowlist import npy_dtype_allowed
-from ._serialization_reader import Reader
-from ._serialization_writer import Writer
+from .allowlist import npy_dtype_allowed
+from .reader import Reader
+from .writer import Writer
 
 __all__ = ["save", "load", "FORMAT_VERSION"]
 
@@ -166,7 +166,7 @@ def save(estimator: BaseEstimator, file: str | os.PathLike | IO[bytes]) -> None:
 
 
 def _library_versions() -> dict[str, str]:
-    from . import __version__
+    from .. import __version__
 
     return {
         "skvae": __version__,

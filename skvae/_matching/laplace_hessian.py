@@ -3,7 +3,7 @@
 Decoder Jacobians of a chunk of codes by batched autograd (``torch.func.jacfwd`` or
 ``jacrev``, vectorised with ``vmap``), whitened by the observed points and the noise, the
 Gauss-Newton Hessian ``Jᵀ M J / σ² + I`` built from them, and symmetric inverses of such
-matrices by Cholesky: the linear algebra of :mod:`skvae._laplace`.
+matrices by Cholesky: the linear algebra of :mod:`skvae._matching.laplace`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import warnings
 
 import torch
 
-from ._laplace_problem import Decoder, _Problem
+from .laplace_problem import Decoder, _Problem
 
 
 def _import_forward_ad_decompositions() -> None:

@@ -15,8 +15,8 @@ import math
 
 import torch
 
-from ._networks import VAEModule
-from ._utils import warn_at_caller
+from .._warnings import warn_at_caller
+from .networks import VAEModule
 
 #: Gradient norms are clipped at this multiple of their running average (see clip_gradients).
 CLIP_FACTOR = 2.0

@@ -1,4 +1,4 @@
-"""The inputs of the Laplace functions of :mod:`skvae._laplace`, checked and laid out in chunks.
+"""The inputs of the Laplace functions, checked and laid out in chunks.
 
 :class:`_Problem` validates the codes, targets, mask and noise, casts them to the
 accumulation dtype (float64, float32 on devices without float64) and pads them with zero

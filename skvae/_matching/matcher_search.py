@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from sklearn.utils import Bunch
 
-from ._matcher_objective import Objective, covariance, encoder_start, extra_starts, polish
-from ._nelder_mead import batched_nelder_mead
+from .nelder_mead import batched_nelder_mead
+from .objective import Objective, covariance, encoder_start, extra_starts, polish
 
 #: Targets optimised together on the CPU and on other devices: bounds memory on huge
 #: inputs (results do not depend on it).

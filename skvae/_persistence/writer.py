@@ -3,8 +3,8 @@
 :class:`Writer` turns an estimator (its parameters and the state that
 ``estimator.__getstate__()`` returns: networks, training state, random states) into JSON
 nodes, collecting arrays on the side; it stores only the classes and dtypes of
-:mod:`skvae._serialization_allowlist` (see :mod:`skvae._persistence` for the layout and
-the trust model). :class:`~skvae._serialization_reader.Reader` rebuilds the estimator.
+:mod:`skvae._persistence.allowlist` (see :mod:`skvae._persistence.archive` for the layout and
+the trust model). :class:`~skvae._persistence.reader.Reader` rebuilds the estimator.
 
 Networks are saved as their constructor configuration (``VAEModule.config``) and weights.
 The training state is saved field by field (``dataclasses.fields``), the optimizer as its
@@ -22,14 +22,14 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 
-from ._networks import VAEModule
-from ._serialization_allowlist import (
+from .._torch.loop import TrainingState
+from .._torch.networks import VAEModule
+from .allowlist import (
     REGISTRY,
     TORCH_DTYPES,
     npy_dtype_allowed,
     plain_config_value,
 )
-from ._training import TrainingState
 
 #: Lists at least this long of only floats (or only ints) are stored as arrays.
 _LIST_AS_ARRAY = 8

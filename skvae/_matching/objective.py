@@ -15,8 +15,8 @@ from sklearn.utils import check_random_state
 from torch import nn
 from torch.nn import functional as F
 
-from ._laplace import gauss_newton_polish, laplace_covariance
-from ._networks import Residual
+from .._torch.networks import Residual
+from .laplace import gauss_newton_polish, laplace_covariance
 
 #: Rows per decoder call on the CPU. Fixed, so every point's objective value is
 #: bit-identical whatever the batch it is evaluated in (row-independent, deterministic).

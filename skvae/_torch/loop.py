@@ -15,14 +15,14 @@ from typing import Protocol
 
 import torch
 
-from ._networks import (
+from .networks import (
     PROFILE_FLOOR,
     VAEModule,
     gaussian_kl,
     gaussian_nll,
     sigma_points,
 )
-from ._training_step import (
+from .step import (
     TrainingStep,
     make_optimizer,
     optimizer_state_on_cpu,

@@ -26,8 +26,8 @@ from numbers import Integral, Real
 
 import torch
 
-from ._laplace_hessian import _gauss_newton, _inverse_spd, _value_and_jacobian, _whitened_jacobian
-from ._laplace_problem import Decoder, _chunks, _Problem
+from .laplace_hessian import _gauss_newton, _inverse_spd, _value_and_jacobian, _whitened_jacobian
+from .laplace_problem import Decoder, _chunks, _Problem
 
 __all__ = [
     "decoder_jacobian",
@@ -66,7 +66,7 @@ def decoder_jacobian(
     Examples
     --------
     >>> import torch
-    >>> from skvae._laplace import decoder_jacobian
+    >>> from skvae._matching.laplace import decoder_jacobian
     >>> decoder = torch.nn.Linear(2, 3).double()
     >>> G, J = decoder_jacobian(decoder, torch.zeros(4, 2, dtype=torch.float64), chunk_size=8)
     >>> G.shape, J.shape
@@ -127,7 +127,7 @@ def negative_log_posterior(
     Examples
     --------
     >>> import torch
-    >>> from skvae._laplace import negative_log_posterior
+    >>> from skvae._matching.laplace import negative_log_posterior
     >>> decoder = torch.nn.Linear(2, 3).double()
     >>> Z = torch.zeros(1, 2, dtype=torch.float64)
     >>> targets = decoder(Z) + 0.1
@@ -185,7 +185,7 @@ def laplace_covariance(
     Examples
     --------
     >>> import torch
-    >>> from skvae._laplace import laplace_covariance
+    >>> from skvae._matching.laplace import laplace_covariance
     >>> decoder = torch.nn.Linear(1, 4, bias=False).double()
     >>> with torch.no_grad():
     ...     _ = decoder.weight.fill_(1.0)
@@ -255,7 +255,7 @@ def gauss_newton_polish(
     Examples
     --------
     >>> import torch
-    >>> from skvae._laplace import gauss_newton_polish, negative_log_posterior
+    >>> from skvae._matching.laplace import gauss_newton_polish, negative_log_posterior
     >>> torch.manual_seed(0) and None
     >>> decoder = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.Tanh(), torch.nn.Linear(8, 5))
     >>> targets = decoder(torch.randn(3, 2)).detach()

@@ -11,7 +11,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from ._vae import BetaCurveVAE
+from .._vae import BetaCurveVAE
 
 
 class LatentMatcherFittingMixin:

@@ -16,11 +16,12 @@ from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._dask import is_dask_array, map_rows
-from ._matcher_fitting import LatentMatcherFittingMixin
-from ._matcher_search import LatentMatcherSearchMixin
-from ._utils import one_torch_thread, unchanged_on_failure, warn_at_caller
-from ._vae import BetaCurveVAE
+from .._dask import is_dask_array, map_rows
+from .._utils import one_torch_thread, unchanged_on_failure
+from .._vae import BetaCurveVAE
+from .._warnings import warn_at_caller
+from .matcher_fitting import LatentMatcherFittingMixin
+from .matcher_search import LatentMatcherSearchMixin
 
 __all__ = ["LatentMatcher"]
 
