@@ -125,7 +125,7 @@ def test_incompatible_format_version(fitted_vae, tmp_path):
     message = r"format version 3 \(written by skvae 0\.\d.*reads format versions 1 and 2 only"
     with pytest.raises(ValueError, match=message):
         skvae.load(path)
-    for versions in ("x", None, [], {"skvae": 5}):  # 0.1.0 raised AttributeError for "x"
+    for versions in ("x", None, [], {"skvae": 5}):  # any JSON, not only a dict
         data = rewrite(
             saved_bytes(fitted_vae), lambda m, v=versions: m.update(format_version=0, versions=v)
         )
