@@ -77,9 +77,29 @@ def assert_computed_close(actual, expected):
     np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
 
 
+def stored_attributes(path):
+    """The fitted attributes of a file's root estimator as stored: JSON, arrays by key."""
+    with zipfile.ZipFile(path) as archive:
+        attributes = json.loads(archive.read("skvae.json"))["root"]["attributes"]
+        arrays = {
+            n: np.load(io.BytesIO(archive.read(n)))
+            for n in archive.namelist()
+            if n.endswith(".npy")
+        }
+    return attributes, arrays
+
+
 def check_v010_vae(expected):
     vae = skvae.load(DATA / "v010_vae.skvae")
     assert vae.residual is False  # parameters that 0.1.0 lacked take its behaviour
+    # the weights, the scaler and the noise load bit for bit
+    stored, arrays = stored_attributes(DATA / "v010_vae.skvae")
+    assert vae.scale_ == stored["scale_"] and vae.noise_ == stored["noise_"]
+    np.testing.assert_array_equal(vae.mean_, arrays[stored["mean_"]["array"]], strict=True)
+    weights = vae.module_.state_dict()
+    assert weights.keys() == stored["module_"]["state"].keys()
+    for name, node in stored["module_"]["state"].items():
+        np.testing.assert_array_equal(weights[name].numpy(), arrays[node["array"]], strict=True)
     X = expected["X"]
     Z = vae.transform(X)
     assert_computed_close(Z, expected["vae_transform"])
