@@ -605,7 +605,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
         Curves with missing points (NaN) are encoded from their observed points. An encoder
         without ``module_.config["mask_aware"]`` (models saved by skvae 0.1.0) does not
-        read the observation mask: it sees missing points as points on the mean curve.
+        read which points are missing: it sees missing points as points on the mean curve.
 
         Parameters
         ----------

@@ -123,11 +123,15 @@ class Encoder(nn.Module):
     """MLP mapping a curve to the mean and log-variance of a diagonal Gaussian posterior.
 
     Missing points (NaN) are set to 0, the mean curve in model units. A ``mask_aware``
-    encoder also reads which points are observed: its input is the curve with its missing
+    encoder also reads which points are missing: its input is the curve with its missing
     points interpolated along the grid (:func:`interpolate_missing`) followed by the
-    observation mask (``2 * n_features`` values), so a missing point is never mistaken
-    for an observed one, and a curve with scattered missing points looks to the network
-    much like the complete curve.
+    missing-point indicator, ``1 / n_features`` where a point is missing and 0 elsewhere
+    (``2 * n_features`` values). A missing point is never mistaken for an observed one,
+    and a curve with scattered missing points looks to the network much like the complete
+    curve. A complete curve's indicator is all zeros: its weights neither act nor train,
+    so complete curves train as they would without them. The indicator's small value
+    keeps what it adds to a hidden unit, the mean of its weights over the missing points,
+    moving no faster under Adam than a bias, whatever the number of points.
     """
 
     def __init__(
@@ -157,7 +161,8 @@ class Encoder(nn.Module):
         if observed is None:
             x, observed = split_missing(x)
         if self.mask_aware:
-            x = torch.cat([interpolate_missing(x, observed), observed], dim=-1)
+            indicator = (1.0 - observed) / observed.shape[-1]
+            x = torch.cat([interpolate_missing(x, observed), indicator], dim=-1)
         h = self.body(x)
         raw = self.logvar(h)
         return self.mean(h), LOGVAR_BOUND * torch.tanh(raw / LOGVAR_BOUND)
@@ -309,10 +314,19 @@ class VAEModule(nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self, generator: torch.Generator) -> None:
-        """Draw every linear layer's weights as ``nn.Linear`` does, from ``generator``."""
+        """Draw every linear layer's weights as ``nn.Linear`` does, from ``generator``.
+
+        The first layer of a mask-aware encoder is drawn as if it read the curve alone
+        (its fan-in is ``n_features``), so a complete curve starts as in an encoder
+        without the indicator.
+        """
+        first = self.encoder.body[0]
         for layer in self.modules():
             if isinstance(layer, nn.Linear):
-                bound = 1.0 / math.sqrt(layer.in_features)
+                fan_in = layer.in_features
+                if layer is first and self.config["mask_aware"]:
+                    fan_in = self.config["n_features"]
+                bound = 1.0 / math.sqrt(fan_in)
                 # kaiming_uniform_ with a=sqrt(5) is uniform(-1/sqrt(fan_in), 1/sqrt(fan_in))
                 layer.weight.uniform_(-bound, bound, generator=generator)
                 layer.bias.uniform_(-bound, bound, generator=generator)
