@@ -107,7 +107,7 @@ def test_latent_model_contract(fitted_vae, curves):
     np.testing.assert_array_equal(mean, fitted_vae.transform(X))
     assert np.all(std > 0)
     np.testing.assert_array_equal(model.decode(mean), fitted_vae.inverse_transform(mean))
-    np.testing.assert_allclose(model.scaler.to_data(model.scaler.to_model(X)), X)
+    np.testing.assert_allclose(model.scaler.model_to_data(model.scaler.data_to_model(X)), X)
     assert model.noise == fitted_vae.noise_
     assert "_DEVICE" not in str(vars(fitted_vae))  # inference caches nothing on the estimator
 

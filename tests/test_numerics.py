@@ -212,7 +212,7 @@ def test_training_after_divergence_is_clean(X_small, monkeypatch):
 def test_log_variance_is_bounded(fitted_vae, curves):
     X = curves[1]
     for factor in (1.0, 1e10, -1e10, 1e30):
-        scaled = torch.as_tensor(fitted_vae.scaler_.to_model(X * factor), dtype=torch.float32)
+        scaled = torch.as_tensor(fitted_vae.scaler_.data_to_model(X * factor), dtype=torch.float32)
         with torch.no_grad():
             mean, logvar = fitted_vae.encoder_(scaled)
         assert torch.isfinite(logvar).all()
