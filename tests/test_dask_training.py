@@ -23,7 +23,7 @@ from skvae._dask import (  # noqa: E402
     split_blocks,
 )
 from skvae._scaling import CurveScaler  # noqa: E402
-from skvae._torch.loop import validation_elbo  # noqa: E402
+from skvae._torch.loop import negative_elbo  # noqa: E402
 from skvae._torch.networks import VAEModule  # noqa: E402
 
 # --------------------------------------------------------------------------- dask_scaler
@@ -180,9 +180,9 @@ def test_validation_scorer_matches_in_memory(client, curves):
     module.reset_parameters(torch.Generator().manual_seed(0))
     blocks = split_blocks(dX, None, None)[0]
     tensor = torch.as_tensor(scaler.data_to_model(X), dtype=torch.float32)
-    expected = validation_elbo(module, tensor.double(), 0.5)
+    expected = -negative_elbo(module, tensor.double()).mean() / X.shape[1]
     for cache in (False, True):
-        score = dask_validation_scorer(blocks, scaler, "cpu", kl_weight=0.5, cache=cache)
+        score = dask_validation_scorer(blocks, scaler, "cpu", cache=cache)
         for _ in range(2):
             value = score(module)
             assert value.shape == () and value.dtype == torch.float64
@@ -208,7 +208,7 @@ def test_training_data(curves):
     dX = da.from_array(X, chunks=(100, 100))
     scaler = dask_scaler(dX)
     source, validation = dask_training_data(
-        dX, scaler, validation_fraction=0.2, rng=np.random.RandomState(0), kl_weight=1.0
+        dX, scaler, validation_fraction=0.2, rng=np.random.RandomState(0)
     )
     assert source.n_samples == 500 and validation is not None
     source, validation = dask_training_data(

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from _helpers import assert_identical, fitted_state
-from sklearn.exceptions import NotFittedError
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 from skvae import BetaCurveVAE
 from skvae._torch import loop as _training
@@ -250,3 +250,35 @@ def test_long_training_on_exactly_reconstructable_data_stays_finite():
     assert _weights_finite(vae) and vae.noise_ > 0
     assert np.isfinite(vae.score_samples(C)).all()
     assert np.abs(vae.inverse_transform(vae.transform(C))).max() < 0.1
+
+
+def test_make_beta_curves_blames_noise_that_overflows():
+    from skvae import make_beta_curves
+
+    with pytest.raises(ValueError, match="after adding noise=1e.308.* smaller noise"):
+        make_beta_curves(5, noise=1e308, random_state=0)
+
+
+def test_history_display_of_a_huge_loss_shows_the_negative_log_likelihood(curves):
+    """A fixed noise far below the reconstruction error gives losses of millions of nats
+    per point, whose equivalent noise overflows: the panel shows the loss itself."""
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from skvae.plotting import TrainingHistoryDisplay
+
+    X = curves[0][:100]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        vae = BetaCurveVAE(max_iter=2, noise=1e-3, hidden_layer_sizes=(8,), random_state=0).fit(X)
+    assert min(vae.reconstruction_curve_) > 1e3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        display = TrainingHistoryDisplay.from_estimator(vae)
+    y = display.lines_["reconstruction"].get_ydata()
+    np.testing.assert_allclose(y, vae.reconstruction_curve_)
+    plt.close(display.figure_)

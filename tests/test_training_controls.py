@@ -327,3 +327,59 @@ def test_failed_first_fit_leaves_the_estimator_unfitted(X):
     assert not hasattr(vae, "n_features_in_")
     with pytest.raises(NotFittedError):
         check_is_fitted(vae)
+
+
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        (dict(latent_dims=3), "latent_dims"),
+        (dict(hidden_layer_sizes=(8,)), "hidden_layer_sizes"),
+        (dict(activation="tanh"), "activation"),
+        (dict(residual=False, hidden_layer_sizes=(32, 32)), "hidden_layer_sizes, residual"),
+        (dict(noise=0.5), "noise"),
+        (dict(noise="learned"), "noise"),
+    ],
+)
+def test_continuing_with_another_architecture_raises_and_keeps_the_model(X, change, named):
+    vae = BetaCurveVAE(max_iter=2, warm_start=True, **SMALL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        vae.fit(X)
+    before, n_iter = weights(vae), vae.n_iter_
+    vae.set_params(**change)
+    with pytest.raises(ValueError, match=f"warm_start=True continues .* but {named} changed"):
+        vae.fit(X)
+    with pytest.raises(ValueError, match=f"partial_fit continues .* but {named} changed"):
+        vae.partial_fit(X)
+    assert vae.n_iter_ == n_iter and vae.transform(X[:2]).shape == (2, 2)
+    for key, value in weights(vae).items():
+        assert torch.equal(value, before[key])
+    vae.set_params(warm_start=False).fit(X)  # a fresh fit takes the new architecture
+    assert vae.module_.config["latent_dims"] == vae.latent_dims
+
+
+def test_validation_scores_stay_aligned_with_the_loss_curve(X):
+    """Epochs without a hold-out (partial_fit) get NaN, so that validation_scores_ has one
+    entry per epoch; none at all is None, never []."""
+    vae = BetaCurveVAE(max_iter=3, early_stopping=True, n_iter_no_change=1, **SMALL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        vae.fit(X)
+    n = vae.n_iter_
+    best = vae.best_validation_score_
+    vae.partial_fit(X)
+    assert len(vae.validation_scores_) == len(vae.loss_curve_) == n + 1
+    assert np.isnan(vae.validation_scores_[-1])
+    assert not np.isnan(vae.validation_scores_[:n]).any()
+    assert vae.best_validation_score_ == pytest.approx(max(vae.validation_scores_[:n]))
+    assert best >= vae.best_validation_score_ - 1e-12
+    streamed = BetaCurveVAE(early_stopping=True, **SMALL).partial_fit(X)
+    assert streamed.validation_scores_ is None and streamed.best_validation_score_ is None
+    # an early-stopping warm start after partial_fit: NaN for the unvalidated epoch
+    streamed.set_params(warm_start=True, max_iter=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        streamed.fit(X)
+    scores = streamed.validation_scores_
+    assert len(scores) == len(streamed.loss_curve_) == 3 and np.isnan(scores[0])
+    assert not np.isnan(scores[1:]).any()
