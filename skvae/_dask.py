@@ -614,7 +614,8 @@ def keep_dask_output_lazy(method: Callable) -> Callable:
     ``transform`` returns, which computes a dask array. For a dask input this returns a
     dask DataFrame instead (:func:`dask.dataframe.from_dask_array`, columns from
     ``get_feature_names_out``); with the default output, the lazy dask array. Other
-    inputs and output containers go through ``method`` unchanged.
+    inputs and output containers (and pandas output where ``dask.dataframe`` cannot be
+    imported: it needs pyarrow) go through ``method``, which computes.
 
     Parameters
     ----------
@@ -641,8 +642,10 @@ def keep_dask_output_lazy(method: Callable) -> Callable:
         if container == "default":
             return result
         if container == "pandas":
-            import dask.dataframe as dd
-
+            try:
+                import dask.dataframe as dd
+            except ImportError:  # dask.dataframe needs pyarrow: computed as pandas then
+                return method(self, X, *args, **kwargs)
             return dd.from_dask_array(result, columns=list(self.get_feature_names_out()))
         return method(self, X, *args, **kwargs)  # other containers are computed
 

@@ -138,9 +138,11 @@ def test_absurd_learning_rate_diverges_with_clear_error(X_small):
 
 
 def test_fixed_noise_far_too_small_names_noise(X_small):
-    vae = BetaCurveVAE(hidden_layer_sizes=(8,), max_iter=3, noise=1e-30, random_state=0)
+    vae = BetaCurveVAE(hidden_layer_sizes=(8,), max_iter=3, noise=1e-12, random_state=0)
     with pytest.raises(ValueError, match="diverged.*or increase noise"):
         vae.fit(X_small)
+    with pytest.raises(ValueError, match="noise=1e-30 is not representable"):
+        vae.set_params(noise=1e-30).fit(X_small)
 
 
 def _poisoning_run_epoch(at_call, monkeypatch, *, weights=True):
