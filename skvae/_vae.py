@@ -637,6 +637,10 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         -------
         Z : ndarray of shape (n_samples, latent_dims)
             Posterior mean of each curve's latent code (deterministic, row-independent).
+            For a dask array ``X``, a lazy dask array with ``X``'s row chunks, or with
+            ``set_output(transform="pandas")`` a lazy dask DataFrame whose columns are
+            :meth:`get_feature_names_out` (a pandas DataFrame, computed, where
+            ``dask.dataframe`` cannot be imported).
         """
         check_is_fitted(self)
         if _dask.is_dask_array(X):

@@ -258,7 +258,8 @@ class VAEModule(nn.Module):
         the module's σ, or each curve's own maximum-likelihood σ when profiled."""
         if self.profiled:
             return profiled_nll(squared_error, n_features)
-        return gaussian_nll_of_squared_error(squared_error, n_features, self.log_sigma)
+        scaled = squared_error * torch.exp(-2 * self.log_sigma)
+        return gaussian_nll_of_scaled_error(scaled, n_features, self.log_sigma)
 
 
 def profiled_nll(squared_error: torch.Tensor, n_features: int) -> torch.Tensor:
@@ -274,20 +275,19 @@ def profiled_nll(squared_error: torch.Tensor, n_features: int) -> torch.Tensor:
     return 0.5 * n_features * (torch.log(mse) + _LOG_2PI + 1.0)
 
 
-def gaussian_nll_of_squared_error(
-    squared_error: torch.Tensor, n_features: int, log_sigma: torch.Tensor
+def gaussian_nll_of_scaled_error(
+    scaled_squared_error: torch.Tensor, n_features: int, log_sigma: torch.Tensor
 ) -> torch.Tensor:
     """Negative log-density under N(x_hat, σ² I), σ = exp(log_sigma), of curves of
-    ``n_features`` points whose squared distance to ``x_hat`` is ``squared_error``."""
-    return 0.5 * squared_error * torch.exp(-2 * log_sigma) + n_features * (
-        log_sigma + 0.5 * _LOG_2PI
-    )
+    ``n_features`` points whose squared distance to ``x_hat`` divided by σ² is
+    ``scaled_squared_error``."""
+    return 0.5 * scaled_squared_error + n_features * (log_sigma + 0.5 * _LOG_2PI)
 
 
 def gaussian_nll(x: torch.Tensor, x_hat: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
     """Per-row negative log-density of ``x`` under N(x_hat, σ² I), σ = exp(log_sigma)."""
-    squared_error = (x - x_hat).square().sum(dim=-1)
-    return gaussian_nll_of_squared_error(squared_error, x.shape[-1], log_sigma)
+    scaled = ((x - x_hat) * torch.exp(-log_sigma)) ** 2  # scaled first: no overflow
+    return gaussian_nll_of_scaled_error(scaled.sum(dim=-1), x.shape[-1], log_sigma)
 
 
 def gaussian_kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
