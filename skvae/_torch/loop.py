@@ -9,7 +9,7 @@ is checked once per epoch, so a GPU is never stalled by a per-step synchronisati
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -54,6 +54,9 @@ class TrainingConfig:
     tol: float
     n_iter_no_change: int
     kl_weight: float
+    #: profiled noise: a running estimate over every call's curves (``partial_fit``)
+    #: instead of the last epoch's RMS error
+    running_noise: bool = False
 
 
 @dataclass
@@ -76,6 +79,10 @@ class TrainingState:
     best_validation: float = -math.inf
     no_improvement: int = 0
     grad_norm_average: float = 0.0
+    #: profiled noise: the sum over curves of their mean squared error per point, and the
+    #: number of curves summed, behind the shared σ (see :func:`update_profiled_noise`)
+    squared_error_sum: float = 0.0
+    squared_error_count: int = 0
 
 
 class BatchSource(Protocol):
@@ -139,8 +146,10 @@ def run_epoch(
     """One pass over ``source`` in shuffled mini-batches, each through ``step``.
 
     Returns a float64 tensor (on the device) of the loss and reconstruction term per
-    observed point, and of the KL per curve and grid point. A mask-aware encoder reads
-    curves with points hidden by :func:`~skvae._torch.masking.draw_hidden_points`.
+    observed point, the KL per curve and grid point, and the mean squared error per
+    observed point of the curves that hid no point from the encoder (model units). A
+    mask-aware encoder reads curves with points hidden by
+    :func:`~skvae._torch.masking.draw_hidden_points`.
     """
     step.set_learning_rate(lr)
     module.train()
@@ -166,19 +175,45 @@ def run_epoch(
         step()
         n_seen += len(batch)
     nll, kl, n_observed, squared_error, n_clean = step.totals
-    if module.profiled:  # the shared noise that score_samples uses: the epoch's RMS error
-        with torch.no_grad():  # over the curves that hid nothing from the encoder
-            mse = squared_error / torch.clamp(n_clean, min=1.0)
-            module.log_sigma.copy_(0.5 * torch.log(mse + PROFILE_FLOOR))
     recon = nll / n_observed
     loss = recon + config.kl_weight * kl / n_observed
-    return torch.stack([loss, recon, kl / (n_seen * n_features)])
+    mse = squared_error / torch.clamp(n_clean, min=1.0)
+    return torch.stack([loss, recon, kl / (n_seen * n_features), mse])
 
 
 @torch.no_grad()
-def negative_elbo(module: VAEModule, X: torch.Tensor, kl_weight: float = 1.0) -> torch.Tensor:
+def update_profiled_noise(
+    module: VAEModule, state: TrainingState, mse: torch.Tensor, n_curves: int, running: bool
+) -> None:
+    """Set a profiled module's shared σ, the one :func:`negative_elbo` uses, from an
+    epoch's mean squared error per point ``mse`` (0-d, on the device) over ``n_curves``.
+
+    Without ``running`` σ is the epoch's RMS error. With ``running`` (``partial_fit``) σ²
+    is the curve-weighted mean of the squared errors of every epoch that ``state`` has
+    counted since the last fresh estimate, this one included, as IncrementalPCA keeps
+    running moments: one call on a few curves moves σ by their share of all curves seen.
+    The host-side sums in ``state`` are updated by :func:`count_profiled_noise`.
+    """
+    if running and state.squared_error_count:
+        total = state.squared_error_sum + mse * n_curves
+        mse = total / (state.squared_error_count + n_curves)
+    module.log_sigma.copy_(0.5 * torch.log(mse + PROFILE_FLOOR))
+
+
+def count_profiled_noise(state: TrainingState, mse: float, n_curves: int, running: bool) -> None:
+    """Record an epoch's mean squared error per point in the running sums of ``state``."""
+    if not running:
+        state.squared_error_sum, state.squared_error_count = 0.0, 0
+    state.squared_error_sum += mse * n_curves
+    state.squared_error_count += n_curves
+
+
+@torch.no_grad()
+def negative_elbo(module: VAEModule, X: torch.Tensor) -> torch.Tensor:
     """Deterministic per-row negative ELBO (unscented estimate of the expected log-likelihood),
     with the module's shared noise σ (for a profiled-noise module: the RMS training error).
+
+    This is the true ELBO (KL weight 1), whatever weight training gave the KL term.
 
     The networks run in float32; the likelihood and KL are evaluated in ``X``'s dtype, so a
     float64 ``X`` far from the training data gets a finite (very low) ELBO where float32
@@ -192,14 +227,44 @@ def negative_elbo(module: VAEModule, X: torch.Tensor, kl_weight: float = 1.0) ->
     decoded = module.decoder(z.reshape(-1, z.shape[-1])).reshape(len(X), len(eps), -1)
     log_sigma = module.log_sigma.to(X.dtype)
     nll = gaussian_nll(X[:, None, :], decoded.to(X.dtype), log_sigma, observed[:, None, :])
-    return nll.mean(dim=1) + kl_weight * gaussian_kl(mean.to(X.dtype), logvar.to(X.dtype))
+    return nll.mean(dim=1) + gaussian_kl(mean.to(X.dtype), logvar.to(X.dtype))
 
 
-def validation_elbo(module: VAEModule, X: torch.Tensor, kl_weight: float) -> torch.Tensor:
-    """Mean ELBO per curve and observed point of held-out curves ``X`` (model units, NaN
-    at missing points; 0-d)."""
-    n_observed = (~torch.isnan(X)).sum(dim=1, dtype=X.dtype).mean()
-    return -negative_elbo(module, X, kl_weight).mean() / n_observed
+class HeldOutCurves:
+    """Curves held out for early stopping, scored by their ELBO per curve and observed
+    point.
+
+    The curves come from a source, in memory or streamed from blocks, as model-unit
+    tensors (NaN at missing points) on the training device, in chunks of a bounded number
+    of rows (so that the sigma points of all curves are never in memory at once). The
+    score is the true ELBO (KL weight 1), the held-out counterpart of the estimator's
+    ``score``.
+
+    Parameters
+    ----------
+    chunks : callable
+        ``chunks()`` yields the held-out curves as float32 tensors of shape
+        (n_rows_i, n_features), model units, on the training device.
+    n_rows : int
+        Number of held-out curves (the sum of the chunks' rows).
+    """
+
+    def __init__(self, chunks: Callable[[], Iterable[torch.Tensor]], n_rows: int):
+        self.chunks = chunks
+        self.n_rows = n_rows
+
+    @torch.no_grad()
+    def __call__(self, module: VAEModule) -> torch.Tensor:
+        """The held-out ELBO per curve and observed point of ``module`` (0-d float64
+        tensor on the device; the training loop reads it back with the epoch's other
+        numbers)."""
+        total = n_observed = None
+        for chunk in self.chunks():
+            part = negative_elbo(module, chunk).to(torch.float64).sum()
+            points = (~torch.isnan(chunk)).sum(dtype=torch.float64)
+            total = part if total is None else total + part
+            n_observed = points if n_observed is None else n_observed + points
+        return -total / n_observed
 
 
 def still_improving(
@@ -207,7 +272,8 @@ def still_improving(
 ) -> bool:
     """Whether the best of the last ``window`` values beats the best before them by more
     than ``tol`` per epoch on average, i.e. by more than ``tol * window`` (always True when
-    fewer than ``window + 1`` values exist: too short to tell)."""
+    fewer than ``window + 1`` values exist: too short to tell). NaN values are skipped."""
+    losses = [v for v in losses if not math.isnan(v)]  # epochs without a hold-out
     if len(losses) <= window:
         return True
     sign = -1.0 if higher_is_better else 1.0
@@ -291,12 +357,16 @@ def train(
             in_epoch = True
             lr = learning_rate(config, state.epoch)
             result = run_epoch(module, step, source, config, lr, generator)
+            if module.profiled:
+                update_profiled_noise(
+                    module, state, result[3], source.n_samples, config.running_noise
+                )
             values = [torch.as_tensor(v, dtype=torch.float64, device=device) for v in result]
             values.append(_is_finite(module).to(torch.float64))
             if validation is not None:
                 values.append(validation(module).to(torch.float64))
             values = torch.stack(values).tolist()  # the epoch's one host synchronisation
-            loss, recon, kl, finite = values[:4]
+            loss, recon, kl, mse, finite = values[:5]
             if not (math.isfinite(loss) and finite):
                 _restore(module, optimizer, average, before)
                 fixed = isinstance(module.config["noise"], float)
@@ -309,8 +379,10 @@ def train(
             state.loss.append(loss)
             state.reconstruction.append(recon)
             state.kl.append(kl)
+            if module.profiled:
+                count_profiled_noise(state, mse, source.n_samples, config.running_noise)
             if validation is not None:
-                score = values[4]
+                score = values[5]
                 state.validation.append(score)
                 improved = score > state.best_validation + config.tol
                 if score > state.best_validation:

@@ -131,7 +131,9 @@ class TrainingHistoryDisplay:
         units : {"noise", "nll"}, default="noise"
             How likelihood quantities are shown: as their equivalent noise level on a log
             axis (see the class description), or as raw per-point negative
-            log-likelihoods on a symmetric log axis.
+            log-likelihoods on a symmetric log axis. ``"noise"`` shows the latter when an
+            equivalent noise level would overflow float64 (above about 700 nats per point,
+            as with a fixed ``noise`` far below the reconstruction error).
         line_kwargs : dict, default=None
             Keyword arguments passed to every ``Axes.plot`` call.
 
@@ -152,6 +154,14 @@ class TrainingHistoryDisplay:
                 "reconstruction, kl, loss and validation must have one value per epoch each "
                 f"(same length), got lengths {sorted(lengths)}."
             )
+        with np.errstate(over="ignore"):
+            overflows = any(
+                np.isposinf(equivalent_noise(v)).any()
+                for v in (reconstruction, loss, None if validation is None else -validation)
+                if v is not None
+            )
+        if units == "noise" and overflows:
+            units = "nll"
         with_validation = validation is not None
         n_panels = 3 if with_validation else 2
         axes, created = _as_1d_axes(
