@@ -125,13 +125,14 @@ class Encoder(nn.Module):
     Missing points (NaN) are set to 0, the mean curve in model units. A ``mask_aware``
     encoder also reads which points are missing: its input is the curve with its missing
     points interpolated along the grid (:func:`interpolate_missing`) followed by the
-    missing-point indicator, ``1 / n_features`` where a point is missing and 0 elsewhere
-    (``2 * n_features`` values). A missing point is never mistaken for an observed one,
-    and a curve with scattered missing points looks to the network much like the complete
-    curve. A complete curve's indicator is all zeros: its weights neither act nor train,
-    so complete curves train as they would without them. The indicator's small value
-    keeps what it adds to a hidden unit, the mean of its weights over the missing points,
-    moving no faster under Adam than a bias, whatever the number of points.
+    missing-point indicator, ``1 / sqrt(n_features)`` where a point is missing and 0
+    elsewhere (``2 * n_features`` values). A missing point is never mistaken for an
+    observed one, and a curve with scattered missing points looks to the network much like
+    the complete curve. A complete curve's indicator is all zeros: its weights neither act
+    nor train, so complete curves train as they would without them. The indicator's
+    small value keeps the many weights it feeds, which Adam moves each by about one step
+    whatever their gradient, from jolting the hidden units: with indicators of 1, an
+    encoder trained on incomplete curves encodes complete ones poorly.
     """
 
     def __init__(
@@ -161,7 +162,7 @@ class Encoder(nn.Module):
         if observed is None:
             x, observed = split_missing(x)
         if self.mask_aware:
-            indicator = (1.0 - observed) / observed.shape[-1]
+            indicator = (1.0 - observed) / math.sqrt(observed.shape[-1])
             x = torch.cat([interpolate_missing(x, observed), indicator], dim=-1)
         h = self.body(x)
         raw = self.logvar(h)
