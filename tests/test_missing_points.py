@@ -284,3 +284,16 @@ def test_imputer_is_a_drop_in_for_knn_imputer_in_a_pipeline(fitted_vae, curves):
         assert out.shape == (30, 2) and np.isfinite(out).all()
     names = CurveImputer(fitted_vae, prefit=True).fit(X).get_feature_names_out()
     assert list(names) == [f"x{i}" for i in range(100)]
+
+
+def test_imputer_round_trips_through_the_skvae_format(curves, tmp_path):
+    from skvae import load, save
+
+    X = with_gap(curves[1][:10], 30)
+    vae = BetaCurveVAE(hidden_layer_sizes=(8,), max_iter=2, random_state=0)
+    imputer = CurveImputer(vae).fit(with_missing(curves[0][:100], 0.2))
+    path = tmp_path / "imputer.skvae"
+    save(imputer, path)
+    loaded = load(path)
+    assert type(loaded) is CurveImputer and loaded.get_params()["prefit"] is False
+    np.testing.assert_array_equal(loaded.transform(X), imputer.transform(X))
