@@ -50,7 +50,7 @@ def test_vae_methods_take_and_return_dask_arrays(client, fitted_vae, curves, dty
 def test_matcher_takes_and_returns_dask_arrays(client, fitted_vae, curves):
     X = curves[1][:40].copy()
     X[::2, ::3] = np.nan
-    matcher = LatentMatcher(fitted_vae, prefit=True, max_iter=50).fit(curves[0])
+    matcher = LatentMatcher(fitted_vae, prefit=True, maxiter=50).fit(curves[0])
     codes = matcher.transform(da.from_array(X, chunks=(15, 100)))
     completed = matcher.inverse_transform(codes)
     assert is_dask_array(codes) and is_dask_array(completed)

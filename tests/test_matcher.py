@@ -11,35 +11,23 @@ from scipy.optimize import minimize
 from scipy.stats import norm
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skvae import BetaCurveVAE, LatentMatcher
-from skvae._matching import matcher_search as _matcher_search
-from skvae._matching import objective as _matcher_objective
+from skvae._matching import matcher as _matcher
+from skvae._matching.problem import MatchProblem
 
 # Train on one thread here: on shared, busy cores torch's multi-threaded small kernels
 # are many times slower (the matcher itself always matches on one thread).
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-#: LatentMatcher's max_iter caps Nelder-Mead per target in transform; fit runs no
-#: iterations, so there is no meaningful n_iter_ (it used to hold the VAE's epochs).
-EXPECTED_FAILED_CHECKS = {
-    "check_transformer_n_iter": "max_iter caps Nelder-Mead in transform, not an iterative fit"
-}
-
-
-@parametrize_with_checks(
-    [LatentMatcher()], expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS
-)
-def test_sklearn_compatible_estimator(estimator, check):
-    check(estimator)
-
-
 def _objective(matcher_or_vae, X, prior_weight=0.0):
     """The matcher's objective on numpy codes and rows (float64 in, float64 out)."""
     vae = getattr(matcher_or_vae, "estimator_", matcher_or_vae)
-    objective = _matcher_objective.Objective(vae.latent_model(), X, prior_weight)
+    model = vae.latent_model()
+    objective = MatchProblem.from_curves(
+        model, X, model.noise / model.scaler.scale, kind="l2", prior_weight=prior_weight
+    )
 
     def call(Z, rows, *, part=objective):
         return part(torch.as_tensor(Z, dtype=torch.float64), torch.as_tensor(rows)).numpy()
@@ -154,7 +142,7 @@ def test_partial_targets_count_only_observed_points(matcher, result, targets):
     X_other = np.where(observed, targets, 1e3)
     objective = _objective(matcher, X_partial)
     other = _objective(matcher, X_other)
-    other.objective.mask = objective.objective.mask
+    other.objective.weights = objective.objective.weights
     rows = np.arange(len(targets))
     assert_array_equal(objective(res.codes, rows), other(res.codes, rows))
     # Completion from half the points is nearly as good as matching the whole curve.
@@ -184,7 +172,7 @@ def test_deterministic_and_row_independent(matcher, targets, monkeypatch):
     assert_array_equal(Z[perm], matcher.transform(X[perm]))
     assert_array_equal(Z[:7], matcher.transform(X[:7]))
     assert_array_equal(Z[3:4], matcher.transform(X[3:4]))
-    monkeypatch.setattr(_matcher_search, "BLOCK_SIZE", 9)  # targets optimised in small blocks
+    monkeypatch.setattr(_matcher, "BLOCK_SIZE", 9)  # targets optimised in small blocks
     assert_array_equal(Z, matcher.transform(X))
     assert_array_equal(Z, pickle.loads(pickle.dumps(matcher)).transform(X))
 
@@ -212,7 +200,7 @@ def test_multi_start_without_random_state_is_deterministic(matcher, result, targ
     assert np.all(res.objective <= result.objective)
     # The extra starts: the unscrambled Halton points 1, 2, 3 through the normal quantiles.
     halton = np.array([[1 / 2, 1 / 3], [1 / 4, 2 / 3], [3 / 4, 1 / 9]])
-    extra_starts = _matcher_objective.extra_starts
+    extra_starts = _matcher.extra_starts
     assert_allclose(extra_starts(3, 2, None), norm.ppf(halton), rtol=1e-12)
     assert_array_equal(extra_starts(3, 2, 0), extra_starts(3, 2, 0))
     assert not np.array_equal(extra_starts(3, 2, 0), extra_starts(3, 2, 1))
@@ -292,11 +280,24 @@ def test_target_without_observed_points_warns(matcher, targets):
     assert_array_equal(res.codes[[0, 2]], matcher.transform(targets[[0, 2]]))
 
 
-def test_max_iter_caps_iterations(matcher, targets):
-    res = LatentMatcher(matcher.estimator_, prefit=True, max_iter=2).fit(targets)
+def test_maxiter_caps_iterations(matcher, targets):
+    res = LatentMatcher(matcher.estimator_, prefit=True, maxiter=2).fit(targets)
     res = res.match(targets[:20])
     assert np.all(res.n_iter <= 2) and not res.converged.all()
     assert np.all(res.objective <= res.start_objective)
+
+
+def test_max_iter_is_a_deprecated_name_of_maxiter(matcher, targets):
+    expected = LatentMatcher(matcher.estimator_, prefit=True, maxiter=2).fit(targets)
+    old = LatentMatcher(matcher.estimator_, prefit=True, max_iter=2)
+    with pytest.warns(FutureWarning, match="renamed maxiter"):
+        old.fit(targets)
+    with pytest.warns(FutureWarning, match="renamed maxiter"):
+        assert_array_equal(old.transform(targets[:5]), expected.transform(targets[:5]))
+    assert old.get_params()["max_iter"] == 2 and clone(old).max_iter == 2
+    both = LatentMatcher(matcher.estimator_, prefit=True, maxiter=3, max_iter=2)
+    with pytest.warns(FutureWarning), pytest.raises(ValueError, match="Set maxiter only"):
+        both.fit(targets)
 
 
 def test_feature_names_out_and_fit_transform(matcher, targets):

@@ -270,11 +270,13 @@ class MatchProblem:
         *,
         kind: str,
         prior_weight: float,
+        chunk_size: int | None = None,
     ) -> MatchProblem:
         """The problem of matching curves ``X`` (data units, NaN missing) with ``model``.
 
         ``model`` is a fitted VAE's :class:`~skvae._latent_model.LatentModel`; ``sigma``
-        is the noise in model units (see :func:`check_noise`).
+        is the noise in model units (see :func:`check_noise`); ``chunk_size`` defaults to
+        the model's.
 
         Raises
         ------
@@ -296,7 +298,7 @@ class MatchProblem:
             torch.as_tensor(targets, dtype=torch.float64),
             None,
             sigma,
-            model.chunk_size,
+            model.chunk_size if chunk_size is None else chunk_size,
             kind=kind,
             prior_weight=prior_weight,
             scale=scale,
