@@ -315,3 +315,65 @@ def test_other_latent_dims(curves, latent_dims):
     assert res.codes.shape == (10, latent_dims)
     assert np.all(res.residuals <= res.start_residuals)
     assert_array_equal(res.codes[2:5], est.transform(X[2:5]))
+
+
+@pytest.fixture
+def shared_thread_count(monkeypatch):
+    """torch's thread count as one value shared by every thread of the process."""
+    count = {"value": 3}
+    monkeypatch.setattr(torch, "get_num_threads", lambda: count["value"])
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: count.update(value=n))
+    return count
+
+
+def test_one_torch_thread_restores_the_count_when_threads_overlap(shared_thread_count):
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from skvae._utils import one_torch_thread
+
+    # The second block opens at one thread (set by the first) and closes last.
+    events = {name: threading.Event() for name in ("a_in", "b_in", "a_out")}
+
+    def first():
+        with one_torch_thread():
+            events["a_in"].set()
+            events["b_in"].wait(5)
+        events["a_out"].set()
+
+    def second():
+        events["a_in"].wait(5)
+        with one_torch_thread():
+            assert shared_thread_count["value"] == 1
+            events["b_in"].set()
+            events["a_out"].wait(5)
+
+    with ThreadPoolExecutor(2) as pool:
+        for future in [pool.submit(first), pool.submit(second)]:
+            future.result()
+    assert shared_thread_count["value"] == 3
+
+    def work(i):
+        with one_torch_thread():
+            time.sleep(0.0002 * (i % 3))
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(work, range(400)))
+    assert shared_thread_count["value"] == 3
+
+
+def test_transform_from_several_threads(matcher, targets):
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            results = list(
+                pool.map(matcher.transform, [targets[i : i + 2] for i in range(0, 16, 2)])
+            )
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+    assert_array_equal(np.vstack(results), matcher.transform(targets[:16]))
