@@ -60,6 +60,33 @@ def test_matcher_takes_and_returns_dask_arrays(client, fitted_vae, curves):
     np.testing.assert_array_equal(completed.compute(), matcher.inverse_transform(expected))
 
 
+def test_matcher_fit_reads_only_the_shape_when_prefit(fitted_vae, curves, monkeypatch):
+    reader = CountingReader(curves[0])
+    dX = da.from_array(reader, chunks=(150, 100), asarray=True, lock=False)
+    monkeypatch.setattr(type(dX), "__array__", _refuse_materialising)
+    with dask.config.set(scheduler="sync"):
+        matcher = LatentMatcher(fitted_vae, prefit=True).fit(dX)
+        assert reader.reads == [] and matcher.n_features_in_ == 100
+        with pytest.raises(ValueError, match="features"):
+            LatentMatcher(fitted_vae, prefit=True).fit(dX[:, :50])
+    assert not hasattr(matcher, "feature_names_in_")
+
+
+def test_matcher_fits_its_vae_out_of_core(curves, monkeypatch):
+    X = curves[0][:300].copy()
+    X[::7, 3] = np.nan  # rows the VAE does not train on
+    reader = CountingReader(X)
+    dX = da.from_array(reader, chunks=(100, 100), asarray=True, lock=False)
+    monkeypatch.setattr(type(dX), "__array__", _refuse_materialising)
+    vae = BetaCurveVAE(**{**TINY, "max_iter": 2, "batch_size": 64})
+    with dask.config.set(scheduler="sync"):
+        matcher = LatentMatcher(vae).fit(dX)
+    assert set(reader.reads) == {(100, 100)}  # block by block, never the whole array
+    assert matcher.estimator_.n_iter_ == 2 and matcher.n_features_in_ == 100
+    complete = X[~np.isnan(X).any(axis=1)]
+    np.testing.assert_allclose(matcher.estimator_.mean_, complete.mean(axis=0), rtol=1e-10)
+
+
 def test_estimator_results_to_zarr(client, fitted_vae, curves, tmp_path):
     pytest.importorskip("zarr")
     X = curves[0]
