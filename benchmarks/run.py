@@ -29,8 +29,8 @@ sys.path.insert(0, str(_HERE.parent))
 
 import numpy as np  # noqa: E402
 
-from benchmarks.measure import machine_info, set_threads  # noqa: E402
-from benchmarks.modes import Mode  # noqa: E402
+from benchmarks.harness.measure import machine_info, set_threads  # noqa: E402
+from benchmarks.harness.modes import Mode  # noqa: E402
 from benchmarks.sections import SECTIONS  # noqa: E402
 
 _START = time.perf_counter()
@@ -111,7 +111,7 @@ def _measured_on(stamp: dict, seconds: float | None) -> str:
 def render(document: dict, out: Path, figures_for: set[str] | None = None) -> str:
     """results.md from the results document; writes the figures of the sections named in
     ``figures_for`` (default: all) into ``out``."""
-    from benchmarks.markdown import table
+    from benchmarks.harness.markdown import table
 
     machine = document.get("machine", {})
     lines = [
@@ -133,7 +133,7 @@ def render(document: dict, out: Path, figures_for: set[str] | None = None) -> st
             continue
         number += 1
         module, why = load_section(name)
-        title = entry.get("title") or (module.TITLE if module else name)
+        title = module.TITLE if module else entry.get("title") or name
         lines += ["", f"## {number}. {title}", ""]
         if entry.get("stamp"):
             lines += [_measured_on(entry["stamp"], entry.get("seconds")), ""]

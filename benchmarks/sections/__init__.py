@@ -3,9 +3,11 @@
 Each module ``benchmarks/sections/<name>.py`` defines::
 
     TITLE: str
-    def measure(mode: benchmarks.modes.Mode) -> dict   # JSON-able results
-    def table(results: dict) -> str                    # markdown for results.md
-    def figures(results: dict, out: Path) -> list[str] # optional: writes images, returns names
+    def measure(mode: Mode) -> dict                     # JSON-able results
+    def table(results: dict) -> str                     # markdown for results.md
+    def figures(results: dict, out: Path) -> list[str]  # optional: writes images, returns names
+
+with ``Mode`` from ``benchmarks.harness.modes``. Sections import skvae's public API only.
 
 ``measure`` may return ``{"skipped": "reason"}`` (e.g. no GPU); ``run.py`` then prints the
 reason instead of calling ``table``. A section whose module is missing, or that raises
@@ -13,14 +15,14 @@ reason instead of calling ``table``. A section whose module is missing, or that 
 """
 
 SECTIONS = [
-    "training",  # issue 11: default fits now vs 0.1.0, spikes, warnings, time to quality
-    "families",  # issue 11: non-Beta two-parameter families, VAE vs PCA(2)
+    "training",  # default fits now vs 0.1.0, spikes, warnings, time to quality
+    "families",  # non-Beta two-parameter families, VAE vs PCA(2)
     "inference",  # transform / inverse_transform / score_samples / matcher speed, now vs 0.1.0
     "matching",  # LatentMatcher vs the blog post's per-target scipy loop; partial targets
     "methods",  # held-out error of every method: VAE, blog recipe, PCA, KernelPCA, FA
     "blog_recipe",  # the blog post's training recipe: time to quality and throughput
     "memory",  # peak RSS of fit and inference on 1M rows, each in a fresh process
-    "gpu",  # issue 12: --device cuda against the same machine's CPU
-    "dask_scaling",  # issue 13 (dask helper's module)
-    "uncertainty",  # (uncertainty helper's module)
+    "gpu",  # --device cuda against the same machine's CPU
+    "dask_scaling",  # Dask LocalCluster throughput, out-of-core fit memory
+    "uncertainty",  # Laplace posterior calibration, Gauss-Newton polish
 ]

@@ -1,4 +1,6 @@
-"""The original blog post's training recipe (``benchmarks/blog_recipe.py``) next to skvae.
+"""The original blog post's training recipe next to skvae.
+
+The recipe is ``benchmarks/workloads/blog_post.py``.
 
 The recipe (3×32 tanh, fixed η = 1 with a sampled reconstruction, Adam 1e-4, γ = 0.99 per
 epoch, batches of 256 from a per-item DataLoader, unscaled inputs) trains on the Beta
@@ -11,16 +13,17 @@ from __future__ import annotations
 
 import math
 
-from benchmarks import blog_recipe, fits, versions
-from benchmarks import markdown as md
-from benchmarks.markdown import failed
-from benchmarks.modes import Mode
+from benchmarks.harness import markdown as md
+from benchmarks.harness import versions
+from benchmarks.harness.markdown import failed
+from benchmarks.harness.modes import Mode
+from benchmarks.workloads import blog_post, fits
 
 TITLE = "The blog post's recipe: time to quality and throughput"
 
 
 def measure(mode: Mode) -> dict:
-    recipe = blog_recipe.trained(mode)
+    recipe = blog_post.trained(mode)
     skvae = {}
     for version in versions.versions(mode):
         result = fits.default_fit(mode, mode.seeds[0], version)

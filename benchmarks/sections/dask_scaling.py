@@ -28,14 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.modes import Mode
+from benchmarks.harness import REPO_ROOT
+from benchmarks.harness.modes import Mode
 
 TITLE = "Dask: LocalCluster throughput and out-of-core fit memory"
 
 #: Rows per zarr chunk and dask block.
 BLOCK = 50_000
 _MB = 1024.0**2
-_REPO = Path(__file__).resolve().parents[2]
 
 
 def _sizes(mode: Mode) -> dict:
@@ -45,7 +45,7 @@ def _sizes(mode: Mode) -> dict:
 
 
 def _curves(n_rows: int, seed: int = 0) -> np.ndarray:
-    from benchmarks.data import large_beta_curves
+    from benchmarks.workloads.data import large_beta_curves
 
     return large_beta_curves(n_rows, seed)
 
@@ -54,7 +54,7 @@ def _write_store(path: str, n_rows: int, dtype=np.float64) -> float:
     """Write ``n_rows`` curves to a zarr store block by block; return its size in MB."""
     import zarr
 
-    from benchmarks.data import independent_beta_curves
+    from benchmarks.workloads.data import independent_beta_curves
 
     base, _ = independent_beta_curves(BLOCK, seed=0)
     array = zarr.open_array(
@@ -143,7 +143,7 @@ def _run_cluster(vae, matcher, store, n_match, malloc_trim, environ) -> dict:
 
 
 def _throughput(mode: Mode, sizes: dict, workdir: Path) -> list[dict]:
-    from benchmarks import fits
+    from benchmarks.workloads import fits
     from skvae import LatentMatcher
 
     vae = fits.fitted_model(mode)
@@ -227,12 +227,14 @@ def _out_of_core_fit(sizes: dict, workdir: Path, threads: int) -> dict:
     _write_store(store, sizes["fit_rows"])
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(_REPO), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
     }
     env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     allowance = 400.0  # MB: less than the array in both modes
     command = [sys.executable, "-m", "benchmarks.sections.dask_scaling", store, str(allowance), "1"]
-    done = subprocess.run(command, cwd=_REPO, env=env, capture_output=True, text=True, timeout=3000)
+    done = subprocess.run(
+        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=3000
+    )
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]

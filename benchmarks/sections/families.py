@@ -1,8 +1,8 @@
-"""Beyond the Beta log-pdf (issue 11): two-parameter families that are non-linear in their
+"""Beyond the Beta log-pdf: two-parameter families that are non-linear in their
 parameters, where PCA needs many components and a 2-latent VAE can still be exact.
 
-Families (``benchmarks/data.py``; 10,000 training and 2,000 held-out curves each, 100 points):
-Beta pdf (α, β), Gaussian bumps (centre, width), smoothed logistic steps (location,
+Families (``benchmarks/workloads/data.py``; 10,000 training and 2,000 held-out curves each,
+100 points): Beta pdf (α, β), Gaussian bumps (centre, width), smoothed logistic steps (location,
 steepness) and damped oscillations (frequency, damping). For each, a default
 ``BetaCurveVAE(random_state=first seed)`` (this checkout, in a child process) with its encoder
 and ``LatentMatcher(prefit=True)``, against PCA(2), PCA(3) and PCA(5) fitted here.
@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks import markdown as md
-from benchmarks import versions
-from benchmarks.baselines import pca
-from benchmarks.data import family_split
-from benchmarks.markdown import failed
-from benchmarks.modes import Mode
+from benchmarks.harness import markdown as md
+from benchmarks.harness import versions
+from benchmarks.harness.markdown import failed
+from benchmarks.harness.modes import Mode
+from benchmarks.workloads.baselines import pca
+from benchmarks.workloads.data import family_split
 
-TITLE = "Other families: VAE vs PCA (issue 11)"
+TITLE = "Other families: VAE vs PCA"
 FAMILIES = ("beta_pdf", "gaussian_bumps", "smoothed_steps", "damped_oscillations")
 DESCRIPTIONS = {
     "beta_pdf": "Beta(α, β) pdf, α, β ~ U(0, 5), on [0.01, 0.99]",

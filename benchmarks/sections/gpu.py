@@ -1,4 +1,4 @@
-"""GPU end to end (issue 12): ``--device cuda`` against the same machine's CPU.
+"""GPU end to end: ``--device cuda`` against the same machine's CPU.
 
 For each device (the CPU always; CUDA with ``--device cuda``), in child processes of this
 checkout with ``device=<device>``:
@@ -22,13 +22,14 @@ beside it; ``--device cuda`` (no 0.1.0 column, to keep the GPU run short) on a m
 
 from __future__ import annotations
 
-from benchmarks import fits, versions
-from benchmarks import markdown as md
-from benchmarks.markdown import failed
-from benchmarks.modes import Mode
+from benchmarks.harness import markdown as md
+from benchmarks.harness import versions
+from benchmarks.harness.markdown import failed
+from benchmarks.harness.modes import Mode
+from benchmarks.workloads import fits
 
-TITLE = "GPU vs this machine's CPU (issue 12)"
-#: Issue 12's targets on one H100.
+TITLE = "GPU vs this machine's CPU"
+#: Targets on one H100.
 TARGETS = {
     "fit_speedup": 8.0,
     "train_curves_per_s": 5e6,
@@ -133,7 +134,7 @@ def table(results: dict) -> str:
         f"GPU: {results.get('gpu') or 'none (run with --device cuda on a GPU machine)'}. "
         "CPU and GPU on the same machine, this checkout; the CPU 0.1.0 column (CPU runs "
         "only, when 0.1.0 is available) is skvae 0.1.0 on the same CPU.",
-        md.table(["", "CPU 0.1.0", "CPU", "CUDA", "CUDA gain", "issue 12 target (CUDA)"], rows),
+        md.table(["", "CPU 0.1.0", "CPU", "CUDA", "CUDA gain", "target (CUDA)"], rows),
     ]
     sizes = []
     for device, entry in results["devices"].items():

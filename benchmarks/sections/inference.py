@@ -1,6 +1,6 @@
 """Inference speed, now vs 0.1.0: transform, inverse_transform, score_samples, LatentMatcher.
 
-Measured in the child process of the first seed's default fit (``benchmarks/fits.py``), on
+Measured in the child process of the first seed's default fit (``benchmarks/workloads/fits.py``), on
 that fitted model, for both versions: ``rows`` Beta log-pdf curves (10,000 independent
 curves tiled with N(0, 10⁻⁶) noise), each method timed as the median of ``repeats`` calls
 after a small warm-up call; inverse_transform decodes the codes transform returned.
@@ -10,10 +10,11 @@ with the same noise. Rows per second = rows / median seconds, numpy in and out.
 
 from __future__ import annotations
 
-from benchmarks import fits, versions
-from benchmarks import markdown as md
-from benchmarks.markdown import failed
-from benchmarks.modes import Mode
+from benchmarks.harness import markdown as md
+from benchmarks.harness import versions
+from benchmarks.harness.markdown import failed
+from benchmarks.harness.modes import Mode
+from benchmarks.workloads import fits
 
 TITLE = "Inference speed on the CPU, now vs 0.1.0"
 METHODS = {

@@ -2,7 +2,7 @@
 
 * The blog post's loop: one ``scipy.optimize.minimize(method="Nelder-Mead")`` per target from
   z = 0, one torch decoder call per evaluation, on the blog recipe's decoder
-  (``benchmarks/blog_recipe.py``) and on skvae's decoder (same model as LatentMatcher: the
+  (``benchmarks/workloads/blog_post.py``) and on skvae's decoder (same model as LatentMatcher: the
   ratio of algorithms alone), on the first ``mode.scipy_targets`` held-out curves (their
   cost per target is constant, so the rate extrapolates).
 * LatentMatcher (``prefit=True``, defaults) of both versions: targets/s from the inference
@@ -20,13 +20,14 @@ import warnings
 import numpy as np
 import torch
 
-from benchmarks import blog_recipe, fits, versions
-from benchmarks import markdown as md
-from benchmarks.baselines import pca_completion
-from benchmarks.data import family_split
-from benchmarks.markdown import failed
-from benchmarks.measure import l2_summary
-from benchmarks.modes import Mode
+from benchmarks.harness import markdown as md
+from benchmarks.harness import versions
+from benchmarks.harness.markdown import failed
+from benchmarks.harness.measure import l2_summary
+from benchmarks.harness.modes import Mode
+from benchmarks.workloads import blog_post, fits
+from benchmarks.workloads.baselines import pca_completion
+from benchmarks.workloads.data import family_split
 
 TITLE = "Matching: LatentMatcher vs the blog post's scipy loop"
 
@@ -57,9 +58,9 @@ def measure(mode: Mode) -> dict:
     X_train, X_test = family_split("beta_logpdf", mode.n_train, mode.n_test)
     subset = X_test[: mode.scipy_targets]
     vae = fits.fitted_model(mode)
-    recipe = blog_recipe.trained(mode)["model"]
+    recipe = blog_post.trained(mode)["model"]
     rows = []
-    loop = blog_recipe.scipy_match(blog_recipe.blog_decode_one(recipe), subset, 2)
+    loop = blog_post.scipy_match(blog_post.blog_decode_one(recipe), subset, 2)
     X_hat = recipe.decoder(torch.FloatTensor(loop["codes"])).detach().numpy()
     rows.append(
         {"method": "blog loop: scipy Nelder-Mead from z=0, blog recipe's decoder"}
@@ -68,7 +69,7 @@ def measure(mode: Mode) -> dict:
         | l2_summary(subset, X_hat)
     )
     latent_dims = vae.get_params()["latent_dims"]
-    loop = blog_recipe.scipy_match(skvae_decode_one(vae), subset, latent_dims)
+    loop = blog_post.scipy_match(skvae_decode_one(vae), subset, latent_dims)
     rows.append(
         {"method": "scipy Nelder-Mead from z=0, skvae's decoder (this checkout)"}
         | {k: loop[k] for k in ("targets_per_second", "mean_nfev")}

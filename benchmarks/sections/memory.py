@@ -1,6 +1,6 @@
 """Peak memory of fit and of the large-input methods, each in a fresh process.
 
-Each row runs ``benchmarks/memory_worker.py`` in a new interpreter: baseline RSS after
+Each row runs ``benchmarks/harness/memory_worker.py`` in a new interpreter: baseline RSS after
 importing torch and skvae and loading the fitted model (this checkout's default fit of the
 first seed), *before* any data exists; then the input is built (independent Beta log-pdf
 curves tiled block by block); the kernel's peak-RSS counter is reset
@@ -11,10 +11,10 @@ budget = input + output + 200 MB.
 
 from __future__ import annotations
 
-from benchmarks import fits
-from benchmarks import markdown as md
-from benchmarks.measure import run_memory_worker
-from benchmarks.modes import Mode
+from benchmarks.harness import markdown as md
+from benchmarks.harness.measure import run_memory_worker
+from benchmarks.harness.modes import Mode
+from benchmarks.workloads import fits
 
 TITLE = "Peak memory (fresh process per operation)"
 

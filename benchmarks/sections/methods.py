@@ -3,7 +3,7 @@
 skvae's default fit (first seed) of both versions, encoder and LatentMatcher; the blog
 post's recipe at skvae's fit time and at the end of its budget; PCA(1-3), RBF KernelPCA(2)
 (fitted on a subsample: O(n²) memory) and FactorAnalysis(2) (100 EM iterations), see
-``benchmarks/baselines.py``.
+``benchmarks/workloads/baselines.py``.
 
 The Beta log-pdf is (α−1)·log x + (β−1)·log(1−x) − log B(α, β): linear in three functions,
 so PCA(3) is exact on this family. The 2-latent VAE competes with the 2-D methods; the
@@ -12,12 +12,13 @@ families section shows families that are non-linear in their parameters.
 
 from __future__ import annotations
 
-from benchmarks import blog_recipe, fits, versions
-from benchmarks import markdown as md
-from benchmarks.baselines import all_baselines
-from benchmarks.data import family_split
-from benchmarks.markdown import failed
-from benchmarks.modes import Mode
+from benchmarks.harness import markdown as md
+from benchmarks.harness import versions
+from benchmarks.harness.markdown import failed
+from benchmarks.harness.modes import Mode
+from benchmarks.workloads import blog_post, fits
+from benchmarks.workloads.baselines import all_baselines
+from benchmarks.workloads.data import family_split
 
 TITLE = "Held-out reconstruction error of every method (Beta log-pdf)"
 
@@ -35,7 +36,7 @@ def measure(mode: Mode) -> dict:
         rows[-1]["note"] = note
         rows.append({"method": f"BetaCurveVAE {version}, LatentMatcher"} | common)
         rows[-1] |= result["matcher"] | {"note": "prefit on that fit"}
-    recipe = blog_recipe.trained(mode)
+    recipe = blog_post.trained(mode)
     now_fit = fits.default_fit(mode, mode.seeds[0]).get("fit_seconds")
     within = [p for p in recipe["trajectory"] if now_fit and p["seconds"] <= now_fit]
     points = ([within[-1]] if within and within[-1] is not recipe["trajectory"][-1] else []) + [

@@ -1,7 +1,8 @@
-"""Training (issue 11): default fits of this checkout and of skvae 0.1.0, side by side.
+"""Training: default fits of this checkout and of skvae 0.1.0, side by side.
 
-On 10,000 independent Beta log-pdf curves (``benchmarks.data.independent_beta_curves``) with
-2,000 held-out curves, for every ``random_state`` in ``mode.seeds``, each version fits
+On 10,000 independent Beta log-pdf curves
+(``benchmarks.workloads.data.independent_beta_curves``) with 2,000 held-out curves, for
+every ``random_state`` in ``mode.seeds``, each version fits
 ``BetaCurveVAE(random_state=seed)`` with its own defaults (quick mode: ``max_iter=30``) in a
 fresh child process; versions alternate their order from seed to seed. Reported per fit:
 wall time, epochs, held-out median L2 of the encoder and of ``LatentMatcher(prefit=True)``,
@@ -16,14 +17,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks import fits, versions
-from benchmarks import markdown as md
-from benchmarks.markdown import failed, median, ratio, warnings_summary
-from benchmarks.modes import Mode
+from benchmarks.harness import markdown as md
+from benchmarks.harness import versions
+from benchmarks.harness.markdown import failed, median, ratio, warnings_summary
+from benchmarks.harness.modes import Mode
+from benchmarks.workloads import fits
 
-TITLE = "Training: default fits, now vs 0.1.0 (issue 11)"
+TITLE = "Training: default fits, now vs 0.1.0"
 
-#: Issue 11's acceptance figures (worst over random_state 0-2, full mode).
+#: Acceptance targets (worst over random_state 0-2, full mode).
 TARGETS = {"encoder": 0.010, "matcher": 0.007, "time_ratio": 0.75, "spikes": 2, "warnings": 0}
 
 
@@ -119,7 +121,7 @@ def table(results: dict) -> str:
         f"`BetaCurveVAE(random_state=s).fit(X)` on {results['n_train']:,} independent Beta "
         f"log-pdf curves; held-out median L2 on {results['n_test']:,} curves. "
         + (
-            f"**Quick mode: {results['fit_params']}** -- issue 11's targets apply to full mode."
+            f"**Quick mode: {results['fit_params']}** -- the targets apply to full mode."
             if results["quick"]
             else "Each version with its own defaults."
         ),
@@ -202,9 +204,9 @@ def table(results: dict) -> str:
             s_now["spikes"] <= t["spikes"],
             s_now["warnings"] == t["warnings"],
         ]
-        parts.append(md.table(["worst over seeds", "0.1.0", "now", "issue 11 target"], summary))
+        parts.append(md.table(["worst over seeds", "0.1.0", "now", "target"], summary))
         parts.append(
-            f"Issue 11 targets met by this run: {sum(met)} of {len(met)}"
+            f"Targets met by this run: {sum(met)} of {len(met)}"
             + (" (quick mode: not meaningful)." if results["quick"] else ".")
         )
     ttq_rows = [
@@ -258,7 +260,7 @@ def figures(results: dict, out: Path) -> list[str]:
             c=colours.get(version),
             label=f"{version}: default fits, random_state {[r['random_state'] for r in defaults]}",
         )
-    ax.axhline(TARGETS["encoder"], c="grey", ls=":", lw=1, label="issue 11 target, encoder")
+    ax.axhline(TARGETS["encoder"], c="grey", ls=":", lw=1, label="target, encoder")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("fit wall seconds")

@@ -2,7 +2,7 @@
 
 Side-by-side comparisons with the previous release happen in ONE benchmark run: skvae 0.1.0
 (commit ``f855892``) is extracted once with ``git archive f855892 skvae | tar -x`` into a
-temporary folder, and the same job (``benchmarks/child.py``) runs in a fresh Python process
+temporary folder, and the same job (``benchmarks/harness/child.py``) runs in a fresh Python process
 with ``PYTHONPATH=<that folder>:<repository root>``, so that ``import skvae`` finds 0.1.0 and
 ``import benchmarks`` finds this checkout's measuring code. The "now" jobs run the same way
 with this checkout's skvae, so both sides pay the same process start-up (excluded from the
@@ -26,7 +26,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from benchmarks.harness import REPO_ROOT
+
 CHILD = Path(__file__).resolve().parent / "child.py"
 RESULT_MARK = "@@skvae-benchmark-result@@ "
 

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from benchmarks.harness import REPO_ROOT
+
 MB = 1024.0**2
 
 
@@ -169,14 +170,16 @@ def reset_peak_rss() -> bool:
 
 
 def run_memory_worker(arguments: list[str], timeout: float = 900.0) -> dict:
-    """Run ``python -m benchmarks.memory_worker ARGUMENTS`` in a fresh process; return its JSON.
+    """Run ``python -m benchmarks.harness.memory_worker ARGUMENTS`` in a fresh process.
+
+    Returns the worker's JSON report.
 
     The child gets the repository root on ``PYTHONPATH`` so that it imports this checkout's
     ``skvae`` and ``benchmarks``. Failures are returned as ``{"error": ...}``, not raised.
     """
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    command = [sys.executable, "-m", "benchmarks.memory_worker", *arguments]
+    command = [sys.executable, "-m", "benchmarks.harness.memory_worker", *arguments]
     try:
         done = subprocess.run(
             command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout

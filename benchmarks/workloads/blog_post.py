@@ -217,7 +217,7 @@ def trained(mode) -> dict:
     """
     key = (mode.n_train, mode.n_test, mode.recipe_budget_s)
     if key not in _TRAINED:
-        from benchmarks.data import family_split
+        from benchmarks.workloads.data import family_split
 
         X_train, X_test = family_split("beta_logpdf", mode.n_train, mode.n_test)
 

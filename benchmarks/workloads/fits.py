@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pickle
 
-from benchmarks import versions
-from benchmarks.modes import Mode
+from benchmarks.harness import versions
+from benchmarks.harness.modes import Mode
 
 
 def inference_spec(mode: Mode) -> dict:

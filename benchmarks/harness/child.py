@@ -1,6 +1,6 @@
 """Child process of the benchmarks: runs jobs with whichever skvae is first on PYTHONPATH.
 
-Started by :func:`benchmarks.versions.run_jobs` (never by hand): it reads
+Started by :func:`benchmarks.harness.versions.run_jobs` (never by hand): it reads
 ``{"threads": int, "jobs": [job, ...]}`` as JSON on stdin and prints one line
 ``@@skvae-benchmark-result@@ [result, ...]``. It uses only skvae's public API, so the same
 code measures this checkout and skvae 0.1.0.
@@ -31,13 +31,15 @@ import warnings
 from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
-# Run as a script, Python puts benchmarks/ first on sys.path: drop it, so that skvae and the
-# benchmarks package come from PYTHONPATH in the order the parent chose.
+# Run as a script, Python puts benchmarks/harness/ first on sys.path: drop it, so that skvae
+# and the benchmarks package come from PYTHONPATH in the order the parent chose.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 import numpy as np  # noqa: E402
 
-RESULT_MARK = "@@skvae-benchmark-result@@ "
+from benchmarks.harness.measure import l2_summary  # noqa: E402
+from benchmarks.harness.versions import RESULT_MARK  # noqa: E402
+
 SPIKE_AFTER, SPIKE_THRESHOLD = 20, math.log(2.0)
 
 
@@ -49,12 +51,6 @@ def spike_epochs(loss_curve: list[float]) -> list[int]:
             spikes.append(epoch)
         best = min(best, loss)
     return spikes
-
-
-def l2_summary(X: np.ndarray, X_hat: np.ndarray) -> dict:
-    errors = np.linalg.norm(np.asarray(X_hat, dtype=np.float64) - X, axis=1)
-    errors = np.where(np.isfinite(errors), errors, np.inf)
-    return {"median_l2": float(np.median(errors)), "p90_l2": float(np.percentile(errors, 90))}
 
 
 def _warning_rows(caught) -> list[dict]:
@@ -95,7 +91,7 @@ def _warm_up(job: dict, X: np.ndarray) -> None:
 
 def _inference(vae, X_train: np.ndarray, X_test: np.ndarray, spec: dict) -> dict:
     """Rows per second of transform, inverse_transform, score_samples and LatentMatcher."""
-    from benchmarks.data import large_beta_curves, tiled
+    from benchmarks.workloads.data import large_beta_curves, tiled
     from skvae import LatentMatcher
 
     rows, repeats = spec["rows"], spec["repeats"]
@@ -174,7 +170,7 @@ def _matcher(vae, X_train: np.ndarray, X_test: np.ndarray, result: dict) -> dict
 
 
 def fit_job(job: dict) -> dict:
-    from benchmarks.data import family_split, large_beta_curves
+    from benchmarks.workloads.data import family_split, large_beta_curves
 
     if job.get("large_rows"):
         X_train, X_test = large_beta_curves(job["large_rows"]), None
@@ -216,7 +212,7 @@ def fit_job(job: dict) -> dict:
 
 def throughput_job(job: dict) -> dict:
     """Fits of ``epochs[0]`` and ``epochs[1]`` epochs; the difference is steady-state training."""
-    from benchmarks.data import large_beta_curves
+    from benchmarks.workloads.data import large_beta_curves
 
     X = large_beta_curves(job["rows"])
     _warm_up(job, X)

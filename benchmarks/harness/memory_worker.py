@@ -1,4 +1,6 @@
-"""Child process for peak-memory measurements (run by :func:`benchmarks.measure.run_memory_worker`).
+"""Child process for peak-memory measurements.
+
+Started by :func:`benchmarks.harness.measure.run_memory_worker`.
 
 Each task runs in a fresh interpreter so that its peak resident set size (RSS) is its own:
 
@@ -11,8 +13,8 @@ Each task runs in a fresh interpreter so that its peak resident set size (RSS) i
 
 It prints one JSON line. Usage::
 
-    python -m benchmarks.memory_worker fit --n-rows 10000 [--max-iter 200]
-    python -m benchmarks.memory_worker transform --model vae.pkl --n-rows 1000000
+    python -m benchmarks.harness.memory_worker fit --n-rows 10000 [--max-iter 200]
+    python -m benchmarks.harness.memory_worker transform --model vae.pkl --n-rows 1000000
 """
 
 from __future__ import annotations
@@ -25,10 +27,10 @@ import warnings
 
 import numpy as np
 
-from benchmarks.data import large_beta_curves
-from benchmarks.measure import MB, current_rss_mb, peak_rss_mb, reset_peak_rss
+from benchmarks.harness.measure import MB, current_rss_mb, peak_rss_mb, reset_peak_rss
+from benchmarks.workloads.data import large_beta_curves
 
-#: Allowed working memory on top of input + output (issue 6's acceptance figure).
+#: Working memory allowed on top of input + output: the memory budget of each operation.
 HEADROOM_MB = 200.0
 
 

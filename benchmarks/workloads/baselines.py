@@ -13,7 +13,7 @@ import numpy as np
 from sklearn.decomposition import PCA, FactorAnalysis, KernelPCA
 from sklearn.exceptions import ConvergenceWarning
 
-from benchmarks.measure import l2_summary
+from benchmarks.harness.measure import l2_summary
 
 
 def _row(name: str, latent_dims: int, seconds: float, X_test, X_hat, note: str = "") -> dict:
