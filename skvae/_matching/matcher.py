@@ -271,7 +271,7 @@ class LatentMatcher(
             The fitted matcher.
         """
         self._check_objective()
-        self._maxiter()
+        self._maxiter(warn=True)
         with unchanged_on_failure(self):  # validate_data sets n_features_in_ first
             if is_dask_array(X):
                 X = check_dask_curves(X)
@@ -362,14 +362,16 @@ class LatentMatcher(
                 "objective='posterior'."
             )
 
-    def _maxiter(self) -> int | None:
-        """The Nelder-Mead cap: ``maxiter``, or the deprecated ``max_iter`` when set."""
+    def _maxiter(self, *, warn: bool = False) -> int | None:
+        """The Nelder-Mead cap: ``maxiter``, or the deprecated ``max_iter`` when set
+        (with a FutureWarning from :meth:`fit`)."""
         if isinstance(self.max_iter, str) and self.max_iter == "deprecated":
             return self.maxiter
-        warn_at_caller(
-            "max_iter was renamed maxiter in 0.2 and will be removed in 0.4: use maxiter.",
-            FutureWarning,
-        )
+        if warn:
+            warn_at_caller(
+                "max_iter was renamed maxiter in 0.2 and will be removed in 0.4: use maxiter.",
+                FutureWarning,
+            )
         if self.maxiter is not None:
             raise ValueError(
                 "Set maxiter only: max_iter is its deprecated name, and both were given "

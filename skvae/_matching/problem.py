@@ -314,10 +314,10 @@ class MatchProblem:
         self._gathered = torch.empty_like(self._diff)
         self._sums = torch.empty(size, dtype=self.acc, device=device)
         probe = torch.linspace(-3.0, 3.0, size * d, dtype=self.dtype, device=device)
-        self.decode = BufferedDecoder(self.decoder, probe.reshape(size, d))
+        self.buffered_decoder = BufferedDecoder(self.decoder, probe.reshape(size, d))
 
     def _squared_errors_of_chunk(self, z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        self._diff.copy_(self.decode(z))
+        self._diff.copy_(self.buffered_decoder(z))
         self._diff -= torch.index_select(self.targets, 0, rows, out=self._gathered)
         if self.weights is not None:
             self._diff *= torch.index_select(self.weights, 0, rows, out=self._gathered)
