@@ -24,6 +24,7 @@ sys.path.insert(0, os.path.abspath(".."))
 # Local extensions of these docs.
 sys.path.insert(0, os.path.abspath("_ext"))
 
+import skvae_docs  # noqa: E402
 import torch  # noqa: E402
 
 import skvae  # noqa: E402
@@ -62,8 +63,18 @@ default_role = "literal"
 
 # -- API reference -----------------------------------------------------------------
 autosummary_generate = True
-autodoc_default_options = {"members": True, "member-order": "bysource"}
+# No "members" default: Sphinx lets a default of True override the explicit member
+# lists of the class template.
+autodoc_default_options = {"member-order": "bysource"}
 autodoc_typehints = "none"
+# The class template lists every public member a class has, its mixins' included, and
+# names the methods inherited from scikit-learn (see _ext/skvae_docs.py).
+autosummary_context = {
+    "skvae_api_members": {
+        name: skvae_docs.api_members(cls) for name, cls in skvae_docs.public_classes().items()
+    },
+    "skvae_defined_in": skvae_docs.defined_in(),
+}
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 
@@ -83,7 +94,9 @@ sphinx_gallery_conf = {
     "gallery_dirs": "auto_examples",
     "filename_pattern": r"/plot_",
     "ignore_pattern": r"__init__\.py",
-    "within_subsection_order": "FileNameSortKey",
+    # the order of the getting-started path (skvae_docs.GALLERY_ORDER)
+    "within_subsection_order": "skvae_docs.GalleryOrder",
+    "image_scrapers": (skvae_docs.GalleryScraper(),),  # figures at 150 dpi
     "doc_module": ("skvae",),
     "backreferences_dir": "gen_modules/backreferences",
     "reference_url": {"skvae": None},

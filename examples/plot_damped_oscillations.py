@@ -75,11 +75,12 @@ print(f"median L2 norm of the test curves: {np.median(np.linalg.norm(X_test, axi
 
 # %%
 # Reconstructions of two held-out curves. Pass the grid ``t`` so that the curves are
-# drawn against it (without it, the displays use the point index 0, 1, ...).
-display = ReconstructionDisplay.from_estimator(vae, X_test[:2], grid=t)
-display.figure_.suptitle("VAE")
-display = ReconstructionDisplay.from_estimator(pca, X_test[:2], grid=t)
-display.figure_.suptitle("PCA")
+# drawn against it (without it, the displays use the point index 0, 1, ...), and name
+# it with ``grid_label`` (a pandas Series named ``"t"`` would do the same).
+display = ReconstructionDisplay.from_estimator(vae, X_test[:2], grid=t, grid_label="t")
+display.figure_.suptitle("VAE (2 latent dimensions)")
+display = ReconstructionDisplay.from_estimator(pca, X_test[:2], grid=t, grid_label="t")
+display.figure_.suptitle("PCA (2 components)")
 
 # %%
 # What the two latent coordinates encode
@@ -96,5 +97,5 @@ fig.tight_layout()
 
 # %%
 # Curves decoded on a grid of latent codes: every panel is a damped oscillation.
-traversal = LatentTraversalDisplay.from_estimator(vae, n=6, z_range=(-2, 2), grid=t)
+traversal = LatentTraversalDisplay.from_estimator(vae, n=6, z_range=(-2, 2), grid=t, grid_label="t")
 plt.show()

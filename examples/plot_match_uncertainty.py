@@ -55,8 +55,10 @@ print(f"added noise {NOISE}, fitted noise_ {vae.noise_:.3f}")
 # guess, ``polish="gauss-newton"`` refines it with a few damped Gauss-Newton steps, and
 # ``match`` returns the inverse of the Gauss-Newton Hessian there,
 # :math:`\Sigma = (J^\top M J / \sigma^2 + I)^{-1}`: the covariance of the Laplace
-# approximation :math:`N(\hat z, \Sigma)`.
-model = vae.latent_model()  # decodes codes to curves in data units
+# approximation :math:`N(\hat z, \Sigma)`. ``vae.latent_model()`` gives the fitted
+# networks with their units; its ``decode`` turns codes into curves (the user guide's
+# :ref:`latent-model` describes it).
+model = vae.latent_model()  # decodes codes to curves in data units (see below)
 matcher = LatentMatcher(vae, prefit=True, objective="posterior", polish="gauss-newton")
 matcher.fit(X_train)
 

@@ -102,8 +102,10 @@ for weight in weights:
 fig, ax = plt.subplots(figsize=(6, 3.8))
 ax.plot(weights[1:], mean_errors[1:], marker="o", label="prior_weight > 0")
 ax.axhline(mean_errors[0], color="grey", linestyle="--", label="prior_weight = 0")
+ax.set_xscale("log")
+ax.set_xticks(weights[1:], labels=[f"{w:g}" for w in weights[1:]])
+ax.minorticks_off()
 ax.set(
-    xscale="log",
     xlabel="prior_weight",
     ylabel="mean L2 error (all points)",
     title="Completing curves from 5 noisy points",

@@ -20,6 +20,7 @@ search fits 13 of them.
 # :func:`~skvae.make_beta_curves` returns the parameters of each curve next to it;
 # ``noise`` adds Gaussian noise to every value.
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 from sklearn.decomposition import PCA
 from sklearn.metrics import PredictionErrorDisplay
 from sklearn.model_selection import GridSearchCV, train_test_split
@@ -72,7 +73,9 @@ for k, name in enumerate(["α", "β"]):
     PredictionErrorDisplay.from_predictions(
         y_test[:, k], y_pred[:, k], kind="actual_vs_predicted", ax=axes[k]
     )
-    axes[k].set_title(name)
+    axes[k].set_title(f"{name}: predicted against true, held-out curves")
+    axes[k].xaxis.set_major_locator(MaxNLocator(6, steps=[1, 2, 5, 10]))
+    axes[k].yaxis.set_major_locator(MaxNLocator(6, steps=[1, 2, 5, 10]))
 fig.tight_layout()
 
 # %%
@@ -81,7 +84,9 @@ fig.tight_layout()
 # The Beta family has two parameters, and two latent coordinates carry them. A linear
 # projection to two coordinates does not: PCA keeps the two directions of largest
 # variance, which mix the parameters non-linearly, and the same regressor does much
-# worse on them.
+# worse on them (compare the printed R^2 with the pipeline's above). The comparison is
+# between two-coordinate descriptions: Beta log-densities lie in a three-dimensional
+# linear subspace, so PCA with three components would keep all of their information.
 linear = Pipeline([("pca", PCA(n_components=2)), ("regressor", KNeighborsRegressor(5))])
 linear.fit(X_train, y_train)
 print(f"held-out R^2 with PCA(2) features: {linear.score(X_test, y_test):.4f}")

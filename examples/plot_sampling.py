@@ -97,8 +97,9 @@ ax.hist(np.clip(gap, -0.25, 0.25), bins=50, color="tab:blue", alpha=0.7)
 ax.set(
     xlabel="log of the total mass of a generated curve (clipped to ±0.25)",
     ylabel="number of curves",
-    title=f"{inside.mean():.0%} of the generated curves have α, β > 0",
+    title="How far generated curves are from integrating to one",
 )
 fig.tight_layout()
+print(f"{inside.mean():.0%} of the generated curves have α, β > 0 (those are drawn)")
 print(f"median |log mass|: {np.median(np.abs(gap)):.3f}")
 plt.show()

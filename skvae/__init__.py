@@ -5,6 +5,6 @@ from ._persistence import load, save
 from ._vae import BetaCurveVAE
 from .datasets import make_beta_curves
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["BetaCurveVAE", "LatentMatcher", "make_beta_curves", "save", "load", "__version__"]

@@ -25,6 +25,8 @@ from . import BetaCurveVAE, LatentMatcher, make_beta_curves
 
 #: Fewest training curves: PCA(n_components=2) and a 10 % validation split need them.
 MIN_TRAIN = 10
+#: Most curves per set: a billion curves of 100 points already take 800 GB.
+MAX_CURVES = 10**9
 #: ``--random-state`` and ``--random-state + 1`` must both be valid numpy seeds.
 MAX_RANDOM_STATE = 2**32 - 2
 
@@ -56,17 +58,17 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m skvae", description=_DESCRIPTION)
     parser.add_argument(
         "--n-train",
-        type=_int_in(MIN_TRAIN),
+        type=_int_in(MIN_TRAIN, MAX_CURVES),
         default=10_000,
         metavar="N",
-        help=f"number of training curves, at least {MIN_TRAIN} (default: %(default)s)",
+        help=f"number of training curves, {MIN_TRAIN} to {MAX_CURVES:,} (default: %(default)s)",
     )
     parser.add_argument(
         "--n-test",
-        type=_int_in(1),
+        type=_int_in(1, MAX_CURVES),
         default=2_000,
         metavar="N",
-        help="number of held-out curves, at least 1 (default: %(default)s)",
+        help=f"number of held-out curves, 1 to {MAX_CURVES:,} (default: %(default)s)",
     )
     parser.add_argument(
         "--max-iter",
@@ -120,9 +122,16 @@ def _median_l2(X: np.ndarray, X_hat: np.ndarray) -> float:
 
 def main(argv: list[str] | None = None) -> dict:
     """Run the main job; ``argv`` defaults to the command line. Returns the measures."""
+    parser = _parser()
     args = parse_args(argv)
-    X, _ = make_beta_curves(args.n_train, random_state=args.random_state)
-    X_test, _ = make_beta_curves(args.n_test, random_state=args.random_state + 1)
+    try:
+        X, _ = make_beta_curves(args.n_train, random_state=args.random_state)
+        X_test, _ = make_beta_curves(args.n_test, random_state=args.random_state + 1)
+    except MemoryError:
+        parser.error(
+            f"arguments --n-train/--n-test: {args.n_train} + {args.n_test} curves do not fit "
+            "in memory"
+        )
     params = {} if args.max_iter is None else {"max_iter": args.max_iter}
     vae = BetaCurveVAE(random_state=args.random_state, **params)
     start = time.perf_counter()

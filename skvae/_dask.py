@@ -9,7 +9,8 @@ out-of-core fit takes its scaling from one pass of dask reductions (:func:`dask_
 holds out whole blocks for early stopping (:func:`split_blocks`,
 :func:`dask_validation_scorer`) and streams the training blocks in shuffled order
 (:class:`DaskBlockBatches`), so that at most a couple of blocks are in memory at a time;
-nothing here imports dask at module level.
+:class:`DaskCurves` gathers these for the estimator. With ``set_output(transform="pandas")``
+a dask input gives a lazy dask DataFrame (:func:`keep_dask_output_lazy`).
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ import torch
 
 __all__ = [
     "DaskBlockBatches",
+    "DaskCurves",
     "check_dask_curves",
     "dask_scaler",
     "dask_training_data",
     "dask_validation_scorer",
     "is_dask_array",
+    "keep_dask_output_lazy",
     "map_rows",
     "split_blocks",
 ]
@@ -85,6 +88,7 @@ def check_dask_curves(dX: Any, n_features: int | None = None, *, name: str = "X"
     ------
     ValueError
         If ``dX`` is not 2-D, not real-valued, or has the wrong number of columns.
+        An object array is converted to float64 lazily, as numpy inputs are.
 
     Examples
     --------
@@ -98,6 +102,8 @@ def check_dask_curves(dX: Any, n_features: int | None = None, *, name: str = "X"
             f"Expected a 2D dask array for {name}, got an array of shape {dX.shape}: "
             "one curve per row, one grid point per column."
         )
+    if dX.dtype.kind == "O":  # as check_array does for numpy: converted (lazily here)
+        dX = dX.astype(np.float64)
     if dX.dtype.kind not in "fiub":
         raise ValueError(f"{name} must hold real numbers; got a dask array of dtype {dX.dtype}.")
     width = dX.shape[1]
@@ -264,10 +270,6 @@ def dask_scaler(dX: Any):
     return CurveScaler.from_moments(mean, float(np.mean(variance)), peak)
 
 
-#: Rows per forward pass when scoring held-out blocks (bounds the memory of the sigma points).
-SCORE_CHUNK = 4096
-
-
 def split_blocks(dX: Any, validation_fraction: float | None, rng) -> tuple[list, list]:
     """Split the row blocks of ``dX`` into training and held-out validation blocks.
 
@@ -307,10 +309,7 @@ def split_blocks(dX: Any, validation_fraction: float | None, rng) -> tuple[list,
     """
     dX = check_dask_curves(dX)
     sizes = dX.chunks[0]
-    if any(math.isnan(s) for s in sizes):
-        raise ValueError(
-            "X has row blocks of unknown size; call X.compute_chunk_sizes() before fitting."
-        )
+    _check_known_sizes(sizes)
     blocks = [dX.blocks[i] for i in range(len(sizes))]
     if not validation_fraction:
         return blocks, []
@@ -335,6 +334,13 @@ def split_blocks(dX: Any, validation_fraction: float | None, rng) -> tuple[list,
     return train, val
 
 
+def _check_known_sizes(sizes: Sequence[float]) -> None:
+    if any(math.isnan(s) for s in sizes):
+        raise ValueError(
+            "X has row blocks of unknown size; call X.compute_chunk_sizes() before fitting."
+        )
+
+
 def _load_block(block: Any, scaler, device: torch.device) -> torch.Tensor:
     """Compute one block and return it in model units as float32 on ``device``.
 
@@ -343,7 +349,7 @@ def _load_block(block: Any, scaler, device: torch.device) -> torch.Tensor:
     values = np.asarray(block.compute(), dtype=np.float64)
     if not np.isfinite(values).all():
         raise _invalid_values_error()
-    return scaler.to_model_tensor(values, device)
+    return scaler.data_to_model_float32(values, device)
 
 
 class DaskBlockBatches:
@@ -441,14 +447,14 @@ def dask_validation_scorer(
     scaler,
     device: torch.device | str = "cpu",
     *,
-    kl_weight: float = 1.0,
     cache: bool = False,
-) -> Callable[[torch.nn.Module], torch.Tensor]:
-    """A validation function: the ELBO per point of held-out blocks, in model units.
+):
+    """The held-out curves of an out-of-core fit: :class:`~skvae._torch.loop.HeldOutCurves`
+    read from row blocks.
 
-    The returned callable computes :func:`skvae._torch.loop.validation_elbo` (what the
-    training loop tracks for early stopping) over all rows of ``val_blocks``, reading one
-    block at a time, or from a float32 copy kept after the first call when ``cache``.
+    The blocks are read one at a time and scored in chunks of
+    :func:`~skvae._chunks.chunk_size_for` rows, or kept as float32 tensors after the first
+    evaluation when ``cache``.
 
     Parameters
     ----------
@@ -458,16 +464,14 @@ def dask_validation_scorer(
         Maps curves to model units.
     device : torch.device or str, default="cpu"
         Where the evaluation runs.
-    kl_weight : float, default=1.0
-        Weight of the KL term (the estimator's ``kl_weight``).
     cache : bool, default=False
         Keep the held-out rows in memory after the first evaluation (for small hold-outs).
 
     Returns
     -------
-    score : callable
-        ``score(module)``: a 0-d float64 tensor on ``device`` (the training loop reads
-        it back once per epoch, with the epoch's other numbers).
+    held_out : HeldOutCurves
+        ``held_out(module)``: the held-out ELBO per curve and grid point, a 0-d float64
+        tensor on ``device``.
 
     Examples
     --------
@@ -481,38 +485,30 @@ def dask_validation_scorer(
     >>> score(module).shape
     torch.Size([])
     """
-    from ._torch.loop import validation_elbo
+    from ._chunks import chunk_size_for
+    from ._torch.loop import HeldOutCurves
 
     if not val_blocks:
         raise ValueError("dask_validation_scorer needs at least one held-out block.")
     blocks = list(val_blocks)
     device = torch.device(device)
-    n_rows = sum(int(b.shape[0]) for b in blocks)
+    chunk_size = chunk_size_for(device)
     cached: list[torch.Tensor] = []
 
-    def tensors() -> Iterator[torch.Tensor]:
+    def chunks() -> Iterator[torch.Tensor]:
         if cached:
-            yield from cached
+            for tensor in cached:
+                yield from tensor.split(chunk_size)
             return
         loaded = []
         for block in blocks:
             tensor = _load_block(block, scaler, device)
             if cache:
                 loaded.append(tensor)
-            yield tensor
+            yield from tensor.split(chunk_size)
         cached.extend(loaded)
 
-    @torch.no_grad()
-    def score(module: torch.nn.Module) -> torch.Tensor:
-        total = torch.zeros((), dtype=torch.float64, device=device)
-        for tensor in tensors():
-            for start in range(0, len(tensor), SCORE_CHUNK):
-                chunk = tensor[start : start + SCORE_CHUNK]
-                # the loop's own per-point validation ELBO, weighted by the chunk's rows
-                total += validation_elbo(module, chunk, kl_weight).double() * len(chunk)
-        return total / n_rows
-
-    return score
+    return HeldOutCurves(chunks, sum(int(b.shape[0]) for b in blocks))
 
 
 def dask_training_data(
@@ -522,7 +518,6 @@ def dask_training_data(
     validation_fraction: float | None,
     rng,
     device: torch.device | str = "cpu",
-    kl_weight: float = 1.0,
 ) -> tuple[DaskBlockBatches, Callable[[torch.nn.Module], torch.Tensor] | None]:
     """The batch source and validation function of an out-of-core fit on ``dX``.
 
@@ -539,8 +534,6 @@ def dask_training_data(
         Draws the held-out blocks.
     device : torch.device or str, default="cpu"
         The training device.
-    kl_weight : float, default=1.0
-        The estimator's ``kl_weight`` (for the validation ELBO).
 
     Returns
     -------
@@ -566,4 +559,94 @@ def dask_training_data(
         return source, None
     largest = max(source.sizes)
     cache = sum(int(b.shape[0]) for b in val) <= largest  # no more than one block's memory
-    return source, dask_validation_scorer(val, scaler, device, kl_weight=kl_weight, cache=cache)
+    return source, dask_validation_scorer(val, scaler, device, cache=cache)
+
+
+class DaskCurves:
+    """Training curves in a dask array, for an out-of-core fit (never materialised).
+
+    The in-memory counterpart is the estimator's ndarray of curves; both give the fit its
+    scaling (:meth:`fit_scaler`) and its mini-batches and held-out curves
+    (:meth:`training_data`). Row blocks of unknown size are refused here, before any
+    pass over the data, and empty row blocks (left by boolean filtering) are dropped.
+
+    Parameters
+    ----------
+    dX : dask.array.Array of shape (n_samples, n_features)
+        Curves checked by :func:`check_dask_curves`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import dask.array as da
+    >>> from skvae._dask import DaskCurves
+    >>> dX = da.zeros((40, 3), chunks=((20, 0, 20), (3,)))
+    >>> DaskCurves(dX).dX.chunks[0], DaskCurves(dX).n_samples
+    ((20, 20), 40)
+    """
+
+    def __init__(self, dX: Any):
+        import dask.array as da
+
+        sizes = dX.chunks[0]
+        _check_known_sizes(sizes)
+        if 0 in sizes and any(sizes):  # dask's reductions fail on empty blocks
+            dX = da.concatenate([dX.blocks[i] for i, size in enumerate(sizes) if size])
+        self.dX = dX
+        self.n_samples = int(sum(sizes))
+        self.n_features = int(dX.shape[1])
+
+    def fit_scaler(self):
+        """The :class:`~skvae._scaling.CurveScaler` of all curves (one pass of reductions)."""
+        return dask_scaler(self.dX)
+
+    def training_data(self, scaler, validation_fraction: float | None, rng, device):
+        """``(source, held_out)``: see :func:`dask_training_data`."""
+        return dask_training_data(
+            self.dX, scaler, validation_fraction=validation_fraction, rng=rng, device=device
+        )
+
+
+def keep_dask_output_lazy(method: Callable) -> Callable:
+    """Wrap a ``set_output``-wrapped ``transform`` so that a dask input stays lazy.
+
+    scikit-learn's ``set_output(transform="pandas")`` builds a pandas DataFrame from what
+    ``transform`` returns, which computes a dask array. For a dask input this returns a
+    dask DataFrame instead (:func:`dask.dataframe.from_dask_array`, columns from
+    ``get_feature_names_out``); with the default output, the lazy dask array. Other
+    inputs and output containers (and pandas output where ``dask.dataframe`` cannot be
+    imported: it needs pyarrow) go through ``method``, which computes.
+
+    Parameters
+    ----------
+    method : callable
+        The estimator's ``transform`` as scikit-learn wrapped it (``method.__wrapped__`` is
+        the unwrapped one).
+
+    Returns
+    -------
+    transform : callable
+    """
+    import functools
+
+    unwrapped = getattr(method, "__wrapped__", method)
+
+    @functools.wraps(unwrapped)
+    def transform(self, X, *args, **kwargs):
+        if not is_dask_array(X):
+            return method(self, X, *args, **kwargs)
+        from sklearn.utils._set_output import _get_output_config
+
+        result = unwrapped(self, X, *args, **kwargs)
+        container = _get_output_config("transform", self)["dense"]
+        if container == "default":
+            return result
+        if container == "pandas":
+            try:
+                import dask.dataframe as dd
+            except ImportError:  # dask.dataframe needs pyarrow: computed as pandas then
+                return method(self, X, *args, **kwargs)
+            return dd.from_dask_array(result, columns=list(self.get_feature_names_out()))
+        return method(self, X, *args, **kwargs)  # other containers are computed
+
+    return transform

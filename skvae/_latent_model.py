@@ -85,7 +85,9 @@ class LatentModel:
         """Points per curve."""
         return self.module.config["n_features"]
 
-    def encode(self, X: np.ndarray, non_finite_error: str | None = None):
+    def encode(
+        self, X: np.ndarray, non_finite_error: str | None = None, *, return_std: bool = True
+    ):
         """Posterior mean and standard deviation of curves ``X`` (data units).
 
         Parameters
@@ -93,21 +95,30 @@ class LatentModel:
         X : ndarray of shape (n_samples, n_features)
         non_finite_error : str, optional
             Message of the ValueError raised if the result is not finite.
+        return_std : bool, default=True
+            Return the standard deviation too; False returns the mean alone.
 
         Returns
         -------
         mean, std : ndarray of shape (n_samples, latent_dims), float64
+            ``mean`` alone when ``return_std`` is False.
         """
         d = self.latent_dims
+        if return_std:
+            outputs, n_outputs = (lambda t: torch.cat(self.encoder(t), dim=1)), 2 * d
+        else:
+            outputs, n_outputs = (lambda t: self.encoder(t)[0]), d
         out = apply_in_chunks(
-            lambda t: torch.cat(self.encoder(t), dim=1),
+            outputs,
             X,
-            2 * d,
+            n_outputs,
             scaler=self.scaler,
             device=self.device,
             chunk_size=self.chunk_size,
             non_finite_error=non_finite_error,
         )
+        if not return_std:
+            return out
         std = out[:, d:]
         np.multiply(std, 0.5, out=std)
         np.exp(std, out=std)
@@ -123,6 +134,4 @@ class LatentModel:
             chunk_size=self.chunk_size,
             non_finite_error=non_finite_error,
         )
-        curves *= self.scaler.scale
-        curves += self.scaler.mean
-        return curves
+        return self.scaler.model_to_data(curves, copy=False)

@@ -24,7 +24,7 @@ def make_progress_callback(
             f"loss={state.loss[-1] + log_scale:.5f} "
             f"recon={state.reconstruction[-1] + log_scale:.5f} kl={state.kl[-1]:.5f}"
         )
-        if state.validation:
+        if len(state.validation) == state.epoch:  # this epoch was validated
             text += f" val={state.validation[-1] - log_scale:.5f}"
         return text
 

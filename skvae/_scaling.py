@@ -14,7 +14,7 @@ import torch
 
 #: Relative size below which the spread of the data counts as rounding of a constant.
 _CONSTANT_RTOL = 64 * np.finfo(np.float64).eps
-#: Rows scaled at a time by :meth:`CurveScaler.to_model_tensor`.
+#: Rows scaled at a time by :meth:`CurveScaler.data_to_model_float32`.
 _SCALE_ROWS = 8192
 
 
@@ -40,7 +40,7 @@ class CurveScaler:
     >>> scaler = CurveScaler.fit(X)
     >>> scaler.mean, round(scaler.scale, 6)
     (array([1., 4.]), 1.581139)
-    >>> np.allclose(scaler.to_data(scaler.to_model(X)), X)
+    >>> np.allclose(scaler.model_to_data(scaler.data_to_model(X)), X)
     True
     """
 
@@ -105,19 +105,21 @@ class CurveScaler:
         """``log(scale)``."""
         return math.log(self.scale)
 
-    def to_model(self, X: np.ndarray) -> np.ndarray:
-        """Curves in model units, ``(X - mean) / scale`` (float64; NaN stays NaN)."""
+    def data_to_model(self, X: np.ndarray) -> np.ndarray:
+        """Curves in model units, ``(X - mean) / scale``, as a float64 ndarray (NaN stays NaN)."""
         with np.errstate(over="ignore", invalid="ignore"):  # callers report overflow
             return (np.asarray(X, dtype=np.float64) - self.mean) / self.scale
 
-    def to_model_on_device(self, X: torch.Tensor) -> torch.Tensor:
+    def data_to_model_on_device(self, X: torch.Tensor) -> torch.Tensor:
         """Curves ``X`` (a tensor on any device) in model units, computed where ``X`` is,
-        in float64: the same arithmetic as :meth:`to_model`, so bit-identical to it."""
+        in float64: the same arithmetic as :meth:`data_to_model`, so bit-identical to it."""
         mean = torch.as_tensor(self.mean, device=X.device)
         return (X.to(torch.float64) - mean) / self.scale
 
-    def to_model_tensor(self, X: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
-        """Training curves in model units as a float32 tensor on ``device``.
+    def data_to_model_float32(
+        self, X: np.ndarray, device: torch.device | str = "cpu"
+    ) -> torch.Tensor:
+        """Training curves ``X`` (an ndarray) in model units as a float32 tensor on ``device``.
 
         Scaled in slices of rows, so float64 temporaries stay small beside the result.
 
@@ -130,7 +132,7 @@ class CurveScaler:
         with np.errstate(over="ignore"):  # float32 overflow is reported below
             for start in range(0, len(scaled), _SCALE_ROWS):
                 rows = slice(start, start + _SCALE_ROWS)
-                scaled[rows] = self.to_model(X[rows])
+                scaled[rows] = self.data_to_model(X[rows])
         if not np.isfinite(scaled).all():
             raise ValueError(
                 "X has values too large in magnitude to train on: centred and divided by "
@@ -139,12 +141,19 @@ class CurveScaler:
             )
         return torch.from_numpy(scaled).to(device)
 
-    def to_data(self, X_model: np.ndarray) -> np.ndarray:
-        """Curves in data units, ``X_model * scale + mean`` (float64)."""
-        out = np.array(X_model, dtype=np.float64)
+    def model_to_data(self, X_model: np.ndarray, *, copy: bool = True) -> np.ndarray:
+        """Curves in data units, ``X_model * scale + mean``, as a float64 ndarray.
+
+        ``copy=False`` converts a float64 ``X_model`` in place and returns it.
+        """
+        out = np.array(X_model, dtype=np.float64) if copy else np.asarray(X_model, np.float64)
         out *= self.scale
         out += self.mean
         return out
+
+    # the names that skvae/_chunks.py and skvae/_matching/objective.py call
+    to_model = data_to_model
+    to_model_on_device = data_to_model_on_device
 
     def log_likelihood_offset(self, n_features: int) -> float:
         """What to subtract from a model-unit log-density of ``n_features`` points to get

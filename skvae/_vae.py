@@ -13,7 +13,6 @@ outputs are float64.
 from __future__ import annotations
 
 import copy
-import functools
 import math
 from numbers import Integral, Real
 
@@ -27,11 +26,15 @@ from sklearn.base import (
 )
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import (
+    Interval,
+    StrOptions,
+    validate_parameter_constraints,
+)
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import _dask
-from ._chunks import apply_in_chunks
+from ._chunks import apply_in_chunks, chunk_size_for
 from ._latent_model import LatentModel
 from ._progress import make_progress_callback
 from ._scaling import CurveScaler
@@ -44,6 +47,22 @@ __all__ = ["BetaCurveVAE"]
 
 
 _SEED_MAX = np.iinfo(np.int32).max
+#: Fixed noise relative to the data's scale that the float32 networks represent: its
+#: log is stored in float32 and training multiplies squared errors by 1/σ².
+_NOISE_RANGE = (
+    math.sqrt(float(np.finfo(np.float32).tiny)),
+    math.sqrt(float(np.finfo(np.float32).max)),
+)
+#: Parameters that must be integers (``Interval(Integral)`` also admits booleans).
+_INTEGER_PARAMS = ("latent_dims", "max_iter", "batch_size", "n_iter_no_change")
+#: Network settings a continued fit cannot change: VAEModule config key -> parameter.
+_ARCHITECTURE_PARAMS = {
+    "hidden": "hidden_layer_sizes",
+    "latent_dims": "latent_dims",
+    "activation": "activation",
+    "noise": "noise",
+    "residual": "residual",
+}
 
 
 def resolve_device(device: str) -> torch.device:
@@ -105,8 +124,10 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         best before them by more than ``tol`` per epoch on average: a fit whose loss has
         flattened as its schedule ran out does not warn.
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the curves, track the validation ELBO, stop when
-        it no longer improves and restore the best weights.
+        Hold out ``validation_fraction`` of the curves (whole row blocks of a dask array),
+        track their ELBO per curve and grid point (the held-out :meth:`score`, whatever
+        ``kl_weight``, as scikit-learn's MLP tracks its score), stop when it stops
+        improving and restore the best weights.
     validation_fraction : float, default=0.1
         Fraction of the training curves held out when ``early_stopping``.
     noise : {"profiled", "learned"} or float, default="profiled"
@@ -117,17 +138,25 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         the shrinking error (no loss spikes) and every curve's relative error counts.
         ``noise_`` is then the RMS training error of the last epoch, one shared σ, so
         :meth:`score_samples` is an ELBO. ``"learned"``: one shared σ trained by gradient
-        descent with the rest. A float: a fixed σ (the blog post's η).
+        descent with the rest. A float: a fixed σ (the blog post's η), between about
+        1e-19 and 1e19 times the data's scale (``scale_``), which float32 networks represent.
+        With :meth:`partial_fit`, the profiled ``noise_`` is a running estimate over every
+        call's curves.
     residual : bool, default=True
         Hidden-to-hidden layers of equal width are residual blocks ``h + act(W h + b)``
         (better conditioned, same cost per epoch as a plain MLP).
     kl_weight : float, default=1.0
-        Weight of the KL term in the loss (1 is the ELBO; other values give a β-VAE).
+        Weight of the KL term in the training loss (1 is the ELBO; other values give a
+        β-VAE). :meth:`score_samples`, :meth:`score` and the early-stopping validation
+        score are the true ELBO whatever ``kl_weight``.
     warm_start : bool, default=False
         When fitting again, continue from the current weights and optimizer state instead
         of starting anew. The schedule continues too: epochs are counted over all fits
         (``n_iter_``), so with ``"cosine"`` the epochs after the first ``max_iter`` run at
         the final 1% rate (fine-tuning), as do ``partial_fit`` calls past ``max_iter``.
+        The architecture (``latent_dims``, ``hidden_layer_sizes``, ``activation``,
+        ``residual``, ``noise``) cannot change when continuing: fit raises a ValueError
+        naming what changed, and the fitted model is kept.
     verbose : int, default=0
         0: silent; 1: a progress bar (tqdm when installed, otherwise a few lines);
         2: one line per epoch.
@@ -165,9 +194,12 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     scaler_ : CurveScaler
         ``mean_`` and ``scale_`` as one object (model units to data units and back).
     validation_scores_ : list of float or None
-        Validation ELBO per curve and grid point per epoch when ``early_stopping``.
+        Held-out ELBO per curve and grid point per epoch, one entry per entry of
+        ``loss_curve_`` (NaN for epochs trained without a hold-out: ``partial_fit``, or
+        fits without ``early_stopping``); None when no epoch was validated.
     best_validation_score_ : float or None
-        Best of ``validation_scores_``.
+        Score of the weights that the last ``early_stopping`` fit restored (otherwise
+        the best of ``validation_scores_``); None when no epoch was validated.
     n_features_in_ : int
         Number of grid points seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -300,9 +332,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self : BetaCurveVAE
             The fitted estimator.
         """
-        continuing = self.warm_start and hasattr(self, "module_")
         with unchanged_on_failure(self):
-            X = self._validate_training_data(X, reset=not continuing)
             return self._fit(X, self.max_iter, incremental=False)
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -310,7 +340,12 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         """Train for one epoch on ``X``, continuing from the current state if fitted.
 
         The first call sets the scaling from its ``X``; later calls must have the same
-        number of features. Early stopping does not apply.
+        number of features and the same architecture. Early stopping does not apply: the
+        call's epoch is not validated (its entry of ``validation_scores_``, when that
+        holds scores of earlier fits, is NaN). With ``noise="profiled"``, ``noise_`` is
+        a running estimate: the RMS error over the curves of every ``partial_fit`` call
+        and of the last epoch of the last :meth:`fit`, each curve counted once, so that
+        one call on a few curves moves it by their share only.
 
         Parameters
         ----------
@@ -324,54 +359,46 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self : BetaCurveVAE
             The updated estimator.
         """
-        first = not hasattr(self, "module_")
-        if not first:  # _fit_context skips this once fitted; an epoch costs far more
+        if hasattr(self, "module_"):  # _fit_context skips this once fitted; an epoch costs more
             self._validate_params()
         with unchanged_on_failure(self):
-            X = self._validate_training_data(X, reset=first)
             return self._fit(X, 1, incremental=True)
 
     # ------------------------------------------------------- fitting steps
 
-    def _validate_training_data(self, X, *, reset: bool):
-        """Validated training curves: a float64 ndarray, or a dask array (rows in
-        blocks, columns in one block) that is never materialised."""
+    def _training_curves(self, X, *, reset: bool):
+        """The training curves, in memory or in a dask array: the one place where a fit
+        tells the two apart. A dask array is checked but never materialised."""
         if not _dask.is_dask_array(X):
-            return validate_data(self, X, reset=reset, dtype=np.float64, order="C")
+            X = validate_data(self, X, reset=reset, dtype=np.float64, order="C")
+            return _InMemoryCurves(X)
         X = _dask.check_dask_curves(X, None if reset else self.n_features_in_)
         if reset:
             self.n_features_in_ = int(X.shape[1])
             self.__dict__.pop("feature_names_in_", None)
-        return X
-
-    def _training_data(self, X, scaler, rng, device, incremental: bool):
-        """``(source, validation)`` of the training loop: mini-batches of the training
-        curves, and the held-out ELBO (None without early stopping)."""
-        hold_out = self.early_stopping and not incremental
-        if _dask.is_dask_array(X):
-            return _dask.dask_training_data(
-                X,
-                scaler,
-                validation_fraction=self.validation_fraction if hold_out else None,
-                rng=rng,
-                device=device,
-                kl_weight=self.kl_weight,
-            )
-        X_train, X_val = self._validation_split(X, rng, incremental)
-        source = _training.TensorBatches(scaler.to_model_tensor(X_train, device))
-        if X_val is None:
-            return source, None
-        val = scaler.to_model_tensor(X_val, device)
-        return source, functools.partial(_training.validation_elbo, X=val, kl_weight=self.kl_weight)
+        return _dask.DaskCurves(X)
 
     # ------------------------------------------------------------ hyper-parameters
 
-    def _check_integer_params(self) -> None:
-        """Reject booleans where integers are expected (``Interval(Integral)`` admits them)."""
-        for name in ("latent_dims", "max_iter", "batch_size", "n_iter_no_change"):
+    def _check_numeric_params(self) -> None:
+        """Reject booleans where numbers are expected (``Interval`` admits them)."""
+        for name, constraints in self._parameter_constraints.items():
+            if not any(isinstance(c, Interval) for c in constraints):
+                continue
             value = getattr(self, name)
             if isinstance(value, bool | np.bool_):
-                raise ValueError(f"{name} must be an integer, got the boolean {value!r}.")
+                kind = "an integer" if name in _INTEGER_PARAMS else "a real number"
+                raise ValueError(f"{name} must be {kind}, got the boolean {value!r}.")
+
+    def _compute_device(self) -> torch.device:
+        """The torch device of the ``device`` parameter, checked (``set_params`` does not
+        check, and inference runs without ``fit``'s validation)."""
+        validate_parameter_constraints(
+            {"device": self._parameter_constraints["device"]},
+            {"device": self.device},
+            caller_name=type(self).__name__,
+        )
+        return resolve_device(self.device)
 
     def _hidden_sizes(self) -> list[int]:
         """The validated ``hidden_layer_sizes`` as a list of ints."""
@@ -401,79 +428,95 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     # ------------------------------------------------------------------- state
 
-    def _initialize(self, n_features: int, scaler: CurveScaler, seed: int) -> VAEModule:
-        """Fresh networks for curves of ``n_features`` points (nothing assigned)."""
+    def _network_config(self, n_features: int, scaler: CurveScaler) -> dict:
+        """The :class:`VAEModule` arguments that the hyper-parameters ask for."""
         if isinstance(self.noise, str):
             noise = {"learned": None, "profiled": PROFILED}[self.noise]
         else:
             noise = float(self.noise) / scaler.scale
-        if isinstance(noise, float) and not (math.isfinite(noise) and noise > 0):
-            raise ValueError(
-                f"noise={self.noise!r} is not representable relative to the data's scale "
-                f"({scaler.scale:g}); choose a noise of a comparable magnitude."
-            )
-        module = VAEModule(
-            n_features=n_features,
-            hidden=self._hidden_sizes(),
-            latent_dims=self.latent_dims,
-            activation=self.activation,
-            noise=noise,
-            residual=self.residual,
-        )
+            low, high = _NOISE_RANGE
+            if not low <= noise <= high:
+                raise ValueError(
+                    f"noise={self.noise!r} is not representable by the float32 networks "
+                    f"for these curves: it must be between {low * scaler.scale:.3g} and "
+                    f"{high * scaler.scale:.3g} (the data's scale {scaler.scale:g} times "
+                    f"{low:.3g} to {high:.3g}); choose a noise of a comparable magnitude."
+                )
+        return {
+            "n_features": n_features,
+            "hidden": self._hidden_sizes(),
+            "latent_dims": self.latent_dims,
+            "activation": self.activation,
+            "noise": noise,
+            "residual": self.residual,
+        }
+
+    def _initialize(self, n_features: int, scaler: CurveScaler, seed: int) -> VAEModule:
+        """Fresh networks for curves of ``n_features`` points (nothing assigned)."""
+        module = VAEModule(**self._network_config(n_features, scaler))
         module.reset_parameters(torch.Generator().manual_seed(seed))
         return module
 
-    def _starting_point(self, X, rng, incremental: bool):
-        """``(module, state, scaler, generator)`` to train: copies of the fitted ones
-        when continuing, fresh ones otherwise."""
+    def _check_architecture_unchanged(self, incremental: bool) -> None:
+        """Raise if the networks that the hyper-parameters ask for differ from the fitted
+        ones, which a continued fit (``warm_start``, ``partial_fit``) cannot change."""
+        fitted = self.module_.config
+        wanted = self._network_config(fitted["n_features"], self.scaler_)
+        changed = []
+        for key, name in _ARCHITECTURE_PARAMS.items():
+            a, b = wanted[key], fitted[key]
+            same = math.isclose(a, b, rel_tol=1e-6) if _both_floats(a, b) else a == b
+            if not same:
+                changed.append(name)
+        if changed:
+            how = "partial_fit continues" if incremental else "warm_start=True continues"
+            remedy = "call fit" if incremental else "set warm_start=False"
+            raise ValueError(
+                f"{how} the fitted networks, but {', '.join(changed)} changed since they "
+                f"were fitted; {remedy} to fit networks of the new architecture, or restore "
+                "the fitted values. Nothing fitted was changed."
+            )
+
+    # ---------------------------------------------------------------- training
+
+    def _fit(self, X, n_epochs: int, *, incremental: bool):
+        """Train for up to ``n_epochs`` on ``X``; assign only on success.
+
+        ``incremental`` (``partial_fit``): continue the fitted state and its generator,
+        without early stopping or a convergence warning. A fit continues the fitted
+        networks when ``incremental`` or ``warm_start``, and starts afresh otherwise.
+        """
+        continuing = hasattr(self, "module_") and (incremental or self.warm_start)
+        self._check_numeric_params()
+        if continuing:
+            self._check_architecture_unchanged(incremental)
+        curves = self._training_curves(X, reset=not continuing)
+        rng = check_random_state(self.random_state)
         # drawn even when continuing, so that a warm-started fit with an int random_state
         # holds out the same validation curves as the first fit
         init_seed = int(rng.randint(_SEED_MAX))
         generator = torch.Generator()
-        if hasattr(self, "module_") and (incremental or self.warm_start):
+        if continuing:
             module = copy.deepcopy(self.module_)
             state = copy.deepcopy(self._state)
             scaler = self.scaler_
-            if incremental:
-                generator.set_state(self._generator_state)
-                return module, state, scaler, generator
         else:
-            scaler = _dask.dask_scaler(X) if _dask.is_dask_array(X) else CurveScaler.fit(X)
-            module = self._initialize(X.shape[1], scaler, init_seed)
+            scaler = curves.fit_scaler()
+            module = self._initialize(curves.n_features, scaler, init_seed)
             state = _training.TrainingState()
-        generator.manual_seed(int(rng.randint(_SEED_MAX)))
-        return module, state, scaler, generator
-
-    def _validation_split(self, X, rng, incremental: bool):
-        """``(X_train, X_val)``: the early-stopping hold-out, ``X_val`` None without one."""
-        if not self.early_stopping or incremental:
-            return X, None
-        n_val = int(round(self.validation_fraction * len(X)))
-        if n_val < 1 or n_val >= len(X):
-            raise ValueError(
-                f"early_stopping needs at least one training and one validation curve; "
-                f"validation_fraction={self.validation_fraction} of {len(X)} curves "
-                f"gives {n_val}. Provide more curves or set early_stopping=False."
-            )
-        order = rng.permutation(len(X))
-        return X[order[n_val:]], X[order[:n_val]]
-
-    # ---------------------------------------------------------------- training
-
-    def _fit(self, X: np.ndarray, n_epochs: int, *, incremental: bool):
-        """Train for up to ``n_epochs`` on validated ``X``; assign only on success.
-
-        ``incremental`` (``partial_fit``): continue the fitted state and its generator,
-        without early stopping or a convergence warning.
-        """
-        self._check_integer_params()
-        rng = check_random_state(self.random_state)
-        module, state, scaler, generator = self._starting_point(X, rng, incremental)
-        device = resolve_device(self.device)
+        if continuing and incremental:
+            generator.set_state(self._generator_state)
+        else:
+            generator.manual_seed(int(rng.randint(_SEED_MAX)))
+        device = self._compute_device()
         module.to(device)
-        source, validation = self._training_data(X, scaler, rng, device, incremental)
+        hold_out = self.validation_fraction if self.early_stopping and not incremental else None
+        source, validation = curves.training_data(scaler, hold_out, rng, device)
         config = self._training_config(min(self.batch_size, source.n_samples))
+        config.running_noise = incremental
         first_epoch = state.epoch
+        if validation is not None:
+            _align_validation(state, force=True)
         callback, close = make_progress_callback(
             self.verbose, n_epochs, first_epoch, scaler.log_scale
         )
@@ -487,6 +530,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             close()
         if reason == "interrupted" and state.epoch == first_epoch:
             raise KeyboardInterrupt  # no epoch completed: nothing to keep, self is unchanged
+        _align_validation(state)
         self._set_fitted(module.cpu(), scaler, state, generator, validated=validation is not None)
         self._warn_outcome(reason, state, first_epoch, incremental)
         return self
@@ -504,13 +548,12 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.loss_curve_ = [v + offset for v in state.loss]
         self.reconstruction_curve_ = [v + offset for v in state.reconstruction]
         self.kl_curve_ = [v * n_features for v in state.kl]
-        self.validation_scores_ = (
-            [v - offset for v in state.validation] if self.early_stopping else None
-        )
+        scores = [v - offset for v in state.validation]
+        self.validation_scores_ = scores or None
         if validated:  # the score of the restored weights (this fit's best)
             self.best_validation_score_ = state.best_validation - offset
         else:
-            scores = self.validation_scores_
+            scores = [v for v in scores if not math.isnan(v)]
             self.best_validation_score_ = max(scores) if scores else None
         self.noise_ = float(torch.exp(module.log_sigma.detach())) * scaler.scale
 
@@ -580,8 +623,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         (2, 100, 'cpu')
         """
         check_is_fitted(self)
-        device = resolve_device(self.device)
-        return LatentModel.of(self.module_, self.scaler_, device, self.noise_)
+        return LatentModel.of(self.module_, self.scaler_, self._compute_device(), self.noise_)
 
     def transform(self, X):
         """Encode curves to their posterior means.
@@ -595,6 +637,10 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         -------
         Z : ndarray of shape (n_samples, latent_dims)
             Posterior mean of each curve's latent code (deterministic, row-independent).
+            For a dask array ``X``, a lazy dask array with ``X``'s row chunks, or with
+            ``set_output(transform="pandas")`` a lazy dask DataFrame whose columns are
+            :meth:`get_feature_names_out` (a pandas DataFrame, computed, where
+            ``dask.dataframe`` cannot be imported).
         """
         check_is_fitted(self)
         if _dask.is_dask_array(X):
@@ -602,15 +648,8 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 self.transform, X, self._n_features_out, n_features=self.n_features_in_
             )
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        model = self.latent_model()
-        return apply_in_chunks(
-            lambda t: model.encoder(t)[0],
-            X,
-            model.latent_dims,
-            scaler=model.scaler,
-            device=model.device,
-            non_finite_error=_non_finite_message("transform", self.scale_),
-        )
+        message = _non_finite_message("transform", self.scale_)
+        return self.latent_model().encode(X, message, return_std=False)
 
     def _decode(self, Z: np.ndarray, method: str) -> np.ndarray:
         """Decode validated latent codes to curves in data units (row-independent)."""
@@ -668,7 +707,9 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
         The expected log-likelihood under the posterior is computed with the 2·latent_dims
         unscented-transform points (exact for cubic integrands), so the result is
-        deterministic and row-independent.
+        deterministic and row-independent. It is the ELBO whatever ``kl_weight``: that
+        parameter weights the KL term in training only, so scores of models fitted with
+        different ``kl_weight`` compare (model selection may tune it).
 
         Parameters
         ----------
@@ -686,7 +727,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         model = self.latent_model()
         neg = apply_in_chunks(
-            lambda t: _training.negative_elbo(model.module, t, self.kl_weight),
+            lambda t: _training.negative_elbo(model.module, t),
             X,
             0,
             scaler=model.scaler,
@@ -731,3 +772,50 @@ def _non_finite_message(method: str, scale: float, what: str = "X") -> str:
         f"{method} produced non-finite curves. Either the latent codes are too large in "
         f"magnitude for the float32 decoder (the prior's codes are of order 1), {degenerate}"
     )
+
+
+# sklearn's set_output would compute a dask array into a pandas DataFrame: keep it lazy
+BetaCurveVAE.transform = _dask.keep_dask_output_lazy(BetaCurveVAE.transform)
+
+
+class _InMemoryCurves:
+    """Training curves in memory (a validated float64 ndarray): their scaling, and their
+    mini-batches and held-out rows as device tensors. :class:`skvae._dask.DaskCurves` is
+    the out-of-core counterpart; the held-out curves are scored the same way by both."""
+
+    def __init__(self, X: np.ndarray):
+        self.X = X
+        self.n_samples, self.n_features = X.shape
+
+    def fit_scaler(self) -> CurveScaler:
+        return CurveScaler.fit(self.X)
+
+    def training_data(self, scaler: CurveScaler, validation_fraction, rng, device):
+        """``(source, held_out)``: a random ``validation_fraction`` of the rows held out
+        (None: none)."""
+        X = self.X
+        if validation_fraction is None:
+            return _training.TensorBatches(scaler.data_to_model_float32(X, device)), None
+        n_val = int(round(validation_fraction * len(X)))
+        if n_val < 1 or n_val >= len(X):
+            raise ValueError(
+                f"early_stopping needs at least one training and one validation curve; "
+                f"validation_fraction={validation_fraction} of {len(X)} curves "
+                f"gives {n_val}. Provide more curves or set early_stopping=False."
+            )
+        order = rng.permutation(len(X))
+        source = _training.TensorBatches(scaler.data_to_model_float32(X[order[n_val:]], device))
+        held_out = scaler.data_to_model_float32(X[order[:n_val]], device)
+        chunk_size = chunk_size_for(device)
+        return source, _training.HeldOutCurves(lambda: held_out.split(chunk_size), n_val)
+
+
+def _align_validation(state, force: bool = False) -> None:
+    """Pad the validation scores with NaN for epochs trained without a hold-out, so that
+    they stay aligned with the loss curve once any epoch was validated (or ``force``)."""
+    if state.validation or force:
+        state.validation.extend([math.nan] * (state.epoch - len(state.validation)))
+
+
+def _both_floats(a, b) -> bool:
+    return isinstance(a, float) and isinstance(b, float)

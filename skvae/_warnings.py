@@ -44,6 +44,8 @@ def warn_at_caller(message: str, category: type[Warning] = UserWarning) -> None:
 
     This walks up to the first frame outside skvae, scikit-learn and
     ``contextlib`` (Python 3.12's ``skip_file_prefixes`` does the same; 3.10 lacks it).
+    When that frame is ``runpy``'s (``python -m skvae``), the warning points at skvae's
+    outermost line instead.
 
     Parameters
     ----------
@@ -66,6 +68,13 @@ def warn_at_caller(message: str, category: type[Warning] = UserWarning) -> None:
     while frame is not None and _is_internal(frame.f_code.co_filename):
         frame = frame.f_back
         level += 1
-    if frame is None:  # everything internal (e.g. called from skvae's own __main__)
+    if frame is None:  # everything internal: the first caller
         level = 2
+    elif _is_runpy(frame.f_code.co_filename):  # ``python -m skvae``: skvae's own entry line
+        level -= 1
     warnings.warn(message, category, stacklevel=level + 1)
+
+
+def _is_runpy(filename: str) -> bool:
+    """Whether ``filename`` is the module that runs ``python -m`` (frozen or not)."""
+    return filename == "<frozen runpy>" or os.path.basename(filename) == "runpy.py"

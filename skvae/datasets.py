@@ -137,13 +137,19 @@ def make_beta_curves(
     curves = stats.beta.logpdf(grid[None, :], alpha[:, None], beta[:, None])
     if kind == "pdf":
         curves = np.exp(curves)
-    if noise > 0:
-        curves = curves + rng.normal(scale=noise, size=curves.shape)
     if not np.isfinite(curves).all():
         raise ValueError(
             "Some curves are not finite: the parameter ranges are too extreme for float64. "
             "Narrow alpha_range/beta_range."
         )
+    if noise > 0:
+        with np.errstate(over="ignore", invalid="ignore"):  # reported below
+            curves = curves + rng.normal(scale=noise, size=curves.shape)
+        if not np.isfinite(curves).all():
+            raise ValueError(
+                f"Some curves are not finite after adding noise={noise!r}: the noise is too "
+                "large for float64. Choose a smaller noise."
+            )
     params = np.column_stack([alpha, beta])
     if as_frame:
         import pandas as pd

@@ -18,7 +18,7 @@ import zlib
 import skvae
 from skvae import BetaCurveVAE
 
-#: CPU seconds one load of a malformed file may take (the issue asks for "within a second").
+#: CPU seconds one load of a malformed file may take: refused within a second.
 CPU_LIMIT = 1.0
 #: Malformed files may take this many times the traced memory of loading the real model.
 MEMORY_FACTOR = 4

@@ -135,9 +135,7 @@ PROBLEMS = [
 def _assert_same_as_scipy(res, ref):
     # The algorithm is mirrored operation by operation, so even the floating
     # point results coincide; the tolerance only guards against libm changes.
-    # nit and nfev are compared exactly: scipy's reference runs here, in this process, on
-    # the same objective values, so the branch decisions are the same on any machine
-    # (no count is stored from another machine).
+    # Both sides run in this process, so the exact counts hold on any CPU.
     assert_array_equal(res.nit, [r.nit for r in ref])
     assert_array_equal(res.nfev, [r.nfev for r in ref])
     assert_array_equal(res.converged, [r.success for r in ref])

@@ -38,10 +38,12 @@ def refused(argv, capsys) -> str:
         (["--max-iter", "0"], "--max-iter: must be at least 1, got 0"),
         (["--max-iter", "-3"], "--max-iter: must be at least 1, got -3"),
         (["--max-iter", "1.5"], "--max-iter: expected an integer, got '1.5'"),
-        (["--n-train", "0"], f"--n-train: must be at least {cli.MIN_TRAIN}, got 0"),
-        (["--n-train", "1"], f"--n-train: must be at least {cli.MIN_TRAIN}, got 1"),
+        (["--n-train", "0"], f"--n-train: must be between {cli.MIN_TRAIN} and"),
+        (["--n-train", "1"], f"--n-train: must be between {cli.MIN_TRAIN} and"),
         (["--n-train", "x"], "--n-train: expected an integer, got 'x'"),
-        (["--n-test", "0"], "--n-test: must be at least 1, got 0"),
+        (["--n-test", "0"], "--n-test: must be between 1 and 1000000000, got 0"),
+        (["--n-train", "99999999999999999999"], "--n-train: must be between 10 and"),
+        (["--n-test", "99999999999999999999"], "--n-test: must be between 1 and"),
         (["--random-state", "-1"], "--random-state: must be between 0 and 4294967294, got -1"),
         (["--random-state", str(2**32 - 1)], "--random-state: must be between 0 and"),
     ],
@@ -102,3 +104,19 @@ def test_bad_option_exits_2_in_a_real_process():
     assert result.stderr.splitlines()[-1] == (
         "python -m skvae: error: argument --max-iter: must be at least 1, got 0"
     )
+
+
+def test_warnings_point_at_skvae_main_in_a_real_process():
+    """The ConvergenceWarning of ``python -m skvae`` names skvae's entry, not runpy."""
+    argv = ["--n-train", "10", "--n-test", "2", "--max-iter", "1", "--figures", ""]
+    result = subprocess.run(
+        [sys.executable, "-W", "always", "-m", "skvae", *argv],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    [line] = [line for line in result.stderr.splitlines() if "ConvergenceWarning" in line]
+    assert "runpy" not in line and "__main__.py" in line

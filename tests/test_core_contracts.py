@@ -1,13 +1,17 @@
 """Contracts of the estimator core: warnings point at the caller, parameters, scaling,
 the convergence rule and the matcher-facing LatentModel."""
 
+import ast
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
+import skvae
 from skvae import BetaCurveVAE
 from skvae._scaling import CurveScaler
 from skvae._torch import loop as _training
@@ -107,7 +111,7 @@ def test_latent_model_contract(fitted_vae, curves):
     np.testing.assert_array_equal(mean, fitted_vae.transform(X))
     assert np.all(std > 0)
     np.testing.assert_array_equal(model.decode(mean), fitted_vae.inverse_transform(mean))
-    np.testing.assert_allclose(model.scaler.to_data(model.scaler.to_model(X)), X)
+    np.testing.assert_allclose(model.scaler.model_to_data(model.scaler.data_to_model(X)), X)
     assert model.noise == fitted_vae.noise_
     assert "_DEVICE" not in str(vars(fitted_vae))  # inference caches nothing on the estimator
 
@@ -119,3 +123,80 @@ def test_kl_curve_is_per_curve_in_nats(fitted_vae):
     kl = np.array(fitted_vae.kl_curve_)
     np.testing.assert_allclose(loss, recon + kl / fitted_vae.n_features_in_, rtol=1e-9)
     assert kl[-1] > 1.0  # two informative latent dimensions carry several nats
+
+
+@pytest.mark.parametrize("name", ["noise", "kl_weight", "learning_rate_init", "tol", "decay_rate"])
+def test_boolean_reals_are_rejected(X, name):
+    vae = BetaCurveVAE(**{**SMALL, name: True})
+    with pytest.raises(ValueError, match=f"{name} must be a real number, got the boolean"):
+        vae.fit(X)
+    assert not hasattr(vae, "n_features_in_")
+
+
+# ------------------------------------------------------------------ the package's imports
+
+PACKAGE = Path(skvae.__file__).parent
+
+
+def _imports(path: Path) -> set[str]:
+    """Absolute names of the modules that ``path`` imports (relative imports resolved)."""
+    module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    package = package.removesuffix(".__init__")
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                prefix = ".".join(base + ([node.module] if node.module else []))
+            else:
+                prefix = node.module
+            names.add(prefix)
+            # ``from . import x`` may name a submodule
+            names.update(f"{prefix}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_torch_core_imports_only_the_standard_library_torch_and_itself():
+    allowed = ("torch", "skvae._torch", "skvae._warnings")
+    for path in sorted((PACKAGE / "_torch").glob("*.py")):
+        for name in _imports(path):
+            top = name.partition(".")[0]
+            ok = top in sys.stdlib_module_names or top == "__future__"
+            ok = ok or any(name == a or name.startswith(a + ".") for a in allowed)
+            assert ok, f"{path.name} imports {name}"
+
+
+def test_package_modules_import_no_cycle():
+    paths = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = {
+        name: {m for m in _imports(path) if m in paths and m != name}
+        for name, path in paths.items()
+    }
+    # a package's __init__ importing its own submodules is not a cycle of modules
+    for name in graph:
+        graph[name] = {m for m in graph[name] if not name.startswith(m + ".")}
+    visiting, done = [], set()
+
+    def visit(name):
+        if name in done:
+            return
+        assert name not in visiting, "import cycle: " + " -> ".join(
+            visiting[visiting.index(name) :] + [name]
+        )
+        visiting.append(name)
+        for other in sorted(graph[name]):
+            visit(other)
+        visiting.pop()
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name)

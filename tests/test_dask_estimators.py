@@ -6,6 +6,8 @@ The building blocks they use (skvae._dask) are tested in test_dask_inference.py 
 test_dask_training.py.
 """
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -169,3 +171,51 @@ def test_partial_fit_ignores_y(curves, y):
     with_y = BetaCurveVAE(**TINY).partial_fit(X, y)
     for name, value in reference.module_.state_dict().items():
         assert torch.equal(value, with_y.module_.state_dict()[name]), name
+
+
+def test_fit_dask_with_empty_row_blocks(curves):
+    """Boolean filtering, then compute_chunk_sizes(), leaves empty row blocks: the fit
+    trains on the other blocks exactly as on the array without them."""
+    X = curves[0][:200]
+    keep = np.ones(len(X), dtype=bool)
+    keep[100:150] = False
+    filtered = da.from_array(X, chunks=(25, 100))[da.from_array(keep, chunks=25)]
+    with dask.config.set(scheduler="sync"):
+        with pytest.raises(ValueError, match=r"unknown size; call X.compute_chunk_sizes\(\)"):
+            BetaCurveVAE(**TINY).fit(filtered)
+        filtered.compute_chunk_sizes()
+        assert 0 in filtered.chunks[0]
+        vae = BetaCurveVAE(**TINY).fit(filtered)
+        reference = BetaCurveVAE(**TINY).fit(da.from_array(X[keep], chunks=(25, 100)))
+    assert vae.loss_curve_ == reference.loss_curve_
+    np.testing.assert_array_equal(vae.mean_, reference.mean_)
+
+
+def test_object_arrays_are_accepted_from_dask_as_from_numpy(client, fitted_vae, curves):
+    X = curves[0][:60].astype(object)
+    Z = fitted_vae.transform(X)
+    np.testing.assert_array_equal(fitted_vae.transform(da.from_array(X, chunks=30)).compute(), Z)
+    with dask.config.set(scheduler="sync"):
+        vae = BetaCurveVAE(**TINY).fit(da.from_array(X, chunks=30))
+    assert vae.n_iter_ == 2
+
+
+def test_transform_pandas_output_of_a_dask_array_stays_lazy(client, fitted_vae, curves):
+    dd = pytest.importorskip("dask.dataframe")
+    X = curves[0][:90]
+    vae = copy.deepcopy(fitted_vae).set_output(transform="pandas")
+    frame = vae.transform(da.from_array(X, chunks=(30, 100)))
+    assert isinstance(frame, dd.DataFrame) and frame.npartitions == 3
+    assert list(frame.columns) == list(vae.get_feature_names_out())
+    np.testing.assert_array_equal(frame.compute().to_numpy(), vae.transform(X).to_numpy())
+
+
+def test_matcher_pandas_output_of_a_dask_array_stays_lazy(client, fitted_vae, curves):
+    dd = pytest.importorskip("dask.dataframe")
+    X = curves[1][:30]
+    matcher = LatentMatcher(fitted_vae, prefit=True, maxiter=20).fit(X)
+    matcher.set_output(transform="pandas")
+    frame = matcher.transform(da.from_array(X, chunks=(10, 100)))
+    assert isinstance(frame, dd.DataFrame) and frame.npartitions == 3
+    assert list(frame.columns) == ["latentmatcher0", "latentmatcher1"]
+    np.testing.assert_array_equal(frame.compute().to_numpy(), matcher.transform(X).to_numpy())

@@ -23,7 +23,7 @@ from skvae._dask import (  # noqa: E402
     split_blocks,
 )
 from skvae._scaling import CurveScaler  # noqa: E402
-from skvae._torch.loop import validation_elbo  # noqa: E402
+from skvae._torch.loop import negative_elbo  # noqa: E402
 from skvae._torch.networks import VAEModule  # noqa: E402
 
 # --------------------------------------------------------------------------- dask_scaler
@@ -110,7 +110,7 @@ def test_block_batches_one_epoch_covers_every_row(client):
     assert [len(b) for b in batches] == [32] * 7 + [6]  # batches run across blocks
     assert all(b.dtype == torch.float32 and b.device.type == "cpu" for b in batches)
     rows = torch.cat(batches).numpy()
-    expected = scaler.to_model(X).astype(np.float32)
+    expected = scaler.data_to_model(X).astype(np.float32)
     order = np.lexsort(rows.T)
     np.testing.assert_array_equal(rows[order], expected[np.lexsort(expected.T)])
     assert not np.array_equal(rows, expected)  # shuffled
@@ -122,7 +122,7 @@ def test_block_batches_shuffle_blocks_and_rows():
     seen = []
     with dask.config.set(scheduler="sync"):
         for seed in range(3):
-            rows = scaler.to_data(
+            rows = scaler.model_to_data(
                 torch.cat(list(source.batches(50, torch.Generator().manual_seed(seed)))).numpy()
             )
             index = np.rint(rows[:, 0]).astype(int)
@@ -132,7 +132,7 @@ def test_block_batches_shuffle_blocks_and_rows():
             seen.append(tuple(blocks[:, 0]))
         again = torch.cat(list(source.batches(50, torch.Generator().manual_seed(0))))
     assert len(set(seen)) > 1  # block order depends on the generator
-    first = scaler.to_data(again.numpy())[:, 0]
+    first = scaler.model_to_data(again.numpy())[:, 0]
     assert tuple(np.rint(first).astype(int).reshape(4, 50)[:, 0] // 50) == seen[0]
 
 
@@ -179,10 +179,10 @@ def test_validation_scorer_matches_in_memory(client, curves):
     module = VAEModule(n_features=100, hidden=[16], latent_dims=2, activation="silu", noise=None)
     module.reset_parameters(torch.Generator().manual_seed(0))
     blocks = split_blocks(dX, None, None)[0]
-    tensor = torch.as_tensor(scaler.to_model(X), dtype=torch.float32)
-    expected = validation_elbo(module, tensor.double(), 0.5)
+    tensor = torch.as_tensor(scaler.data_to_model(X), dtype=torch.float32)
+    expected = -negative_elbo(module, tensor.double()).mean() / X.shape[1]
     for cache in (False, True):
-        score = dask_validation_scorer(blocks, scaler, "cpu", kl_weight=0.5, cache=cache)
+        score = dask_validation_scorer(blocks, scaler, "cpu", cache=cache)
         for _ in range(2):
             value = score(module)
             assert value.shape == () and value.dtype == torch.float64
@@ -208,7 +208,7 @@ def test_training_data(curves):
     dX = da.from_array(X, chunks=(100, 100))
     scaler = dask_scaler(dX)
     source, validation = dask_training_data(
-        dX, scaler, validation_fraction=0.2, rng=np.random.RandomState(0), kl_weight=1.0
+        dX, scaler, validation_fraction=0.2, rng=np.random.RandomState(0)
     )
     assert source.n_samples == 500 and validation is not None
     source, validation = dask_training_data(

@@ -33,6 +33,16 @@ def test_device_parameter_is_validated(X):
         BetaCurveVAE(device="tpu").fit(X)
 
 
+def test_invalid_device_set_on_a_fitted_model_is_refused_at_inference(X):
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    vae = BetaCurveVAE(**SMALL).fit(X)
+    vae.set_params(device="garbage")
+    for call in (lambda: vae.transform(X[:2]), lambda: vae.score_samples(X[:2]), vae.latent_model):
+        with pytest.raises(InvalidParameterError, match="'device' parameter"):
+            call()
+
+
 @without_cuda
 def test_cuda_without_cuda_raises_a_clear_error(X):
     vae = BetaCurveVAE(device="cuda", **SMALL)

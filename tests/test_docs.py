@@ -89,3 +89,68 @@ def test_example_has_a_titled_docstring(path):
     overline, title, underline = lines[0], lines[1], lines[2]
     assert set(overline) == {"="} and overline == underline
     assert len(underline) >= len(title.strip())
+
+
+def _docs_extension():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("skvae_docs", DOCS / "_ext" / "skvae_docs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gallery_order_places_every_example():
+    """Each example has its place on the getting-started path: none sorts by file name."""
+    ext = _docs_extension()
+    assert sorted(ext.GALLERY_ORDER) == sorted(p.name for p in EXAMPLE_FILES)
+    order = ext.GalleryOrder(str(EXAMPLES))
+    ranked = sorted((str(p) for p in EXAMPLE_FILES), key=order)
+    assert [Path(p).name for p in ranked] == list(ext.GALLERY_ORDER)
+
+
+def test_changelog_starts_with_this_version():
+    text = (DOCS / "changelog.rst").read_text()
+    releases = re.findall(r"(?m)^(\d+\.\d+\.\d+)\n-+$", text)
+    assert releases[0] == skvae.__version__
+    assert releases == sorted(releases, key=lambda v: tuple(map(int, v.split("."))), reverse=True)
+
+
+def test_markdown_pages_convert_to_valid_rest():
+    """The benchmark results page renders results.md: its reST parses without warnings."""
+    import io
+
+    import docutils.core
+
+    ext = _docs_extension()
+    markdown = (ROOT / "benchmarks" / "results" / "results.md").read_text()
+    warnings = io.StringIO()
+    docutils.core.publish_doctree(
+        ext.markdown_to_rst(markdown).replace(".. image::", ".. figure::"),
+        settings_overrides={"warning_stream": warnings, "report_level": 2},
+    )
+    assert warnings.getvalue() == ""
+    rst = ext.markdown_to_rst(
+        "# T\n\n_Measured by `run.py`._\n\n**bold** kl_curve_ a|b _it_\n\n"
+        "| a | b |\n|---|---|\n| 1 |  |\n"
+    )
+    assert "*Measured by ``run.py``.*" in rst
+    assert "**bold** kl_curve\\_ a\\|b *it*" in rst
+    assert ".. list-table::" in rst and "   * - 1" in rst
+
+
+def _example_prose(path: Path) -> str:
+    """The reST text of an example: its docstring and its comment lines."""
+    source = path.read_text()
+    docstring = ast.get_docstring(ast.parse(source)) or ""
+    comments = [line.strip()[1:] for line in source.splitlines() if line.strip().startswith("#")]
+    return docstring + "\n" + "\n".join(comments)
+
+
+@pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.name)
+def test_example_prose_quotes_no_measured_number(path):
+    """Numbers an example measures (errors, rates, noise levels) belong in its printed
+    output, computed, never typed into the prose next to it, where they go stale."""
+    prose = _example_prose(path)
+    measured = re.findall(r"(?<![\w.])\d+\.\d{3,}(?![\w.])", prose)
+    assert measured == [], f"{path.name} quotes measured-looking numbers: {measured}"

@@ -96,3 +96,27 @@ def test_conf_serves_mathjax_from_the_site():
     gallery = {ast.literal_eval(k): v for k, v in zip(gallery.keys, gallery.values)}
     # sphinx-gallery's computation-times pages load jQuery and DataTables from a CDN
     assert ast.literal_eval(gallery["write_computation_times"]) is False
+
+
+def test_links_to_missing_pages_or_anchors_are_reported(ext, tmp_path):
+    site = tmp_path
+    (site / "generated").mkdir()
+    (site / "_modules").mkdir()
+    (site / "generated" / "f.html").write_text(
+        '<html><body><dt id="skvae.make_beta_curves">f</dt><a href="#">top</a></body></html>'
+    )
+    (site / "_modules" / "datasets.html").write_text(
+        "<html><body>"
+        '<a href="../generated/f.html#skvae.make_beta_curves">fine</a>'
+        '<a href="../generated/f.html#skvae.datasets.make_beta_curves">no such anchor</a>'
+        '<a href="../generated/g.html">no such page</a>'
+        '<a href="#here">no anchor on this page</a>'
+        '<a href="https://example.org/#x">remote: not checked</a>'
+        "</body></html>"
+    )
+    assert ext.broken_links(site) == [
+        "_modules/datasets.html: link ../generated/f.html#skvae.datasets.make_beta_curves "
+        "to a missing anchor",
+        "_modules/datasets.html: link ../generated/g.html to a missing page",
+        "_modules/datasets.html: link #here to a missing anchor",
+    ]

@@ -1,4 +1,4 @@
-"""Fuzzing ``skvae.load`` with crafted files (issue 14 and more): each one raises
+"""Fuzzing ``skvae.load`` with crafted files: each one raises
 ValueError, quickly and in bounded memory, and imports nothing it names.
 
 The archives are written by hand (see _load_fuzz.py), so that every declared field can
@@ -94,13 +94,13 @@ def with_json_text(data: bytes, member_text: bytes) -> bytes:
     return with_entries(data, edit)
 
 
-def _deflated_3gib(entries):  # issue 14, point 1: inflated fully before any check
+def _deflated_3gib(entries):  # a few MB that inflate to 3 GiB
     i = first_array(entries)
     payload = zlib.compressobj(9, zlib.DEFLATED, -15).compress(b"\0" * 2**22)
     set_entry(entries, i, payload=payload, method=zipfile.ZIP_DEFLATED, size=3 * 2**30)
 
 
-def _spaces_metadata(entries, declared_honestly: bool):  # issue 14, point 2
+def _spaces_metadata(entries, declared_honestly: bool):  # JSON after 2 GiB of spaces
     text = zlib.decompress(entries[0].payload, -15)
     size = 2 * 2**30 + len(text) if declared_honestly else len(text)
     entries[0] = Entry("skvae.json", spaces_then(text, 2048), zipfile.ZIP_DEFLATED, size)
@@ -115,7 +115,7 @@ def _overlapping(entries):  # the "overlapping files" bomb: one data block, many
     ]
 
 
-def _hidden_layers(n):  # issue 14, point 3: 0.1.0 built the network before checking
+def _hidden_layers(n):  # a network far larger than its stored weights
     return lambda m: module_node(m)["config"].update(hidden=[16] * n)
 
 
@@ -256,12 +256,12 @@ def test_crafted_file_is_refused_quickly_in_bounded_memory(case, default_model):
     craft, match = CRAFTED[case]
     onnx_was_imported = "torch.onnx" in sys.modules
     assert_refused(craft(data), legit_peak, match)
-    # nothing named in a file is imported (0.1.0's getattr(torch, "onnx") imported it)
+    # nothing named in a file is imported (getattr(torch, "onnx") would import it)
     assert onnx_was_imported or "torch.onnx" not in sys.modules
 
 
 def test_crafted_files_are_small(default_model):
-    """The attacks of issue 14 fit in a few MB, as in the report."""
+    """The crafted files that demand GiBs are themselves a few MB."""
     data = default_model[0]
     assert len(CRAFTED["2 GiB of spaces before the metadata"][0](data)) < 4 * 2**20
     assert len(CRAFTED["deflated array declaring 3 GiB"][0](data)) < 2 * 2**20

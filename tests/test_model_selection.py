@@ -99,3 +99,30 @@ def test_clone_of_fitted_estimator_is_unfitted(fitted_vae):
     refit = clone(fitted_vae).set_params(max_iter=2).fit(X)
     fresh = BetaCurveVAE(**{**fitted_vae.get_params(), "max_iter": 2}).fit(X)
     np.testing.assert_array_equal(refit.transform(X), fresh.transform(X))
+
+
+def test_score_is_the_elbo_whatever_kl_weight(data):
+    """kl_weight weights the KL in training only: the score of a fitted model does not
+    depend on it, so a search over kl_weight compares ELBOs."""
+    X = data[0]
+    vae = BetaCurveVAE(kl_weight=0.25, **SMALL).fit(X)
+    scores = vae.score_samples(X)
+    vae.set_params(kl_weight=1.0)
+    np.testing.assert_array_equal(vae.score_samples(X), scores)
+    # the ELBO: the expected log-likelihood minus the whole KL
+    vae.set_params(kl_weight=0.0)
+    np.testing.assert_array_equal(vae.score_samples(X), scores)
+
+
+def test_early_stopping_tracks_the_score(data):
+    """The validation score of early stopping is the held-out ELBO per point, the score's
+    own quantity, whatever kl_weight."""
+    X = data[0]
+    vae = BetaCurveVAE(kl_weight=0.1, early_stopping=True, **SMALL).fit(X)
+    assert vae.validation_scores_[-1] < 0
+    held_out = np.random.RandomState(0)  # the fit's first draw seeds the weights
+    held_out.randint(np.iinfo(np.int32).max)
+    held_out.randint(np.iinfo(np.int32).max)
+    order = held_out.permutation(len(X))[: int(round(0.1 * len(X)))]
+    expected = vae.score(X[order]) / X.shape[1]
+    assert vae.best_validation_score_ == pytest.approx(expected, rel=1e-5)

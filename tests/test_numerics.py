@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 from _helpers import assert_identical, fitted_state
-from sklearn.exceptions import NotFittedError
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 from skvae import BetaCurveVAE
 from skvae._torch import loop as _training
@@ -138,9 +138,11 @@ def test_absurd_learning_rate_diverges_with_clear_error(X_small):
 
 
 def test_fixed_noise_far_too_small_names_noise(X_small):
-    vae = BetaCurveVAE(hidden_layer_sizes=(8,), max_iter=3, noise=1e-30, random_state=0)
+    vae = BetaCurveVAE(hidden_layer_sizes=(8,), max_iter=3, noise=1e-12, random_state=0)
     with pytest.raises(ValueError, match="diverged.*or increase noise"):
         vae.fit(X_small)
+    with pytest.raises(ValueError, match="noise=1e-30 is not representable"):
+        vae.set_params(noise=1e-30).fit(X_small)
 
 
 def _poisoning_run_epoch(at_call, monkeypatch, *, weights=True):
@@ -212,7 +214,7 @@ def test_training_after_divergence_is_clean(X_small, monkeypatch):
 def test_log_variance_is_bounded(fitted_vae, curves):
     X = curves[1]
     for factor in (1.0, 1e10, -1e10, 1e30):
-        scaled = torch.as_tensor(fitted_vae.scaler_.to_model(X * factor), dtype=torch.float32)
+        scaled = torch.as_tensor(fitted_vae.scaler_.data_to_model(X * factor), dtype=torch.float32)
         with torch.no_grad():
             mean, logvar = fitted_vae.encoder_(scaled)
         assert torch.isfinite(logvar).all()
@@ -250,3 +252,35 @@ def test_long_training_on_exactly_reconstructable_data_stays_finite():
     assert _weights_finite(vae) and vae.noise_ > 0
     assert np.isfinite(vae.score_samples(C)).all()
     assert np.abs(vae.inverse_transform(vae.transform(C))).max() < 0.1
+
+
+def test_make_beta_curves_blames_noise_that_overflows():
+    from skvae import make_beta_curves
+
+    with pytest.raises(ValueError, match="after adding noise=1e.308.* smaller noise"):
+        make_beta_curves(5, noise=1e308, random_state=0)
+
+
+def test_history_display_of_a_huge_loss_shows_the_negative_log_likelihood(curves):
+    """A fixed noise far below the reconstruction error gives losses of millions of nats
+    per point, whose equivalent noise overflows: the panel shows the loss itself."""
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from skvae.plotting import TrainingHistoryDisplay
+
+    X = curves[0][:100]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        vae = BetaCurveVAE(max_iter=2, noise=1e-3, hidden_layer_sizes=(8,), random_state=0).fit(X)
+    assert min(vae.reconstruction_curve_) > 1e3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        display = TrainingHistoryDisplay.from_estimator(vae)
+    y = display.lines_["reconstruction"].get_ydata()
+    np.testing.assert_allclose(y, vae.reconstruction_curve_)
+    plt.close(display.figure_)

@@ -125,7 +125,7 @@ def test_incompatible_format_version(fitted_vae, tmp_path):
     message = r"format version 3 \(written by skvae 0\.\d.*reads format versions 1 and 2 only"
     with pytest.raises(ValueError, match=message):
         skvae.load(path)
-    for versions in ("x", None, [], {"skvae": 5}):  # 0.1.0 raised AttributeError for "x"
+    for versions in ("x", None, [], {"skvae": 5}):  # any JSON, not only a dict
         data = rewrite(
             saved_bytes(fitted_vae), lambda m, v=versions: m.update(format_version=0, versions=v)
         )
@@ -206,3 +206,24 @@ def test_latent_matcher_round_trip(fitted_vae, curves):
     check_estimators_pickle(
         "LatentMatcher", LatentMatcher(BetaCurveVAE(**SMALL)), readonly_memmap=True
     )
+
+
+@pytest.mark.skipif(torch.cuda.device_count() > 7, reason="this machine has a cuda:7")
+def test_file_naming_an_absent_gpu_loads_and_says_how_to_use_it(fitted_vae, curves):
+    """The stored state is device-free: a model saved with ``device="cuda:7"`` loads on a
+    machine without that GPU, and using it raises the ValueError that ``device="cuda"``
+    raises without CUDA, naming the device and ``set_params(device="cpu")``."""
+    X = curves[1][:20]
+    vae = copy.deepcopy(fitted_vae)
+    matcher = skvae.LatentMatcher(vae, prefit=True).fit(X)
+    expected = [vae.transform(X), matcher.transform(X)]
+    vae.set_params(device="cuda:7")
+    for estimator, Z in zip((vae, matcher), expected):
+        loaded = skvae.load(saved_bytes(estimator))
+        loaded_vae = getattr(loaded, "estimator_", loaded)
+        assert loaded_vae.device == "cuda:7"
+        assert all(t.device.type == "cpu" for t in loaded_vae.module_.state_dict().values())
+        with pytest.raises(ValueError, match=r"device='cuda:7'.*set_params\(device='cpu'\)"):
+            loaded.transform(X)
+        loaded_vae.set_params(device="cpu")
+        np.testing.assert_array_equal(loaded.transform(X), Z)

@@ -37,7 +37,7 @@ for model in models:
     Z = model.transform(X)
     got = {"transform": Z, "inverse_transform": model.inverse_transform(Z),
            "score_samples": model.score_samples(X), "sample": model.sample(7, random_state=0)}
-    for name, value in got.items():
+    for name, value in got.items():  # computed on this machine by both processes
         assert np.array_equal(value, expected[name]), (type(model), name)
 print("ok")
 """

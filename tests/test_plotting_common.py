@@ -10,7 +10,7 @@ from _helpers import _tiny_vae
 
 from skvae import LatentMatcher, make_beta_curves
 from skvae.datasets import beta_grid
-from skvae.plotting import LatentTraversalDisplay, ReconstructionDisplay
+from skvae.plotting import LatentSpaceDisplay, LatentTraversalDisplay, ReconstructionDisplay
 
 #: Every test closes its pyplot figures (``close_figures`` in conftest.py).
 pytestmark = pytest.mark.usefixtures("close_figures")
@@ -89,3 +89,42 @@ def test_a_given_grid_wins_and_is_checked(fitted_vae, curves):
     np.testing.assert_array_equal(display.target_lines_[0].get_xdata(), grid)
     with pytest.raises(ValueError, match="finite"):
         ReconstructionDisplay.from_estimator(fitted_vae, X, grid=grid * np.inf)
+
+
+def test_the_x_axis_is_named_after_the_grid(fitted_vae, curves):
+    """The axis reads "t" for a grid named t: from a pandas Series, or grid_label."""
+    import pandas as pd
+
+    X = curves[1][:1]
+    t = pd.Series(np.linspace(0.0, 10.0, X.shape[1]), name="t")
+    display = ReconstructionDisplay.from_estimator(fitted_vae, X, grid=t)
+    assert display.axes_[0, 0].get_xlabel() == "t"
+    assert display.axes_[0, 1].get_xlabel() == "t"
+    display = ReconstructionDisplay.from_estimator(
+        fitted_vae, X, grid=t.to_numpy(), grid_label="time (s)"
+    )
+    assert display.axes_[0, 0].get_xlabel() == "time (s)"
+    traversal = LatentTraversalDisplay.from_estimator(fitted_vae, n=2, grid=t)
+    assert "against t" in traversal.figure_.get_supxlabel()
+    # an unnamed array: "x"
+    display = ReconstructionDisplay.from_estimator(fitted_vae, X, grid=t.to_numpy())
+    assert display.axes_[0, 0].get_xlabel() == "x"
+
+
+def test_the_grid_name_comes_from_the_column_names():
+    frame, _ = make_beta_curves(150, n_points=12, as_frame=True, random_state=0)
+    named = frame.set_axis([name.replace("x=", "t=") for name in frame.columns], axis=1)
+    display = ReconstructionDisplay.from_estimator(_tiny_vae(named), named.iloc[:1])
+    assert display.axes_[0, 0].get_xlabel() == "t"
+
+
+def test_wide_figures_stay_within_a_page(fitted_vae, curves):
+    """Figures a Display makes are at most 10 inches wide, so that tick labels stay
+    legible where a page shows them."""
+    X = curves[1][:2]
+    displays = [
+        ReconstructionDisplay.from_estimator(fitted_vae, X),
+        LatentSpaceDisplay.from_estimator(fitted_vae, curves[1]),
+    ]
+    for display in displays:
+        assert display.figure_.get_size_inches()[0] <= 10

@@ -106,3 +106,25 @@ def test_training_history_bad_inputs(fitted_vae):
 def test_training_history_single_epoch_is_visible():
     display = TrainingHistoryDisplay(reconstruction=[0.1], kl=[2.0]).plot()
     assert display.lines_["kl"].get_marker() == "o"
+
+
+def test_log_axes_label_plain_numbers():
+    """Narrow log ranges get minor tick labels: plain "3", "0.2", never "3×10⁰"."""
+    display = TrainingHistoryDisplay(
+        reconstruction=np.log(np.linspace(4.0, 2.0, 20)) + 0.5 * math.log(2 * math.pi * math.e),
+        kl=np.linspace(0.25, 0.5, 20),
+    ).plot()
+    display.figure_.canvas.draw()
+    for axis in display.axes_:
+        labels = [t.get_text() for t in axis.get_yticklabels(which="both") if t.get_text()]
+        assert labels, "a narrow log axis still shows some tick labels"
+        assert not any("times" in label or "^" in label for label in labels), labels
+    noise_labels = {t.get_text() for t in display.axes_[0].get_yticklabels(which="both")}
+    assert {"2", "3"} <= noise_labels
+
+
+def test_history_figure_fits_a_page(vae_validation):
+    display = TrainingHistoryDisplay.from_estimator(vae_validation)
+    assert len(display.axes_) == 3
+    width, _ = display.figure_.get_size_inches()
+    assert width <= 10

@@ -19,8 +19,10 @@ def test_latent_traversal_from_estimator(fitted_vae):
     # top-left panel: z1 smallest, z2 largest; bottom-right: z1 largest, z2 smallest
     corners = fitted_vae.inverse_transform(np.array([[values[0], values[-1]], [values[-1], 0]]))
     np.testing.assert_allclose(display.lines_[0, 0].get_ydata(), corners[0], rtol=1e-6)
-    assert display.axes_[0, 0].get_title() == "-2.00, 2.00"
-    assert display.axes_[-1, -1].get_title() == "2.00, -2.00"
+    # the first dimension's values head the columns, the second's label the rows
+    assert [ax.get_title() for ax in display.axes_[0]] == [f"{v:.2g}" for v in values]
+    assert [ax.get_ylabel() for ax in display.axes_[:, -1]] == [f"{v:.2g}" for v in values[::-1]]
+    assert display.axes_[1, 1].get_title() == ""
     ylims = {ax.get_ylim() for ax in display.axes_.ravel()}
     assert len(ylims) == 1  # one y scale for every panel
     low, high = ylims.pop()
@@ -29,17 +31,43 @@ def test_latent_traversal_from_estimator(fitted_vae):
     for line in display.zero_lines_.ravel():
         np.testing.assert_array_equal(line.get_ydata(), [0.0, 0.0])
         assert line.get_linestyle() == "--"
-    assert not display.axes_[0, 0].axison
+
+
+def test_latent_traversal_reads_without_tuning(fitted_vae):
+    """Axes on every panel, tick labels on the outer ones only, a few ticks each, and a
+    figure whose size follows n within what a page shows."""
+    display = LatentTraversalDisplay.from_estimator(fitted_vae, n=10)
+    axes = display.axes_
+    display.figure_.canvas.draw()
+    assert all(ax.axison for ax in axes.ravel())
+
+    def labelled(ticks):
+        return any(t.get_visible() and t.get_text() for t in ticks)
+
+    assert all(labelled(ax.get_xticklabels()) for ax in axes[-1])
+    assert not any(labelled(ax.get_xticklabels()) for ax in axes[:-1].ravel())
+    assert all(labelled(ax.get_yticklabels()) for ax in axes[:, 0])
+    assert not any(labelled(ax.get_yticklabels()) for ax in axes[:, 1:].ravel())
+    for ax in axes.ravel():
+        low, high = ax.get_xlim()
+        assert sum(low <= tick <= high for tick in ax.get_xticks()) <= 4
+    width, height = display.figure_.get_size_inches()
+    assert width == height and 8 <= width <= 11
+    small = LatentTraversalDisplay.from_estimator(fitted_vae, n=3).figure_.get_size_inches()
+    assert small[0] < width
+    assert "grid point" in display.figure_.get_supxlabel()
 
 
 def test_latent_traversal_pdf_and_options(fitted_vae):
     display = LatentTraversalDisplay.from_estimator(
-        fitted_vae, n=3, pdf=True, zero_line=False, titles=False
+        fitted_vae, n=3, pdf=True, zero_line=False, titles=True
     )
     curve = fitted_vae.inverse_transform(np.array([[0.0, 0.0]]))[0]
     np.testing.assert_allclose(display.lines_[1, 1].get_ydata(), np.exp(curve), rtol=1e-6)
     assert display.zero_lines_ is None
-    assert display.axes_[0, 0].get_title() == ""
+    # titles=True: every panel titled with its coordinates
+    assert display.axes_[0, 0].get_title() == "-3.00, 3.00"
+    assert display.axes_[-1, -1].get_title() == "3.00, -3.00"
 
 
 def test_latent_traversal_one_and_three_dims(vae_1d, vae_3d):

@@ -177,7 +177,8 @@ def test_fit_on_arbitrary_finite_data(A, params):
     except ValueError as exc:  # only a fixed noise far below the data's scale may fail
         event("rejected")
         assert params["noise"] != "learned"
-        assert "diverged" in str(exc) and "increase noise" in str(exc)
+        diverged = "diverged" in str(exc) and "increase noise" in str(exc)
+        assert diverged or "is not representable" in str(exc)
         assert not hasattr(vae, "module_")
         return
     event("accepted")

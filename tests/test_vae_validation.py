@@ -5,6 +5,7 @@ InvalidParameterError, and a failed ``fit`` leaves the estimator exactly as it w
 """
 
 import copy
+import re
 
 import numpy as np
 import pandas as pd
@@ -258,6 +259,16 @@ def test_cuda_requested_without_cuda(curves):
 def test_noise_not_representable_at_data_scale(curves):
     with pytest.raises(ValueError, match="noise=.* is not representable"):
         BetaCurveVAE(**TINY, noise=1e-300).fit(curves[0][:20] * 1e30)
+
+
+@pytest.mark.parametrize("noise", [1e300, 1e-300, 1e25])
+def test_noise_out_of_the_float32_range_is_refused(curves, noise):
+    """A fixed noise whose log σ the float32 networks cannot hold (relative to the data's
+    scale, about 2.4 here) is refused, instead of fitting with noise_ = inf or 0."""
+    with pytest.raises(ValueError, match=rf"noise={re.escape(repr(noise))} is not representable"):
+        BetaCurveVAE(**TINY, noise=noise).fit(curves[0][:20])
+    vae = BetaCurveVAE(**TINY, noise=1e10).fit(curves[0][:20])  # inside the range
+    assert vae.noise_ == pytest.approx(1e10, rel=1e-6)
 
 
 # --------------------------------------- a failed fit leaves the estimator as it was

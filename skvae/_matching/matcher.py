@@ -21,7 +21,7 @@ from sklearn.utils import Bunch, check_random_state
 from sklearn.utils._param_validation import Hidden, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._dask import check_dask_curves, is_dask_array, map_rows
+from .._dask import check_dask_curves, is_dask_array, keep_dask_output_lazy, map_rows
 from .._utils import one_torch_thread, unchanged_on_failure
 from .._vae import BetaCurveVAE
 from .._warnings import warn_at_caller
@@ -169,7 +169,8 @@ class LatentMatcher(
 
     With a dask array, :meth:`fit` reads only its shape when ``prefit=True``, and
     otherwise trains the VAE out of core on its complete rows; :meth:`transform` and
-    :meth:`inverse_transform` return lazy dask arrays.
+    :meth:`inverse_transform` return lazy dask arrays (with
+    ``set_output(transform="pandas")``, ``transform`` returns a lazy dask DataFrame).
 
     Examples
     --------
@@ -514,6 +515,10 @@ class LatentMatcher(
                 out.start_objective[lo:hi] = problem(first, rows).cpu().numpy()
                 out.covariance[lo:hi] = laplace_covariance(problem, codes, rows).cpu().numpy()
         return out
+
+
+# sklearn's set_output would compute a dask array into a pandas DataFrame: keep it lazy
+LatentMatcher.transform = keep_dask_output_lazy(LatentMatcher.transform)
 
 
 def encode(model, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -50,7 +50,7 @@ class Registered:
 
 
 def _upgrade_vae_v1(attributes: dict) -> dict:
-    """skvae 0.1.0 recorded ``kl_curve_`` per grid point; it is per curve since 0.2."""
+    """Format 1 records ``kl_curve_`` per grid point, the current estimator per curve."""
     module, kl = attributes.get("module_"), attributes.get("kl_curve_")
     if type(module) is VAEModule and isinstance(kl, list):
         attributes["kl_curve_"] = [v * module.config["n_features"] for v in kl]
@@ -58,7 +58,7 @@ def _upgrade_vae_v1(attributes: dict) -> dict:
 
 
 def _upgrade_matcher_v1(attributes: dict) -> dict:
-    """skvae 0.1.0's ``LatentMatcher.n_iter_`` repeated the VAE's epochs; 0.2 dropped it."""
+    """Format 1 holds an ``n_iter_`` (the VAE's epochs) that the matcher does not have."""
     attributes.pop("n_iter_", None)
     return attributes
 

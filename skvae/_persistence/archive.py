@@ -75,7 +75,7 @@ __all__ = ["save", "load", "FORMAT_VERSION"]
 FORMAT_NAME = "skvae"
 #: Version of the layout written by :func:`save`.
 FORMAT_VERSION = 2
-#: Versions :func:`load` reads: 1 was written by skvae 0.1.0.
+#: Versions :func:`load` reads: 1 is the format of skvae 0.1.0.
 READABLE_VERSIONS = (1, 2)
 #: Most arrays a file may hold.
 MAX_ARRAYS = 10_000
@@ -274,7 +274,7 @@ def _load(stream: IO[bytes]) -> BaseEstimator:
         root = metadata.get("root")
         if not isinstance(root, dict) or root.get("type") != "estimator":
             raise ValueError("the file holds no estimator")
-        return Reader(arrays, metadata["format_version"]).decode(root)
+        return Reader(arrays, metadata["format_version"]).read_node(root)
 
 
 def _check_end_record(stream: IO[bytes], size: int) -> None:

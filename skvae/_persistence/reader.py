@@ -71,11 +71,11 @@ class Reader:
         self.used.add(key)
         return self.arrays[key]
 
-    def decode(self, node: Any) -> Any:
+    def read_node(self, node: Any) -> Any:
         if node is None or isinstance(node, (bool, int, float, str)):
             return node
         if isinstance(node, list):
-            return [self.decode(v) for v in node]
+            return [self.read_node(v) for v in node]
         kind = _dict(node, "value")["type"]
         method = self.NODES.get(kind) if isinstance(kind, str) else None
         if method is None:
@@ -89,13 +89,13 @@ class Reader:
 
     def numpy_scalar(self, node: dict) -> Any:
         dtype = NUMERIC_DTYPES.get(node["dtype"]) if isinstance(node["dtype"], str) else None
-        value = self.decode(node["value"])
+        value = self.read_node(node["value"])
         if dtype is None or type(value) not in (bool, int, float):
             raise ValueError(f"invalid numpy scalar of dtype {node['dtype']!r}")
         return dtype.type(value)
 
     def tuple_(self, node: dict) -> tuple:
-        items = self.decode(node["items"])
+        items = self.read_node(node["items"])
         if not isinstance(items, list):
             raise ValueError("invalid tuple")
         return tuple(items)
@@ -112,7 +112,7 @@ class Reader:
             raise ValueError("invalid dictionary node")
         if not all(type(k) in (str, int) for k in keys) or len(set(keys)) != len(keys):
             raise ValueError("invalid dictionary keys")
-        return {k: self.decode(v) for k, v in zip(keys, values)}
+        return {k: self.read_node(v) for k, v in zip(keys, values)}
 
     def ndarray(self, node: dict) -> np.ndarray:
         return self.array(node["array"])
@@ -142,7 +142,7 @@ class Reader:
 
     def random_state(self, node: dict) -> np.random.RandomState:
         random_state = np.random.RandomState()
-        cached = self.decode(node["cached_gaussian"])
+        cached = self.read_node(node["cached_gaussian"])
         state = ("MT19937", self.array(node["keys"]), node["pos"], node["has_gauss"], cached)
         random_state.set_state(state)
         return random_state
@@ -184,16 +184,16 @@ class Reader:
 
     def training_state(self, node: dict) -> TrainingState:
         fields = dict(_dict(node["fields"], "training state"))
-        if self.version == 1:  # 0.1.0 kept the best weights of a fit in its state
+        if self.version == 1:  # format 1 holds the best weights of the fit, not kept now
             fields.pop("best_weights", None)
         known = {f.name for f in dataclasses.fields(TrainingState)}
         if set(fields) - known:
             raise ValueError(f"unknown training state fields {sorted(set(fields) - known)}")
-        values = {k: self.decode(v) for k, v in fields.items()}
-        if self.version == 1:  # the optimizer was saved with a copy of its network
-            if type(self.decode(node["module"])) is not VAEModule:
+        values = {k: self.read_node(v) for k, v in fields.items()}
+        if self.version == 1:  # format 1 holds the optimizer next to a copy of its network
+            if type(self.read_node(node["module"])) is not VAEModule:
                 raise ValueError("a training state names no network")
-            values["optimizer_state"] = self.decode(node["optimizer"])
+            values["optimizer_state"] = self.read_node(node["optimizer"])
         _check_optimizer_state(values.get("optimizer_state"))
         try:
             return TrainingState(**values)
@@ -206,14 +206,16 @@ class Reader:
         if registered is None:
             raise ValueError(f"unknown estimator class {name!r}")
         cls = registered.cls
-        params = {k: self.decode(v) for k, v in _dict(node["params"], "parameters").items()}
+        params = {k: self.read_node(v) for k, v in _dict(node["params"], "parameters").items()}
         if self.version == 1:
             params = {**registered.new_params_v1, **params}
         unknown = set(params) - set(cls().get_params(deep=False))
         if unknown:
             raise ValueError(f"unknown {name} parameters {sorted(unknown)}")
         estimator = self.define(node, cls(**params))
-        attributes = {k: self.decode(v) for k, v in _dict(node["attributes"], "attributes").items()}
+        attributes = {
+            k: self.read_node(v) for k, v in _dict(node["attributes"], "attributes").items()
+        }
         if self.version == 1 and registered.upgrade_v1 is not None:
             attributes = registered.upgrade_v1(attributes)
         for key in attributes:

@@ -59,7 +59,7 @@ class Writer:
         self.keep_alive.append(obj)
         return None, self.memo[id(obj)]
 
-    def encode(self, value: Any, where: str) -> Any:
+    def write_node(self, value: Any, where: str) -> Any:
         if value is None or isinstance(value, (bool, str)) or type(value) is int:
             return value
         if type(value) is float:
@@ -68,7 +68,7 @@ class Writer:
             return {
                 "type": "numpy_scalar",
                 "dtype": value.dtype.str,
-                "value": self.encode(value.item(), where),
+                "value": self.write_node(value.item(), where),
             }
         if type(value) is list:
             return self.list(value, where)
@@ -80,7 +80,7 @@ class Writer:
             return {
                 "type": "dict",
                 "keys": list(value),
-                "values": [self.encode(v, f"{where}[{k!r}]") for k, v in value.items()],
+                "values": [self.write_node(v, f"{where}[{k!r}]") for k, v in value.items()],
             }
         if isinstance(value, np.ndarray):
             return self.ndarray(value, where)
@@ -93,7 +93,7 @@ class Writer:
                 "keys": self.array(keys, where),
                 "pos": int(pos),
                 "has_gauss": int(has_gauss),
-                "cached_gaussian": self.encode(float(cached), where),
+                "cached_gaussian": self.write_node(float(cached), where),
             }
         if type(value) is VAEModule:
             return self.module(value, where)
@@ -101,7 +101,7 @@ class Writer:
             fields = dataclasses.fields(value)
             return {
                 "type": "training_state",
-                "fields": {f.name: self.encode(getattr(value, f.name), where) for f in fields},
+                "fields": {f.name: self.write_node(getattr(value, f.name), where) for f in fields},
             }
         if isinstance(value, BaseEstimator):
             return self.estimator(value, where)
@@ -117,7 +117,7 @@ class Writer:
                 return {"type": "list", "array": self.array(np.array(value), where)}
             if all(type(v) is int for v in value) and -(2**63) <= min(value) <= max(value) < 2**63:
                 return {"type": "list", "array": self.array(np.array(value, np.int64), where)}
-        return [self.encode(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [self.write_node(v, f"{where}[{i}]") for i, v in enumerate(value)]
 
     def ndarray(self, value: np.ndarray, where: str) -> dict:
         if value.dtype == object and value.ndim == 1 and all(type(v) is str for v in value):
@@ -163,8 +163,8 @@ class Writer:
             "type": "estimator",
             "id": node_id,
             "class": name,
-            "params": {k: self.encode(v, f"{where}.{k}") for k, v in params.items()},
+            "params": {k: self.write_node(v, f"{where}.{k}") for k, v in params.items()},
             "attributes": {
-                k: self.encode(v, f"{where}.{k}") for k, v in state.items() if k not in params
+                k: self.write_node(v, f"{where}.{k}") for k, v in state.items() if k not in params
             },
         }

@@ -9,7 +9,7 @@ is checked once per epoch, so a GPU is never stalled by a per-step synchronisati
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -52,6 +52,9 @@ class TrainingConfig:
     tol: float
     n_iter_no_change: int
     kl_weight: float
+    #: profiled noise: a running estimate over every call's curves (``partial_fit``)
+    #: instead of the last epoch's RMS error
+    running_noise: bool = False
 
 
 @dataclass
@@ -73,6 +76,10 @@ class TrainingState:
     best_validation: float = -math.inf
     no_improvement: int = 0
     grad_norm_average: float = 0.0
+    #: profiled noise: the sum over curves of their mean squared error per point, and the
+    #: number of curves summed, behind the shared σ (see :func:`update_profiled_noise`)
+    squared_error_sum: float = 0.0
+    squared_error_count: int = 0
 
 
 class BatchSource(Protocol):
@@ -135,7 +142,7 @@ def run_epoch(
     """One pass over ``source`` in shuffled mini-batches, each through ``step``.
 
     Returns a float64 tensor (on the device) of the mean loss, reconstruction and KL per
-    point.
+    point, and the mean squared error per point (model units).
     """
     step.set_learning_rate(lr)
     module.train()
@@ -157,16 +164,42 @@ def run_epoch(
         step()
         n_seen += len(batch)
     recon, kl, mse = step.totals / (n_seen * n_features)
-    if module.profiled:  # the shared noise that score_samples uses: the epoch's RMS error
-        with torch.no_grad():
-            module.log_sigma.copy_(0.5 * torch.log(mse + PROFILE_FLOOR))
-    return torch.stack([recon + config.kl_weight * kl, recon, kl])
+    return torch.stack([recon + config.kl_weight * kl, recon, kl, mse])
 
 
 @torch.no_grad()
-def negative_elbo(module: VAEModule, X: torch.Tensor, kl_weight: float = 1.0) -> torch.Tensor:
+def update_profiled_noise(
+    module: VAEModule, state: TrainingState, mse: torch.Tensor, n_curves: int, running: bool
+) -> None:
+    """Set a profiled module's shared σ, the one :func:`negative_elbo` uses, from an
+    epoch's mean squared error per point ``mse`` (0-d, on the device) over ``n_curves``.
+
+    Without ``running`` σ is the epoch's RMS error. With ``running`` (``partial_fit``) σ²
+    is the curve-weighted mean of the squared errors of every epoch that ``state`` has
+    counted since the last fresh estimate, this one included, as IncrementalPCA keeps
+    running moments: one call on a few curves moves σ by their share of all curves seen.
+    The host-side sums in ``state`` are updated by :func:`count_profiled_noise`.
+    """
+    if running and state.squared_error_count:
+        total = state.squared_error_sum + mse * n_curves
+        mse = total / (state.squared_error_count + n_curves)
+    module.log_sigma.copy_(0.5 * torch.log(mse + PROFILE_FLOOR))
+
+
+def count_profiled_noise(state: TrainingState, mse: float, n_curves: int, running: bool) -> None:
+    """Record an epoch's mean squared error per point in the running sums of ``state``."""
+    if not running:
+        state.squared_error_sum, state.squared_error_count = 0.0, 0
+    state.squared_error_sum += mse * n_curves
+    state.squared_error_count += n_curves
+
+
+@torch.no_grad()
+def negative_elbo(module: VAEModule, X: torch.Tensor) -> torch.Tensor:
     """Deterministic per-row negative ELBO (unscented estimate of the expected log-likelihood),
     with the module's shared noise σ (for a profiled-noise module: the RMS training error).
+
+    This is the true ELBO (KL weight 1), whatever weight training gave the KL term.
 
     The networks run in float32; the likelihood and KL are evaluated in ``X``'s dtype, so a
     float64 ``X`` far from the training data gets a finite (very low) ELBO where float32
@@ -179,12 +212,40 @@ def negative_elbo(module: VAEModule, X: torch.Tensor, kl_weight: float = 1.0) ->
     decoded = module.decoder(z.reshape(-1, z.shape[-1])).reshape(len(X), len(eps), -1)
     log_sigma = module.log_sigma.to(X.dtype)
     nll = gaussian_nll(X[:, None, :], decoded.to(X.dtype), log_sigma).mean(dim=1)
-    return nll + kl_weight * gaussian_kl(mean.to(X.dtype), logvar.to(X.dtype))
+    return nll + gaussian_kl(mean.to(X.dtype), logvar.to(X.dtype))
 
 
-def validation_elbo(module: VAEModule, X: torch.Tensor, kl_weight: float) -> torch.Tensor:
-    """Mean ELBO per curve and grid point of held-out curves ``X`` (model units, 0-d)."""
-    return -negative_elbo(module, X, kl_weight).mean() / X.shape[1]
+class HeldOutCurves:
+    """Curves held out for early stopping, scored by their ELBO per curve and grid point.
+
+    The curves come from a source, in memory or streamed from blocks, as model-unit
+    tensors on the training device, in chunks of a bounded number of rows (so that the
+    sigma points of all curves are never in memory at once). The score is the true ELBO
+    (KL weight 1), the held-out counterpart of the estimator's ``score``.
+
+    Parameters
+    ----------
+    chunks : callable
+        ``chunks()`` yields the held-out curves as float32 tensors of shape
+        (n_rows_i, n_features), model units, on the training device.
+    n_rows : int
+        Number of held-out curves (the sum of the chunks' rows).
+    """
+
+    def __init__(self, chunks: Callable[[], Iterable[torch.Tensor]], n_rows: int):
+        self.chunks = chunks
+        self.n_rows = n_rows
+
+    @torch.no_grad()
+    def __call__(self, module: VAEModule) -> torch.Tensor:
+        """The held-out ELBO per curve and grid point of ``module`` (0-d float64 tensor on
+        the device; the training loop reads it back with the epoch's other numbers)."""
+        total = None
+        n_features = module.config["n_features"]
+        for chunk in self.chunks():
+            part = negative_elbo(module, chunk).to(torch.float64).sum()
+            total = part if total is None else total + part
+        return -total / (self.n_rows * n_features)
 
 
 def still_improving(
@@ -192,7 +253,8 @@ def still_improving(
 ) -> bool:
     """Whether the best of the last ``window`` values beats the best before them by more
     than ``tol`` per epoch on average, i.e. by more than ``tol * window`` (always True when
-    fewer than ``window + 1`` values exist: too short to tell)."""
+    fewer than ``window + 1`` values exist: too short to tell). NaN values are skipped."""
+    losses = [v for v in losses if not math.isnan(v)]  # epochs without a hold-out
     if len(losses) <= window:
         return True
     sign = -1.0 if higher_is_better else 1.0
@@ -276,12 +338,16 @@ def train(
             in_epoch = True
             lr = learning_rate(config, state.epoch)
             result = run_epoch(module, step, source, config, lr, generator)
+            if module.profiled:
+                update_profiled_noise(
+                    module, state, result[3], source.n_samples, config.running_noise
+                )
             values = [torch.as_tensor(v, dtype=torch.float64, device=device) for v in result]
             values.append(_is_finite(module).to(torch.float64))
             if validation is not None:
                 values.append(validation(module).to(torch.float64))
             values = torch.stack(values).tolist()  # the epoch's one host synchronisation
-            loss, recon, kl, finite = values[:4]
+            loss, recon, kl, mse, finite = values[:5]
             if not (math.isfinite(loss) and finite):
                 _restore(module, optimizer, average, before)
                 fixed = isinstance(module.config["noise"], float)
@@ -294,8 +360,10 @@ def train(
             state.loss.append(loss)
             state.reconstruction.append(recon)
             state.kl.append(kl)
+            if module.profiled:
+                count_profiled_noise(state, mse, source.n_samples, config.running_noise)
             if validation is not None:
-                score = values[4]
+                score = values[5]
                 state.validation.append(score)
                 improved = score > state.best_validation + config.tol
                 if score > state.best_validation:

@@ -258,10 +258,8 @@ class VAEModule(nn.Module):
         the module's σ, or each curve's own maximum-likelihood σ when profiled."""
         if self.profiled:
             return profiled_nll(squared_error, n_features)
-        log_sigma = self.log_sigma
-        return 0.5 * squared_error * torch.exp(-2 * log_sigma) + n_features * (
-            log_sigma + 0.5 * _LOG_2PI
-        )
+        scaled = squared_error * torch.exp(-2 * self.log_sigma)
+        return gaussian_nll_of_scaled_error(scaled, n_features, self.log_sigma)
 
 
 def profiled_nll(squared_error: torch.Tensor, n_features: int) -> torch.Tensor:
@@ -271,16 +269,25 @@ def profiled_nll(squared_error: torch.Tensor, n_features: int) -> torch.Tensor:
     per curve) the negative log-likelihood is ``D/2 · (log(2π MSEᵢ) + 1)``. Its gradient
     is the squared error's divided by MSEᵢ: every curve's *relative* error counts, the
     step size follows the noise as it shrinks (no edge-of-stability spikes), and curves
-    that span large ranges no longer dominate. ``PROFILE_FLOOR`` keeps the log finite.
+    that span large ranges weigh no more than others. ``PROFILE_FLOOR`` keeps the log finite.
     """
     mse = squared_error / n_features + PROFILE_FLOOR
     return 0.5 * n_features * (torch.log(mse) + _LOG_2PI + 1.0)
 
 
+def gaussian_nll_of_scaled_error(
+    scaled_squared_error: torch.Tensor, n_features: int, log_sigma: torch.Tensor
+) -> torch.Tensor:
+    """Negative log-density under N(x_hat, σ² I), σ = exp(log_sigma), of curves of
+    ``n_features`` points whose squared distance to ``x_hat`` divided by σ² is
+    ``scaled_squared_error``."""
+    return 0.5 * scaled_squared_error + n_features * (log_sigma + 0.5 * _LOG_2PI)
+
+
 def gaussian_nll(x: torch.Tensor, x_hat: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
     """Per-row negative log-density of ``x`` under N(x_hat, σ² I), σ = exp(log_sigma)."""
-    sq = ((x - x_hat) * torch.exp(-log_sigma)) ** 2
-    return 0.5 * sq.sum(dim=-1) + x.shape[-1] * (log_sigma + 0.5 * _LOG_2PI)
+    scaled = ((x - x_hat) * torch.exp(-log_sigma)) ** 2  # scaled first: no overflow
+    return gaussian_nll_of_scaled_error(scaled.sum(dim=-1), x.shape[-1], log_sigma)
 
 
 def gaussian_kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -134,10 +134,7 @@ def _grid_from_feature_names(estimator) -> np.ndarray | None:
     (``"x=0.0100"``, as :func:`~skvae.make_beta_curves` with ``as_frame=True`` names
     them) carries its grid; the grid must be strictly monotone. Anything else gives None.
     """
-    names = getattr(estimator, "feature_names_in_", None)
-    inner = getattr(estimator, "estimator_", None)
-    if names is None and inner is not None:
-        names = getattr(inner, "feature_names_in_", None)
+    names = _feature_names(estimator)
     if names is None or len(names) < 2:
         return None
     try:
@@ -162,9 +159,57 @@ def _resolve_grid(grid, estimator, n_features: int) -> np.ndarray | None:
     return named if named is not None and len(named) == n_features else None
 
 
-def _x_label(grid) -> str:
-    """Axis label for curves drawn against ``grid`` (None: the point index)."""
-    return "grid point" if grid is None else "x"
+def _grid_label(grid, estimator=None, grid_label=None) -> str:
+    """Axis label for curves drawn against ``grid``: ``grid_label`` when given, else the
+    grid's own name (a pandas Series or Index), else the name in the estimator's column
+    names (``"t"`` for columns ``"t=0.5"``), else ``"x"``; "grid point" without a grid."""
+    if grid_label is not None:
+        return str(grid_label)
+    name = getattr(grid, "name", None)
+    if name is not None:
+        return str(name)
+    if grid is None:
+        names = _feature_names(estimator)
+        if names is not None and _grid_from_feature_names(estimator) is not None:
+            prefix = str(names[0]).rpartition("=")[0]
+            return prefix or "x"
+        return "grid point"
+    return "x"
+
+
+def _feature_names(estimator):
+    if estimator is None:
+        return None
+    names = getattr(estimator, "feature_names_in_", None)
+    inner = getattr(estimator, "estimator_", None)
+    if names is None and inner is not None:
+        names = getattr(inner, "feature_names_in_", None)
+    return names
+
+
+def _plain_log_ticks(axis, which: str = "y") -> None:
+    """Label the ticks of a log axis with plain numbers (``3``, ``0.02``), not ``3×10⁰``.
+
+    Which ticks get a label is matplotlib's choice (every decade; the minor ticks too
+    when the axis spans little more than a decade); only how a label reads changes.
+    """
+    from matplotlib.ticker import LogFormatter
+
+    class PlainLogFormatter(LogFormatter):
+        def _num_to_string(self, x, vmin, vmax):
+            return f"{x:.3g}"
+
+    target = axis.yaxis if which == "y" else axis.xaxis
+    target.set_major_formatter(PlainLogFormatter(labelOnlyBase=False))
+    target.set_minor_formatter(PlainLogFormatter(labelOnlyBase=False))
+
+
+def _readable_ticks(axis, n: int = 5) -> None:
+    """At most ``n`` ticks per axis, at round values."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.xaxis.set_major_locator(MaxNLocator(n, steps=[1, 2, 2.5, 5, 10]))
+    axis.yaxis.set_major_locator(MaxNLocator(n, steps=[1, 2, 2.5, 5, 10]))
 
 
 def _check_curves(curves, name: str, *, allow_nan: bool = False) -> np.ndarray:

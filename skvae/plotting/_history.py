@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from ._base import _as_1d_axes, _figure_of, _underlying_vae
+from ._base import _as_1d_axes, _figure_of, _plain_log_ticks, _underlying_vae
 
 __all__ = ["TrainingHistoryDisplay"]
 
@@ -131,7 +131,9 @@ class TrainingHistoryDisplay:
         units : {"noise", "nll"}, default="noise"
             How likelihood quantities are shown: as their equivalent noise level on a log
             axis (see the class description), or as raw per-point negative
-            log-likelihoods on a symmetric log axis.
+            log-likelihoods on a symmetric log axis. ``"noise"`` shows the latter when an
+            equivalent noise level would overflow float64 (above about 700 nats per point,
+            as with a fixed ``noise`` far below the reconstruction error).
         line_kwargs : dict, default=None
             Keyword arguments passed to every ``Axes.plot`` call.
 
@@ -152,10 +154,18 @@ class TrainingHistoryDisplay:
                 "reconstruction, kl, loss and validation must have one value per epoch each "
                 f"(same length), got lengths {sorted(lengths)}."
             )
+        with np.errstate(over="ignore"):
+            overflows = any(
+                np.isposinf(equivalent_noise(v)).any()
+                for v in (reconstruction, loss, None if validation is None else -validation)
+                if v is not None
+            )
+        if units == "noise" and overflows:
+            units = "nll"
         with_validation = validation is not None
         n_panels = 3 if with_validation else 2
         axes, created = _as_1d_axes(
-            ax, n_panels, "TrainingHistoryDisplay", figsize=(4.2 * n_panels, 3.6)
+            ax, n_panels, "TrainingHistoryDisplay", figsize=(min(4.2 * n_panels, 9.6), 3.4)
         )
         epochs = np.arange(1, len(kl) + 1)
         kwargs = {"marker": "o" if len(epochs) == 1 else None, **(line_kwargs or {})}
@@ -166,6 +176,7 @@ class TrainingHistoryDisplay:
         def set_likelihood_scale(axis):
             if units == "noise":
                 axis.set_yscale("log")
+                _plain_log_ticks(axis)
             else:
                 axis.set_yscale("symlog", linthresh=1.0)
 
@@ -175,13 +186,14 @@ class TrainingHistoryDisplay:
             epochs, likelihood(reconstruction), label="reconstruction (train)", **kwargs
         )
         set_likelihood_scale(ax_rec)
-        ax_rec.set_title("Reconstruction term")
+        ax_rec.set_title("Reconstruction term (train)")
         ax_rec.set_ylabel(
             "equivalent noise level" if units == "noise" else "negative log-likelihood / point"
         )
         (lines["kl"],) = ax_kl.plot(epochs, kl, color="tab:orange", label="KL (train)", **kwargs)
         ax_kl.set_yscale("log")
-        ax_kl.set_title("KL term")
+        _plain_log_ticks(ax_kl)
+        ax_kl.set_title("KL term (train)")
         ax_kl.set_ylabel("KL divergence / curve (nats)")
         if with_validation:
             ax_val = axes[2]

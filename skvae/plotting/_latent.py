@@ -157,7 +157,10 @@ class LatentSpaceDisplay:
         if ax is None or _is_figure(ax):
             shape, slots = _layout(latent_dims, len(pairs))
             grid, created = _axes_grid(
-                ax, shape, "LatentSpaceDisplay", figsize=(3.6 * shape[1], 3.4 * shape[0])
+                ax,
+                shape,
+                "LatentSpaceDisplay",
+                figsize=(min(3.6 * shape[1], 10.0), min(3.4, 10.0 / shape[1] + 0.4) * shape[0]),
             )
             grid = grid.ravel()
             for i, axis in enumerate(grid):

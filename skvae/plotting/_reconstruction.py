@@ -10,8 +10,9 @@ from ._base import (
     _check_grid,
     _exp,
     _figure_of,
+    _grid_label,
+    _readable_ticks,
     _resolve_grid,
-    _x_label,
 )
 
 __all__ = ["ReconstructionDisplay"]
@@ -64,6 +65,9 @@ class ReconstructionDisplay:
         ``(lower, upper)``, each of the same shape as ``reconstruction``: a band shaded
         between them around each decoded curve (``Axes.fill_between``), in the units of
         the curves. ``lower <= upper`` everywhere.
+    grid_label : str, default=None
+        Label of the x axis. By default the grid's name when it has one (a pandas Series
+        or Index), else ``"x"``, or "grid point" without a grid.
 
     Attributes
     ----------
@@ -99,8 +103,19 @@ class ReconstructionDisplay:
     ((2, 2), (2,))
     """
 
-    def __init__(self, *, target, reconstruction, grid=None, latent=None, source=None, band=None):
+    def __init__(
+        self,
+        *,
+        target,
+        reconstruction,
+        grid=None,
+        latent=None,
+        source=None,
+        band=None,
+        grid_label=None,
+    ):
         self.grid = grid
+        self.grid_label = grid_label
         self.target = target
         self.reconstruction = reconstruction
         self.latent = latent
@@ -172,10 +187,10 @@ class ReconstructionDisplay:
         errors = np.sqrt(np.nansum(residual**2, axis=1))
 
         axes, created = _axes_grid(
-            ax, (n_targets, 2), "ReconstructionDisplay", figsize=(10, 3.4 * n_targets)
+            ax, (n_targets, 2), "ReconstructionDisplay", figsize=(9.0, 3.3 * n_targets)
         )
         source = self.source or "model"
-        x_label = _x_label(self.grid)
+        x_label = _grid_label(self.grid, grid_label=self.grid_label)
         target_lines, rec_lines, residual_lines = [], [], []
         bands = [] if band is not None else None
         for k in range(n_targets):
@@ -207,6 +222,8 @@ class ReconstructionDisplay:
             ax_res.set_xlabel(x_label)
             ax_res.set_ylabel("target - reconstruction")
             ax_res.set_title(f"difference (L2 = {errors[k]:.3g})", fontsize="medium")
+            for axis in (ax_curve, ax_res):
+                _readable_ticks(axis)
             target_lines.append(t_line)
             rec_lines.append(r_line)
             residual_lines.append(res_line)
@@ -230,6 +247,7 @@ class ReconstructionDisplay:
         X,
         *,
         grid=None,
+        grid_label=None,
         band=None,
         pdf=False,
         ax=None,
@@ -256,6 +274,10 @@ class ReconstructionDisplay:
             x values of the points. By default, the column names of the DataFrame the
             estimator was fitted on when they are numbers (such as ``"x=0.0100"``),
             else the point index 0, 1, ...
+        grid_label : str, default=None
+            Label of the x axis: by default the grid's name (a pandas Series or Index),
+            the name in the estimator's column names (``"x"`` for ``"x=0.0100"``), else
+            ``"x"``, or "grid point" without a grid.
         band : (array-like, array-like), default=None
             ``(lower, upper)`` around the reconstructions, each of shape
             ``(n_targets, n_features)``; see the class description.
@@ -277,6 +299,7 @@ class ReconstructionDisplay:
             latent=Z,
             source=type(estimator).__name__,
             band=band,
+            grid_label=_grid_label(grid, estimator, grid_label),
         )
         return display.plot(
             ax=ax,

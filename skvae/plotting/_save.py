@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._base import _exp, _resolve_grid, _underlying_vae, _x_label, detached_figures
+from ._base import _exp, _grid_label, _resolve_grid, _underlying_vae, detached_figures
 from ._history import TrainingHistoryDisplay
 from ._latent import LatentSpaceDisplay
 from ._reconstruction import ReconstructionDisplay
@@ -27,7 +27,7 @@ def _rows(X, stop: int):
     return X.iloc[:stop] if hasattr(X, "iloc") else X[:stop]
 
 
-def _data_figure(X: np.ndarray, grid: np.ndarray | None, pdf: bool):
+def _data_figure(X: np.ndarray, grid: np.ndarray | None, grid_label: str, pdf: bool):
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6.4, 4.2))
@@ -35,7 +35,7 @@ def _data_figure(X: np.ndarray, grid: np.ndarray | None, pdf: bool):
     x = np.arange(X.shape[1]) if grid is None else grid
     for k, curve in enumerate(_exp(X[:_N_DATA_CURVES], pdf)):
         ax.plot(x, curve, label=f"curve {k}")
-    ax.set_xlabel(_x_label(grid))
+    ax.set_xlabel(grid_label)
     ax.set_ylabel("exp(curve)" if pdf else "curve")
     ax.set_title(f"The first {min(len(X), _N_DATA_CURVES)} curves of the data")
     ax.legend(fontsize="small")
@@ -54,7 +54,7 @@ def save_figures(
     grid=None,
     max_points=5000,
     n_traversal=10,
-    dpi=100,
+    dpi=150,
     format="png",
 ):
     """Write the five figures of a fitted model to ``folder``, one file each.
@@ -95,7 +95,7 @@ def save_figures(
         At most this many curves (the first ones) are encoded for the latent-space figure.
     n_traversal : int, default=10
         Size of the traversal grid: ``n_traversal`` x ``n_traversal`` decoded curves.
-    dpi : int, default=100
+    dpi : int, default=150
         Resolution of raster formats.
     format : str, default="png"
         File format and extension, any that matplotlib writes (``"png"``, ``"pdf"``,
@@ -128,6 +128,7 @@ def save_figures(
     values = np.asarray(X, dtype=np.float64)
     if values.ndim != 2 or len(values) == 0:
         raise ValueError(f"X must be a non-empty 2-D array of curves, got {values.shape}.")
+    grid_label = _grid_label(grid, vae)
     grid = _resolve_grid(grid, vae, values.shape[1])
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -139,11 +140,14 @@ def save_figures(
             TrainingHistoryDisplay.from_estimator(vae),
             LatentSpaceDisplay.from_estimator(vae, _rows(X, max_points)),
             ReconstructionDisplay.from_estimator(
-                reconstructor, _rows(X, n_rows), grid=grid, pdf=pdf
+                reconstructor, _rows(X, n_rows), grid=grid, grid_label=grid_label, pdf=pdf
             ),
-            LatentTraversalDisplay.from_estimator(vae, n=n_traversal, grid=grid, pdf=pdf),
+            LatentTraversalDisplay.from_estimator(
+                vae, n=n_traversal, grid=grid, grid_label=grid_label, pdf=pdf
+            ),
         )
-    figures = [_data_figure(values, grid, pdf)] + [display.figure_ for display in displays]
+    figures = [_data_figure(values, grid, grid_label, pdf)]
+    figures += [display.figure_ for display in displays]
 
     paths = []
     for name, fig in zip(FIGURE_NAMES, figures):

@@ -12,6 +12,7 @@ from ._base import (
     _check_grid,
     _exp,
     _figure_of,
+    _grid_label,
     _resolve_grid,
     _underlying_vae,
 )
@@ -25,9 +26,11 @@ class LatentTraversalDisplay:
     Two latent dimensions are swept over the same values; panel ``(row, col)`` shows the
     curve decoded at ``z[dims[0]] = z_values[col]`` and ``z[dims[1]] = z_values[-1 - row]``
     (the first dimension grows to the right, the second upwards). Every panel has the same
-    y range and a dashed zero line, so shapes and heights compare at a glance, which shows
-    what each latent direction encodes. With a single latent dimension the panels form
-    one row.
+    x and y ranges and a dashed zero line, so shapes and heights compare at a glance, which
+    shows what each latent direction encodes. The values of the first dimension head the
+    columns and those of the second label the rows on the right; only the outer panels
+    carry tick labels, so that the figure reads at any size. With a single latent dimension
+    the panels form one row.
 
     Use :meth:`from_estimator` to decode the grid and draw it; all parameters are stored
     as attributes.
@@ -45,6 +48,9 @@ class LatentTraversalDisplay:
         The traversed latent dimensions (0-based), used for the labels.
     estimator_name : str, default=None
         Name shown in the figure title.
+    grid_label : str, default=None
+        Name of the curves' x axis, shown in the figure title: by default the grid's name
+        (a pandas Series or Index), else ``"x"``, or "grid point" without a grid.
 
     Attributes
     ----------
@@ -74,14 +80,17 @@ class LatentTraversalDisplay:
     (4, 4)
     """
 
-    def __init__(self, *, z_values, curves, grid=None, dims=(0, 1), estimator_name=None):
+    def __init__(
+        self, *, z_values, curves, grid=None, dims=(0, 1), estimator_name=None, grid_label=None
+    ):
         self.grid = grid
+        self.grid_label = grid_label
         self.z_values = z_values
         self.curves = curves
         self.dims = dims
         self.estimator_name = estimator_name
 
-    def plot(self, ax=None, *, pdf=False, zero_line=True, titles=True, line_kwargs=None):
+    def plot(self, ax=None, *, pdf=False, zero_line=True, titles=False, line_kwargs=None):
         """Draw the grid of decoded curves.
 
         Parameters
@@ -94,8 +103,9 @@ class LatentTraversalDisplay:
             Draw ``exp`` of the curves (densities, for log-pdf curves).
         zero_line : bool, default=True
             Draw a dashed grey line at zero in every panel.
-        titles : bool, default=True
-            Title every panel with its latent coordinates.
+        titles : bool, default=False
+            Title every panel with its latent coordinates (small print; by default only
+            the columns and rows are labelled).
         line_kwargs : dict, default=None
             Keyword arguments passed to ``Axes.plot`` for the curves.
 
@@ -129,7 +139,7 @@ class LatentTraversalDisplay:
             ax,
             shape,
             "LatentTraversalDisplay",
-            figsize=(8, 8) if two_dims else (1.2 * n, 1.6),
+            figsize=(_side(n), _side(n)) if two_dims else (min(1.4 * n, 10.0), 2.2),
             sharex=True,
             sharey=True,
         )
@@ -146,20 +156,36 @@ class LatentTraversalDisplay:
                         grid[[0, -1]], [0.0, 0.0], color="grey", linestyle="--", linewidth=0.8
                     )
                 axis.set_ylim(low - margin, high + margin)
-                axis.axis("off")
+                _quiet_panel(axis)
                 if titles:
                     text = f"{z_values[i]:.2f}"
                     if two_dims:
                         text += f", {z_values[j]:.2f}"
                     axis.set_title(text, fontsize=6, pad=2)
+        labels = [f"$z_{{{d + 1}}}$" for d in dims]
+        for col in range(n):  # column headers: the first dimension's values
+            if not titles:
+                axes[0, col].set_title(f"{z_values[col]:.2g}", fontsize="small", pad=3)
+        if two_dims:
+            for row in range(n):  # row labels, on the right: the second dimension's values
+                right = axes[row, -1]
+                right.yaxis.set_label_position("right")
+                right.set_ylabel(
+                    f"{z_values[n - 1 - row]:.2g}", fontsize="small", rotation=0, ha="left"
+                )
+        for axis in axes.ravel():
+            axis.label_outer(remove_inner_ticks=True)
         figure = _figure_of(axes)
         if created:
-            labels = [f"$z_{{{d + 1}}}$" for d in dims]
-            figure.supxlabel(f"{labels[0]} (left to right)", fontsize="small")
+            grid_name = _grid_label(self.grid, grid_label=self.grid_label)
+            figure.supxlabel(
+                f"{labels[0]}: columns, left to right (each panel: the curve against {grid_name})",
+                fontsize="medium",
+            )
             if two_dims and len(labels) > 1:
-                figure.supylabel(f"{labels[1]} (bottom to top)", fontsize="small")
+                figure.supylabel(f"{labels[1]}: rows, bottom to top", fontsize="medium")
             if self.estimator_name:
-                figure.suptitle(f"Curves decoded by {self.estimator_name}", fontsize="medium")
+                figure.suptitle(f"Curves decoded by {self.estimator_name}", fontsize="large")
             figure.tight_layout()
         self.lines_ = lines
         self.zero_lines_ = zero_lines
@@ -180,8 +206,9 @@ class LatentTraversalDisplay:
         pdf=False,
         ax=None,
         zero_line=True,
-        titles=True,
+        titles=False,
         line_kwargs=None,
+        grid_label=None,
     ):
         """Decode an ``n`` x ``n`` grid of latent codes with a fitted estimator and draw it.
 
@@ -205,6 +232,10 @@ class LatentTraversalDisplay:
             else the point index 0, 1, ...
         pdf, ax, zero_line, titles, line_kwargs
             See :meth:`plot`.
+        grid_label : str, default=None
+            Name of the curves' x axis: by default the grid's name (a pandas Series or
+            Index), the name in the estimator's column names (``"x"`` for
+            ``"x=0.0100"``), else ``"x"``, or "grid point" without a grid.
 
         Returns
         -------
@@ -244,10 +275,27 @@ class LatentTraversalDisplay:
             curves=curves,
             dims=dims,
             estimator_name=type(vae).__name__,
+            grid_label=_grid_label(grid, vae, grid_label),
         )
         return display.plot(
             ax=ax, pdf=pdf, zero_line=zero_line, titles=titles, line_kwargs=line_kwargs
         )
+
+
+def _side(n: int) -> float:
+    """Width and height, in inches, of an n x n traversal figure."""
+    return float(min(max(6.0, 0.9 * n + 1.0), 11.0))
+
+
+def _quiet_panel(axis) -> None:
+    """Light frame, few small ticks: many small panels stay readable."""
+    from matplotlib.ticker import MaxNLocator
+
+    for spine in axis.spines.values():
+        spine.set_color("0.75")
+    axis.tick_params(labelsize="x-small", color="0.6", length=2, pad=1)
+    axis.xaxis.set_major_locator(MaxNLocator(3, steps=[1, 2, 2.5, 5, 10]))
+    axis.yaxis.set_major_locator(MaxNLocator(3, steps=[1, 2, 2.5, 5, 10]))
 
 
 def _latent_width(vae) -> int:
