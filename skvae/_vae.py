@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from numbers import Integral, Real
 
 import numpy as np
@@ -26,11 +27,7 @@ from sklearn.base import (
 )
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import (
-    Interval,
-    StrOptions,
-    validate_parameter_constraints,
-)
+from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import _dask
@@ -69,12 +66,18 @@ def resolve_device(device: str) -> torch.device:
     """The torch device of the ``device`` parameter (``"auto"``: CUDA when available)."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            "device='cuda' was requested but torch reports no CUDA device; "
-            "use device='cpu' or device='auto' (a fitted model: set_params(device='cpu'))."
+    fix = "use device='cpu' or device='auto' (a fitted model: set_params(device='cpu'))."
+    if not (isinstance(device, str) and re.fullmatch(r"cpu|cuda(:[0-9]+)?", device)):
+        raise InvalidParameterError(
+            "The 'device' parameter of BetaCurveVAE must be 'cpu', 'cuda', 'cuda:N' or "
+            f"'auto'. Got {device!r} instead."
         )
-    return torch.device(device)
+    resolved = torch.device(device)
+    n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if resolved.type == "cuda" and (resolved.index or 0) >= n_gpus:
+        found = f"{n_gpus} CUDA device{'s' * (n_gpus != 1)}" if n_gpus else "no CUDA device"
+        raise ValueError(f"device={device!r} was requested but torch reports {found}; {fix}")
+    return resolved
 
 
 class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -164,8 +167,9 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         Seeds weight initialisation, shuffling, the reparametrisation noise and the
         validation split, through a local ``torch.Generator``. Pass an int for
         reproducible fits.
-    device : {"cpu", "cuda", "auto"}, default="cpu"
-        Where to fit *and* compute: ``transform``, ``inverse_transform``,
+    device : {"cpu", "cuda", "cuda:N", "auto"}, default="cpu"
+        Where to fit *and* compute (a torch device name; anything else raises a
+        ``ValueError`` when fitting or computing): ``transform``, ``inverse_transform``,
         ``score_samples``, ``sample`` and :class:`LatentMatcher` run there too and return
         numpy. ``"auto"`` picks CUDA when available. The fitted networks are stored on the
         CPU (a device copy is made once, on first use, and never pickled), so fitted
@@ -263,7 +267,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
         "random_state": ["random_state"],
-        "device": [StrOptions({"cpu", "cuda", "auto"})],
+        "device": [str],
     }
 
     def __init__(
@@ -393,11 +397,6 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     def _compute_device(self) -> torch.device:
         """The torch device of the ``device`` parameter, checked (``set_params`` does not
         check, and inference runs without ``fit``'s validation)."""
-        validate_parameter_constraints(
-            {"device": self._parameter_constraints["device"]},
-            {"device": self.device},
-            caller_name=type(self).__name__,
-        )
         return resolve_device(self.device)
 
     def _hidden_sizes(self) -> list[int]:
