@@ -12,6 +12,7 @@ from scipy.stats import norm
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
+import skvae
 from skvae import BetaCurveVAE, LatentMatcher
 from skvae._matching import matcher as _matcher
 from skvae._matching.problem import MatchProblem
@@ -288,16 +289,32 @@ def test_maxiter_caps_iterations(matcher, targets):
     assert np.all(res.objective <= res.start_objective)
 
 
-def test_max_iter_is_a_deprecated_name_of_maxiter(matcher, targets):
-    expected = LatentMatcher(matcher.estimator_, prefit=True, maxiter=2).fit(targets)
-    old = LatentMatcher(matcher.estimator_, prefit=True, max_iter=2)
-    with pytest.warns(FutureWarning, match="renamed maxiter"):
-        old.fit(targets)
-    assert_array_equal(old.transform(targets[:5]), expected.transform(targets[:5]))
-    assert old.get_params()["max_iter"] == 2 and clone(old).max_iter == 2
-    both = LatentMatcher(matcher.estimator_, prefit=True, maxiter=3, max_iter=2)
-    with pytest.warns(FutureWarning), pytest.raises(ValueError, match="Set maxiter only"):
-        both.fit(targets)
+def test_max_iter_is_not_a_parameter_of_the_matcher(matcher):
+    # the Nelder-Mead cap is named as scipy names it; ``max_iter`` would make scikit-learn
+    # take the matcher's fit for an iterative one
+    assert "maxiter" in matcher.get_params() and "max_iter" not in matcher.get_params()
+    with pytest.raises(TypeError, match="max_iter"):
+        LatentMatcher(matcher.estimator_, prefit=True, max_iter=2)
+
+
+def test_a_saved_matcher_with_max_iter_loads_with_maxiter(matcher, targets, tmp_path):
+    import json
+    import zipfile
+
+    path = tmp_path / "matcher.skvae"
+    saved = LatentMatcher(matcher.estimator_, prefit=True, maxiter=2).fit(targets)
+    skvae.save(saved, path)
+    renamed = tmp_path / "renamed.skvae"
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(renamed, "w") as target:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename.endswith(".json") and b'"maxiter"' in data:
+                data = data.replace(b'"maxiter"', b'"max_iter"')
+                assert "max_iter" in json.loads(data)["root"]["params"]
+            target.writestr(info, data)
+    loaded = skvae.load(renamed)
+    assert loaded.maxiter == 2
+    assert_array_equal(loaded.transform(targets[:5]), saved.transform(targets[:5]))
 
 
 def test_feature_names_out_and_fit_transform(matcher, targets):

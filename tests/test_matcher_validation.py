@@ -144,7 +144,6 @@ MATCHER_INVALID_PARAMS = {
     "xatol": [-1e-4, np.nan, "tight"],
     "fatol": [-1e-4, np.nan, "tight"],
     "maxiter": [0, 2.5, "many"],
-    "max_iter": [0, 2.5, "many"],
     "random_state": ["seed", -1],
 }
 

@@ -18,7 +18,7 @@ from sklearn.base import (
 )
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import Bunch, check_random_state
-from sklearn.utils._param_validation import Hidden, Interval, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._dask import check_dask_curves, is_dask_array, keep_dask_output_lazy, map_rows
@@ -128,12 +128,6 @@ class LatentMatcher(
         Maximum Nelder-Mead iterations per start, as scipy's ``maxiter``. None means
         scipy's default caps: ``200 * latent_dims`` iterations and as many objective
         evaluations.
-    max_iter : int or None, default="deprecated"
-        Former name of ``maxiter``, used as ``maxiter`` when set.
-
-        .. deprecated:: 0.2
-            ``max_iter`` is deprecated in 0.2 and will be removed in 0.4: use
-            ``maxiter``.
     random_state : int, RandomState instance or None, default=None
         Draws the extra starts from N(0, I) when not None (None: fixed quasi-random
         starts, see ``n_starts``; a RandomState instance gives other starts at each
@@ -203,11 +197,6 @@ class LatentMatcher(
         "xatol": [Interval(Real, 0, None, closed="left")],
         "fatol": [Interval(Real, 0, None, closed="left")],
         "maxiter": [Interval(Integral, 1, None, closed="left"), None],
-        "max_iter": [
-            Interval(Integral, 1, None, closed="left"),
-            None,
-            Hidden(StrOptions({"deprecated"})),
-        ],
         "random_state": ["random_state"],
     }
 
@@ -226,7 +215,6 @@ class LatentMatcher(
         xatol=1e-4,
         fatol=1e-4,
         maxiter=None,
-        max_iter="deprecated",
         random_state=None,
     ):
         self.estimator = estimator
@@ -241,7 +229,6 @@ class LatentMatcher(
         self.xatol = xatol
         self.fatol = fatol
         self.maxiter = maxiter
-        self.max_iter = max_iter
         self.random_state = random_state
 
     def __sklearn_tags__(self):
@@ -272,7 +259,6 @@ class LatentMatcher(
             The fitted matcher.
         """
         self._check_objective()
-        self._maxiter(warn=True)
         with unchanged_on_failure(self):  # validate_data sets n_features_in_ first
             if is_dask_array(X):
                 X = check_dask_curves(X)
@@ -363,23 +349,6 @@ class LatentMatcher(
                 "objective='posterior'."
             )
 
-    def _maxiter(self, *, warn: bool = False) -> int | None:
-        """The Nelder-Mead cap: ``maxiter``, or the deprecated ``max_iter`` when set
-        (with a FutureWarning from :meth:`fit`)."""
-        if isinstance(self.max_iter, str) and self.max_iter == "deprecated":
-            return self.maxiter
-        if warn:
-            warn_at_caller(
-                "max_iter was renamed maxiter in 0.2 and will be removed in 0.4: use maxiter.",
-                FutureWarning,
-            )
-        if self.maxiter is not None:
-            raise ValueError(
-                "Set maxiter only: max_iter is its deprecated name, and both were given "
-                f"(maxiter={self.maxiter!r}, max_iter={self.max_iter!r})."
-            )
-        return self.max_iter
-
     def _prefit_estimator(self, X) -> BetaCurveVAE:
         """The prefit ``estimator``, checked to be fitted on curves as wide as ``X``."""
         if self.estimator is None:
@@ -429,7 +398,7 @@ class LatentMatcher(
     def _match(self, X, *, diagnostics: bool) -> Bunch:
         check_is_fitted(self)
         self._check_objective()
-        maxiter = self._maxiter()
+        maxiter = self.maxiter
         X = validate_data(
             self, X, reset=False, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan"
         )
