@@ -10,7 +10,7 @@ from sklearn.decomposition import PCA
 from sklearn.impute import KNNImputer
 from sklearn.pipeline import make_pipeline
 
-from skvae import BetaCurveVAE, CurveImputer
+from skvae import BetaCurveVAE, CurveImputer, LatentMatcher
 from skvae._scaling import CurveScaler
 from skvae._torch.masking import HIDING_SHARE, MAX_HIDDEN, draw_hidden_points
 from skvae._torch.networks import VAEModule, sigma_points
@@ -297,3 +297,23 @@ def test_imputer_round_trips_through_the_skvae_format(curves, tmp_path):
     loaded = load(path)
     assert type(loaded) is CurveImputer and loaded.get_params()["prefit"] is False
     np.testing.assert_array_equal(loaded.transform(X), imputer.transform(X))
+
+
+def test_matcher_fit_keeps_incomplete_rows(curves):
+    X = with_missing(curves[0][:120], 0.3)  # every row has missing points
+    X[7] = np.nan
+    vae = BetaCurveVAE(hidden_layer_sizes=(8,), max_iter=2, random_state=0)
+    matcher = LatentMatcher(vae).fit(X)
+    assert matcher.estimator_.n_features_in_ == 100
+    np.testing.assert_allclose(
+        matcher.estimator_.mean_, np.nanmean(np.delete(X, 7, axis=0), axis=0), rtol=1e-12
+    )
+    with pytest.raises(ValueError, match="all NaN"):
+        LatentMatcher(vae).fit(np.full((3, 100), np.nan))
+
+
+def test_matcher_starts_partial_targets_at_the_encoders_code(fitted_vae, curves):
+    X = with_gap(curves[1][:20], 30)
+    result = LatentMatcher(fitted_vae, prefit=True).fit(curves[0]).match(X)
+    np.testing.assert_array_equal(result.start_codes, fitted_vae.transform(X))
+    assert np.all(result.residuals <= result.start_residuals)
