@@ -42,7 +42,7 @@ def draw_hidden_points(n_rows: int, n_features: int, generator: torch.Generator)
     Examples
     --------
     >>> hidden = draw_hidden_points(1000, 50, torch.Generator().manual_seed(0))
-    >>> hidden.shape, 0.1 < float(hidden.any(dim=1).float().mean()) < 0.4
+    >>> hidden.shape, 0.4 < float(hidden.any(dim=1).float().mean()) < 0.6
     (torch.Size([1000, 50]), True)
     """
     u = torch.rand(n_rows, 4, generator=generator, dtype=torch.float64)
