@@ -209,7 +209,7 @@ def _fit_table(results: dict) -> str:
                     r["heldout"],
                     r["fit_seconds"],
                     f"{r['n_iter']:,} of {r['max_iter']:,}",
-                    _steps(r),
+                    r["steps"],
                     warnings_summary(r["warnings"]),
                 ]
             )
@@ -226,13 +226,6 @@ def _fit_table(results: dict) -> str:
         ],
         rows,
     )
-
-
-def _steps(r: dict) -> str:
-    """The estimator's own step count, else epochs × batches per epoch (marked *)."""
-    if r.get("steps_counted"):
-        return md.fmt(r["steps"])
-    return f"{md.fmt(r['steps_estimate'])}*"
 
 
 def _budget_changes(results: dict) -> dict[str, float]:
@@ -271,7 +264,7 @@ def _budget_table(results: dict) -> str:
                 r["heldout"],
                 f"{100 * changes[r['set']]:+.1f} %",
                 f"{base['n_iter']:,} → {r['n_iter']:,} of {r['max_iter']:,}",
-                f"{_steps(base)} → {_steps(r)}",
+                f"{base['steps']:,} → {r['steps']:,}",
                 ratio(r["fit_seconds"], base["fit_seconds"]),
                 warnings_summary(r["warnings"]),
             ]
@@ -354,8 +347,7 @@ def table(results: dict) -> str:
         results["note"],
         _parameters(results),
         _quality_table(results),
-        "Every fit (optimizer steps: the estimator's `n_steps_`, or, marked *, epochs run × "
-        "batches per epoch where it has none):",
+        "Every fit (optimizer steps counted by a torch optimizer hook):",
         _fit_table(results),
         f"More budget (random_state {results['seeds'][0]}): the same fit with "
         f"{results['budget_factor']} times the default `max_iter`; a positive change is a "
