@@ -99,6 +99,7 @@ for model, title in ((vae, "VAE (2 latent dimensions)"), (pca2, "PCA (2 componen
         model, X_test[:3], grid=wavelength, grid_label="wavelength (nm)"
     )
     display.figure_.suptitle(title)
+    display.figure_.tight_layout()
 
 # %%
 # What the latent coordinates encode
