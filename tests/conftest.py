@@ -39,7 +39,7 @@ def rng():
 
 
 @pytest.fixture(scope="session", autouse=True)
-def one_torch_thread():
+def torch_on_one_thread():
     """Run the whole suite on one torch thread, then restore the setting.
 
     The test networks are small: one thread is as fast on an idle machine, and many times

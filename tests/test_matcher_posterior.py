@@ -7,7 +7,7 @@ from scipy.stats import chi2
 
 from skvae import LatentMatcher
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = pytest.mark.usefixtures("torch_on_one_thread")
 
 
 @pytest.fixture(scope="module")

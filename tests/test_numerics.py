@@ -20,7 +20,7 @@ from skvae._torch.networks import LOGVAR_BOUND
 SMALL = {"hidden_layer_sizes": (32,), "max_iter": 20, "batch_size": 64, "random_state": 0}
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = pytest.mark.usefixtures("torch_on_one_thread")
 
 
 def _rms(A):

@@ -19,7 +19,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from skvae import BetaCurveVAE
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = pytest.mark.usefixtures("torch_on_one_thread")
 
 
 @pytest.fixture(scope="module")
