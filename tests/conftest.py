@@ -33,6 +33,18 @@ def fitted_vae(curves):
     )
 
 
+@pytest.fixture(scope="module")
+def X(curves):
+    """200 training curves: enough for small fits to learn something."""
+    return curves[0][:200]
+
+
+@pytest.fixture(scope="module")
+def X_test(curves):
+    """20 curves the shared fits never saw."""
+    return curves[1][:20]
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

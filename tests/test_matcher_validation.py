@@ -23,11 +23,6 @@ needs_matcher = pytest.mark.skipif(LatentMatcher is None, reason="skvae.LatentMa
 
 
 @pytest.fixture(scope="module")
-def X_test(curves):
-    return curves[1][:20]
-
-
-@pytest.fixture(scope="module")
 def matcher(fitted_vae, curves):
     return LatentMatcher(fitted_vae, prefit=True).fit(curves[0])
 

@@ -22,11 +22,6 @@ from skvae import BetaCurveVAE
 pytestmark = pytest.mark.usefixtures("torch_on_one_thread")
 
 
-@pytest.fixture(scope="module")
-def X_test(curves):
-    return curves[1][:20]
-
-
 # ------------------------------------------------------------- X-taking methods
 
 
