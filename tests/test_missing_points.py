@@ -15,7 +15,7 @@ from skvae._scaling import CurveScaler
 from skvae._torch.masking import HIDING_SHARE, MAX_HIDDEN, draw_hidden_points
 from skvae._torch.networks import VAEModule, sigma_points
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = pytest.mark.usefixtures("torch_on_one_thread")
 
 #: The conftest's fitted_vae settings: a usable model in a few seconds.
 QUICK = dict(max_iter=40, batch_size=128, learning_rate_init=3e-3, random_state=0)

@@ -5,7 +5,6 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -25,15 +24,6 @@ SETTINGS = settings(
 DTYPES = st.sampled_from(
     [np.float64, np.float32, np.float16, np.int64, np.int8, np.uint8, np.bool_, np.complex128]
 )
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small networks: one torch thread is as fast, and far faster on busy shared cores."""
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n_threads)
 
 
 def _any_floats(width):
@@ -232,7 +222,7 @@ def _is_good_target(A):
 def matcher(fitted_vae, curves):
     if LatentMatcher is None:
         pytest.skip("skvae.LatentMatcher missing")
-    return LatentMatcher(fitted_vae, prefit=True, max_iter=20).fit(curves[0])
+    return LatentMatcher(fitted_vae, prefit=True, maxiter=20).fit(curves[0])
 
 
 @settings(max_examples=30, deadline=None, derandomize=True)
