@@ -55,6 +55,12 @@ class TrainingConfig:
     #: profiled noise: a running estimate over every call's curves (``partial_fit``)
     #: instead of the last epoch's RMS error
     running_noise: bool = False
+    #: the stall rule never stops training before this epoch (counted over all fits)
+    min_epochs: int = 0
+    #: with a validation score, the starting weights compete as epoch 0 of a fresh fit:
+    #: the best epoch replaces them only if a paired one-sided t-test of its per-curve
+    #: held-out gains reaches this t statistic (None: the start does not compete)
+    start_margin: float | None = None
 
 
 @dataclass
@@ -80,6 +86,8 @@ class TrainingState:
     #: number of curves summed, behind the shared σ (see :func:`update_profiled_noise`)
     squared_error_sum: float = 0.0
     squared_error_count: int = 0
+    #: the epoch whose weights the last validated run kept (0: the starting weights)
+    best_epoch: int = 0
 
 
 class BatchSource(Protocol):
@@ -247,6 +255,23 @@ class HeldOutCurves:
             total = part if total is None else total + part
         return -total / (self.n_rows * n_features)
 
+    @torch.no_grad()
+    def per_curve(self, module: VAEModule) -> torch.Tensor:
+        """Each held-out curve's ELBO per grid point (float64, on the device); their mean
+        is the score of :meth:`__call__`."""
+        n_features = module.config["n_features"]
+        scores = [-negative_elbo(module, chunk).to(torch.float64) for chunk in self.chunks()]
+        return torch.cat(scores) / n_features
+
+
+def clearly_better(gains: torch.Tensor, margin: float) -> bool:
+    """Whether per-curve ``gains`` are positive by a paired one-sided t-test: their mean
+    at least ``margin`` standard errors above zero (False for fewer than two gains)."""
+    if len(gains) < 2:
+        return False
+    standard_error = gains.std() / math.sqrt(len(gains))
+    return bool(gains.mean() >= margin * standard_error) and bool(gains.mean() > 0)
+
 
 def still_improving(
     losses: list[float], window: int, tol: float, higher_is_better: bool = False
@@ -288,6 +313,19 @@ def _is_finite(module: VAEModule) -> torch.Tensor:
     return torch.stack([torch.isfinite(p).all() for p in module.state_dict().values()]).all()
 
 
+def _keep_start_unless_beaten(module, validation, state, start_weights, best_weights, margin):
+    """The best epoch's weights if their per-curve held-out scores beat the start's
+    clearly (:func:`clearly_better`), otherwise the start's (``state`` updated)."""
+    module.load_state_dict(best_weights)
+    best = validation.per_curve(module)
+    module.load_state_dict(start_weights)
+    start = validation.per_curve(module)
+    if clearly_better(best - start, margin):
+        return best_weights
+    state.best_epoch, state.best_validation = 0, float(start.mean())
+    return start_weights
+
+
 def train(
     module: VAEModule,
     state: TrainingState,
@@ -308,7 +346,9 @@ def train(
     ``n_iter_no_change`` epochs, on the training loss or on the validation score when
     ``validation`` is given), ``"max_epochs"``, or ``"interrupted"`` (KeyboardInterrupt;
     the weights are then those of the last completed epoch, or the best ones with
-    ``validation``). With ``validation``, the best weights are restored before returning.
+    ``validation``). With ``validation``, the best weights are restored before returning;
+    with ``config.start_margin`` too, a fresh run's starting weights compete as epoch 0
+    (``state.best_epoch``), and are kept unless the best epoch beats them clearly.
 
     Raises
     ------
@@ -329,7 +369,12 @@ def train(
     )
     # convergence and early stopping are judged within this run (fit or partial_fit call)
     state.best_loss, state.best_validation, state.no_improvement = math.inf, -math.inf, 0
-    best_weights = None
+    best_weights = start_weights = None
+    if validation is not None and config.start_margin is not None and state.epoch == 0:
+        start_weights = {k: v.clone() for k, v in module.state_dict().items()}
+        best_weights = start_weights
+        state.best_validation = float(validation(module))
+    state.best_epoch = state.epoch
     reason = "max_epochs"
     in_epoch = False  # True while an epoch's updates are incomplete
     try:
@@ -368,6 +413,7 @@ def train(
                 improved = score > state.best_validation + config.tol
                 if score > state.best_validation:
                     state.best_validation = score
+                    state.best_epoch = state.epoch
                     best_weights = {k: v.clone() for k, v in module.state_dict().items()}
             else:
                 improved = loss < state.best_loss - config.tol
@@ -376,13 +422,20 @@ def train(
             in_epoch = False
             if on_epoch is not None:
                 on_epoch(state)
-            if state.no_improvement >= config.n_iter_no_change:
+            if (
+                state.no_improvement >= config.n_iter_no_change
+                and state.epoch >= config.min_epochs
+            ):
                 reason = "converged"
                 break
     except KeyboardInterrupt:
         if in_epoch:  # drop the half-finished epoch (not one completed before a callback)
             _restore(module, optimizer, average, before)
         reason = "interrupted"
+    if start_weights is not None and best_weights is not start_weights:
+        best_weights = _keep_start_unless_beaten(
+            module, validation, state, start_weights, best_weights, config.start_margin
+        )
     if best_weights is not None:
         module.load_state_dict(best_weights)
     module.eval()
