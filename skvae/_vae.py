@@ -141,12 +141,13 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         warn.
     early_stopping : bool or "auto", default="auto"
         Hold out ``validation_fraction`` of the curves (whole row blocks of a dask array),
-        track their ELBO per curve and grid point (the held-out :meth:`score`, whatever
-        ``kl_weight``, as scikit-learn's MLP tracks its score), stop when it stops
-        improving and restore the best weights. The networks start at PCA (see Notes),
-        which competes as epoch 0: the best epoch is kept only if its per-curve held-out
-        ELBO beats PCA's by a paired one-sided t-test (t ≥ 1); otherwise the fit returns
-        PCA, refitted on all the curves. "auto": on for :meth:`fit` on at least 20
+        track how well the encoder-mean reconstruction fits them (the reconstruction
+        log-likelihood per curve and grid point at each curve's maximum-likelihood noise,
+        ``-½ (log(2π MSE) + 1)``, averaged over curves), stop when it stops improving and
+        restore the best weights. The networks start at PCA (see Notes), which competes
+        as epoch 0: the best epoch is kept only if its per-curve held-out scores beat
+        PCA's by a paired one-sided t-test (t ≥ 1); otherwise the fit returns PCA,
+        refitted on all the curves. "auto": on for :meth:`fit` on at least 20
         curves in memory, off for dask arrays.
     validation_fraction : float, default=0.1
         Fraction of the training curves held out when ``early_stopping``; in memory, at
@@ -168,8 +169,8 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         (better conditioned, same cost per epoch as a plain MLP).
     kl_weight : float, default=1.0
         Weight of the KL term in the training loss (1 is the ELBO; other values give a
-        β-VAE). :meth:`score_samples`, :meth:`score` and the early-stopping validation
-        score are the true ELBO whatever ``kl_weight``.
+        β-VAE). :meth:`score_samples` and :meth:`score` are the true ELBO whatever
+        ``kl_weight``.
     warm_start : bool, default=False
         When fitting again, continue from the current weights and optimizer state instead
         of starting anew. The schedule continues too: epochs are counted over all fits
@@ -216,11 +217,11 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     scaler_ : CurveScaler
         ``mean_`` and ``scale_`` as one object (model units to data units and back).
     validation_scores_ : list of float or None
-        Held-out ELBO per curve and grid point per epoch, one entry per entry of
+        Held-out score per epoch (see ``early_stopping``), one entry per entry of
         ``loss_curve_`` (NaN for epochs trained without a hold-out: ``partial_fit``, or
         fits without ``early_stopping``); None when no epoch was validated.
     best_validation_score_ : float or None
-        Held-out ELBO of the weights that the last ``early_stopping`` fit restored (PCA's
+        Held-out score of the weights that the last ``early_stopping`` fit restored (PCA's
         on the training part when the fit kept its PCA start; otherwise the best of
         ``validation_scores_``); None when no epoch was validated.
     n_features_in_ : int

@@ -20,6 +20,7 @@ from .networks import (
     VAEModule,
     gaussian_kl,
     gaussian_nll,
+    profiled_nll,
     sigma_points,
 )
 from .step import (
@@ -223,13 +224,29 @@ def negative_elbo(module: VAEModule, X: torch.Tensor) -> torch.Tensor:
     return nll + gaussian_kl(mean.to(X.dtype), logvar.to(X.dtype))
 
 
+@torch.no_grad()
+def reconstruction_log_likelihood(module: VAEModule, X: torch.Tensor) -> torch.Tensor:
+    """Per-row log-likelihood per grid point of ``X`` reconstructed from the encoder's
+    mean, at each row's maximum-likelihood noise: ``-½ (log(2π MSEᵢ) + 1)`` (float64).
+
+    The reconstruction term of the profiled training loss (:func:`profiled_nll`) at the
+    posterior mean: no sampling, no KL, so it ranks models by how well they reconstruct
+    curves they never saw, each curve's relative error counting alike.
+    """
+    module.eval()
+    mean, _ = module.encoder(X.to(torch.float32))
+    squared_error = (module.decoder(mean).to(torch.float64) - X.to(torch.float64)).square()
+    n_features = X.shape[1]
+    return -profiled_nll(squared_error.sum(dim=1), n_features) / n_features
+
+
 class HeldOutCurves:
-    """Curves held out for early stopping, scored by their ELBO per curve and grid point.
+    """Curves held out for early stopping, scored by the reconstruction log-likelihood
+    per grid point of their encoder-mean reconstruction (see
+    :func:`reconstruction_log_likelihood`), averaged over curves.
 
     The curves come from a source, in memory or streamed from blocks, as model-unit
-    tensors on the training device, in chunks of a bounded number of rows (so that the
-    sigma points of all curves are never in memory at once). The score is the true ELBO
-    (KL weight 1), the held-out counterpart of the estimator's ``score``.
+    tensors on the training device, in chunks of a bounded number of rows.
 
     Parameters
     ----------
@@ -246,22 +263,19 @@ class HeldOutCurves:
 
     @torch.no_grad()
     def __call__(self, module: VAEModule) -> torch.Tensor:
-        """The held-out ELBO per curve and grid point of ``module`` (0-d float64 tensor on
-        the device; the training loop reads it back with the epoch's other numbers)."""
+        """The mean held-out score of ``module`` (0-d float64 tensor on the device; the
+        training loop reads it back with the epoch's other numbers)."""
         total = None
-        n_features = module.config["n_features"]
         for chunk in self.chunks():
-            part = negative_elbo(module, chunk).to(torch.float64).sum()
+            part = reconstruction_log_likelihood(module, chunk).sum()
             total = part if total is None else total + part
-        return -total / (self.n_rows * n_features)
+        return total / self.n_rows
 
     @torch.no_grad()
     def per_curve(self, module: VAEModule) -> torch.Tensor:
-        """Each held-out curve's ELBO per grid point (float64, on the device); their mean
-        is the score of :meth:`__call__`."""
-        n_features = module.config["n_features"]
-        scores = [-negative_elbo(module, chunk).to(torch.float64) for chunk in self.chunks()]
-        return torch.cat(scores) / n_features
+        """Each held-out curve's score (float64, on the device); their mean is
+        :meth:`__call__`'s."""
+        return torch.cat([reconstruction_log_likelihood(module, c) for c in self.chunks()])
 
 
 def clearly_better(gains: torch.Tensor, margin: float) -> bool:
@@ -340,7 +354,7 @@ def train(
     """Run up to ``n_epochs`` epochs, updating ``module`` and ``state`` in place.
 
     ``module`` is on the training device; ``validation`` (or None) maps the module to its
-    validation ELBO per point (a 0-d tensor, model units).
+    validation score per point (a 0-d tensor, model units; :class:`HeldOutCurves`).
 
     Returns why training stopped: ``"converged"`` (no improvement larger than ``tol`` for
     ``n_iter_no_change`` epochs, on the training loss or on the validation score when

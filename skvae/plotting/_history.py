@@ -78,8 +78,8 @@ class TrainingHistoryDisplay:
         Training loss (negative ELBO per curve and grid point) per epoch. Drawn with the
         validation loss only.
     validation : array-like of shape (n_epochs,), default=None
-        Validation ELBO per curve and grid point per epoch (``validation_scores_``,
-        higher is better). Drawn as a loss (its negative) next to ``loss``.
+        Validation score per curve and grid point per epoch (``validation_scores_``: the
+        held-out reconstruction log-likelihood, higher is better). Drawn as a loss (its negative) next to ``loss``.
     estimator_name : str, default=None
         Name shown in the figure title.
 
