@@ -436,10 +436,7 @@ def train(
             in_epoch = False
             if on_epoch is not None:
                 on_epoch(state)
-            if (
-                state.no_improvement >= config.n_iter_no_change
-                and state.epoch >= config.min_epochs
-            ):
+            if state.no_improvement >= config.n_iter_no_change and state.epoch >= config.min_epochs:
                 reason = "converged"
                 break
     except KeyboardInterrupt:

@@ -79,7 +79,8 @@ class TrainingHistoryDisplay:
         validation loss only.
     validation : array-like of shape (n_epochs,), default=None
         Validation score per curve and grid point per epoch (``validation_scores_``: the
-        held-out reconstruction log-likelihood, higher is better). Drawn as a loss (its negative) next to ``loss``.
+        held-out reconstruction log-likelihood, higher is better). Drawn as a loss (its
+        negative) next to ``loss``.
     estimator_name : str, default=None
         Name shown in the figure title.
 
