@@ -6,12 +6,17 @@ chunks of exactly ``chunk_size`` rows (the last one zero-padded), which makes ea
 result bit-identical whatever the batch, its order or its size on a given device, and
 bounds the memory used by intermediate results. The staging buffers are allocated once
 per call and reused for every chunk (no allocation churn in the loop).
+
+:func:`apply_in_chunks` evaluates numpy rows (staged and scaled on the way in);
+:func:`apply_to_tensors` evaluates rows of tensors already on the device into
+caller-owned buffers (the matcher's inner loop). Both walk the chunks with
+:func:`_evaluate_chunks`.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -40,6 +45,74 @@ def chunk_size_for(device: torch.device | str) -> int:
     512
     """
     return CPU_CHUNK_SIZE if torch.device(device).type == "cpu" else ACCELERATOR_CHUNK_SIZE
+
+
+def _evaluate_chunks(
+    n_rows: int,
+    buffers: Sequence[torch.Tensor],
+    load: Callable[[int, int], None],
+    function: Callable[..., torch.Tensor],
+    out: torch.Tensor,
+) -> None:
+    """``out[i] = function(*buffers)[row of i]``, one fixed-size chunk of rows at a time.
+
+    ``load(start, stop)`` writes rows ``start:stop`` of the inputs into the first
+    ``stop - start`` rows of ``buffers``; the rest of a last, partial chunk is zeroed, so
+    that ``function`` always sees exactly ``len(buffers[0])`` rows.
+    """
+    chunk_size = buffers[0].shape[0]
+    for start in range(0, n_rows, chunk_size):
+        stop = min(start + chunk_size, n_rows)
+        load(start, stop)
+        if stop - start < chunk_size:
+            for buffer in buffers:
+                buffer[stop - start :].zero_()
+        out[start:stop] = function(*buffers)[: stop - start]
+
+
+@torch.no_grad()
+def apply_to_tensors(
+    function: Callable[..., torch.Tensor],
+    inputs: Sequence[torch.Tensor],
+    buffers: Sequence[torch.Tensor],
+    out: torch.Tensor,
+) -> torch.Tensor:
+    """Evaluate ``function`` on rows of tensors in fixed-size chunks, into ``out``.
+
+    Nothing is allocated per chunk: each input's rows are copied into its buffer
+    (allocated once by the caller, ``chunk_size`` rows each, zero-padded at the end) and
+    ``function``'s first rows are copied into ``out``.
+
+    Parameters
+    ----------
+    function : callable
+        Maps the buffers (one positional argument each) to a tensor whose first axis has
+        ``chunk_size`` rows, row by row.
+    inputs : sequence of Tensor
+        Tensors with the same number of rows.
+    buffers : sequence of Tensor
+        One per input, of shape (chunk_size, ...) with that input's trailing shape.
+    out : Tensor
+        Receives the result, one row per input row.
+
+    Returns
+    -------
+    out : Tensor
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.arange(5.0)
+    >>> apply_to_tensors(lambda b: 2 * b, [x], [torch.empty(2)], torch.empty(5))
+    tensor([0., 2., 4., 6., 8.])
+    """
+
+    def load(start: int, stop: int) -> None:
+        for buffer, tensor in zip(buffers, inputs):
+            buffer[: stop - start] = tensor[start:stop]
+
+    _evaluate_chunks(inputs[0].shape[0], buffers, load, function, out)
+    return out
 
 
 def _output_shape(n_rows: int, n_outputs: int) -> tuple[int, ...]:
@@ -126,18 +199,18 @@ def apply_in_chunks(
     n_samples = X.shape[0]
     out = np.empty(_output_shape(n_samples, n_outputs), dtype=np.float64)
     buffer = torch.zeros((chunk_size, X.shape[1]), dtype=dtype, device=device)
-    if not stage_on_device:
-        stage = np.empty((min(chunk_size, n_samples), X.shape[1]), dtype=np.float64)
-    for start in range(0, n_samples, chunk_size):
-        stop = min(start + chunk_size, n_samples)
-        if stage_on_device:
+    if stage_on_device:
+
+        def load(start: int, stop: int) -> None:
             _stage_on_device(X, start, stop, scaler, buffer)
-        else:
+
+    else:
+        stage = np.empty((min(chunk_size, n_samples), X.shape[1]), dtype=np.float64)
+
+        def load(start: int, stop: int) -> None:
             _stage_on_host(X, start, stop, scaler, stage, buffer)
-        if stop - start < chunk_size:
-            buffer[stop - start :].zero_()
-        result = function(buffer)[: stop - start]
-        torch.from_numpy(out[start:stop]).copy_(result)
+
+    _evaluate_chunks(n_samples, [buffer], load, function, torch.from_numpy(out))
     if non_finite_error is not None and not np.isfinite(out).all():
         raise ValueError(non_finite_error)
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,21 +37,38 @@ def unchanged_on_failure(estimator: Any) -> Iterator[None]:
         raise
 
 
+#: Guards the thread count saved by the first of overlapping :func:`one_torch_thread`
+#: blocks, and how many blocks are open.
+_THREADS_LOCK = threading.Lock()
+_threads_state = {"saved": 1, "inside": 0}
+
+
 @contextlib.contextmanager
 def one_torch_thread() -> Iterator[None]:
     """Run torch on one thread, then restore the caller's setting (as KMeans limits BLAS).
 
     Small repeated network calls (matching) are slower on several threads, which
     synchronise at every operation, and orders of magnitude slower when other processes
-    share the cores.
+    share the cores. torch's thread count is shared by the threads of a process (unless
+    OpenMP gave a thread its own), so blocks opened by several Python threads at once
+    (dask's threaded scheduler, a thread pool) must not save one another's setting: a
+    block that finds the count at 1 while others are open restores the count saved by
+    the first of them. Every block restores the count on exit, so no thread is left at 1.
 
     Yields
     ------
     None
     """
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    with _THREADS_LOCK:
+        current = torch.get_num_threads()
+        if _threads_state["inside"] == 0:
+            _threads_state["saved"] = current
+        restore = _threads_state["saved"] if current == 1 else current
+        _threads_state["inside"] += 1
+        torch.set_num_threads(1)
     try:
         yield
     finally:
-        torch.set_num_threads(n_threads)
+        with _THREADS_LOCK:
+            _threads_state["inside"] -= 1
+            torch.set_num_threads(restore)

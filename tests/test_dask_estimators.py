@@ -52,7 +52,7 @@ def test_vae_methods_take_and_return_dask_arrays(client, fitted_vae, curves, dty
 def test_matcher_takes_and_returns_dask_arrays(client, fitted_vae, curves):
     X = curves[1][:40].copy()
     X[::2, ::3] = np.nan
-    matcher = LatentMatcher(fitted_vae, prefit=True, max_iter=50).fit(curves[0])
+    matcher = LatentMatcher(fitted_vae, prefit=True, maxiter=50).fit(curves[0])
     codes = matcher.transform(da.from_array(X, chunks=(15, 100)))
     completed = matcher.inverse_transform(codes)
     assert is_dask_array(codes) and is_dask_array(completed)
@@ -60,6 +60,33 @@ def test_matcher_takes_and_returns_dask_arrays(client, fitted_vae, curves):
     expected = matcher.transform(X)
     np.testing.assert_array_equal(codes.compute(), expected)
     np.testing.assert_array_equal(completed.compute(), matcher.inverse_transform(expected))
+
+
+def test_matcher_fit_reads_only_the_shape_when_prefit(fitted_vae, curves, monkeypatch):
+    reader = CountingReader(curves[0])
+    dX = da.from_array(reader, chunks=(150, 100), asarray=True, lock=False)
+    monkeypatch.setattr(type(dX), "__array__", _refuse_materialising)
+    with dask.config.set(scheduler="sync"):
+        matcher = LatentMatcher(fitted_vae, prefit=True).fit(dX)
+        assert reader.reads == [] and matcher.n_features_in_ == 100
+        with pytest.raises(ValueError, match="features"):
+            LatentMatcher(fitted_vae, prefit=True).fit(dX[:, :50])
+    assert not hasattr(matcher, "feature_names_in_")
+
+
+def test_matcher_fits_its_vae_out_of_core(curves, monkeypatch):
+    X = curves[0][:300].copy()
+    X[::7, 3] = np.nan  # rows the VAE does not train on
+    reader = CountingReader(X)
+    dX = da.from_array(reader, chunks=(100, 100), asarray=True, lock=False)
+    monkeypatch.setattr(type(dX), "__array__", _refuse_materialising)
+    vae = BetaCurveVAE(**{**TINY, "max_iter": 2, "batch_size": 64})
+    with dask.config.set(scheduler="sync"):
+        matcher = LatentMatcher(vae).fit(dX)
+    assert set(reader.reads) == {(100, 100)}  # block by block, never the whole array
+    assert matcher.estimator_.n_iter_ == 2 and matcher.n_features_in_ == 100
+    complete = X[~np.isnan(X).any(axis=1)]
+    np.testing.assert_allclose(matcher.estimator_.mean_, complete.mean(axis=0), rtol=1e-10)
 
 
 def test_estimator_results_to_zarr(client, fitted_vae, curves, tmp_path):
@@ -181,3 +208,14 @@ def test_transform_pandas_output_of_a_dask_array_stays_lazy(client, fitted_vae, 
     assert isinstance(frame, dd.DataFrame) and frame.npartitions == 3
     assert list(frame.columns) == list(vae.get_feature_names_out())
     np.testing.assert_array_equal(frame.compute().to_numpy(), vae.transform(X).to_numpy())
+
+
+def test_matcher_pandas_output_of_a_dask_array_stays_lazy(client, fitted_vae, curves):
+    dd = pytest.importorskip("dask.dataframe")
+    X = curves[1][:30]
+    matcher = LatentMatcher(fitted_vae, prefit=True, maxiter=20).fit(X)
+    matcher.set_output(transform="pandas")
+    frame = matcher.transform(da.from_array(X, chunks=(10, 100)))
+    assert isinstance(frame, dd.DataFrame) and frame.npartitions == 3
+    assert list(frame.columns) == ["latentmatcher0", "latentmatcher1"]
+    np.testing.assert_array_equal(frame.compute().to_numpy(), matcher.transform(X).to_numpy())

@@ -39,7 +39,7 @@ from skvae._dask import is_dask_array
 X, _ = make_beta_curves(50, random_state=0)
 vae = BetaCurveVAE(hidden_layer_sizes=(8,), max_iter=1, random_state=0).fit(X)
 vae.partial_fit(X)
-matcher = LatentMatcher(vae, prefit=True, max_iter=5).fit(X)
+matcher = LatentMatcher(vae, prefit=True, maxiter=5).fit(X)
 vae.inverse_transform(matcher.transform(X[:2]))
 vae.score_samples(X[:2])
 assert not is_dask_array(X)
@@ -81,7 +81,7 @@ def test_map_rows_inverse_and_1d_output(client, fitted_vae, curves):
 def test_map_rows_matcher_with_nan_targets(client, fitted_vae, curves):
     X = curves[1][:40].copy()
     X[::2, ::3] = np.nan  # half the targets are partial
-    matcher = LatentMatcher(fitted_vae, prefit=True, max_iter=50).fit(curves[0])
+    matcher = LatentMatcher(fitted_vae, prefit=True, maxiter=50).fit(curves[0])
     codes = map_rows(matcher.transform, da.from_array(X, chunks=(15, 100)), 2)
     assert codes.chunks == ((15, 15, 10), (2,))
     np.testing.assert_array_equal(codes.compute(), matcher.transform(X))

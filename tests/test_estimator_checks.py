@@ -2,9 +2,9 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skvae import BetaCurveVAE
+from skvae import BetaCurveVAE, LatentMatcher
 
 
-@parametrize_with_checks([BetaCurveVAE()])
+@parametrize_with_checks([BetaCurveVAE(), LatentMatcher()])
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)

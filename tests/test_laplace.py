@@ -5,12 +5,8 @@ import pytest
 import torch
 from scipy.stats import chi2
 
-from skvae._matching.laplace import (
-    decoder_jacobian,
-    gauss_newton_polish,
-    laplace_covariance,
-    negative_log_posterior,
-)
+from skvae._matching.laplace import decoder_jacobian, gauss_newton_polish, laplace_covariance
+from skvae._matching.problem import MatchProblem
 
 
 def random_mlp(d, D, hidden=32, seed=0, dtype=torch.float32):
@@ -47,6 +43,12 @@ def exact_posterior(A, b, x, m, sigma):
     covariance = torch.linalg.inv(precision)
     mean = covariance @ (Am.T @ (m * (x - b))) / sigma**2
     return mean, covariance
+
+
+def negative_log_posterior(decoder, Z, X, mask, sigma, chunk_size):
+    """The match problem's energy, code ``i`` with target ``i``."""
+    problem = MatchProblem(decoder, X, mask, sigma, chunk_size)
+    return problem.energy(Z, torch.arange(Z.shape[0]))
 
 
 def gen(seed):
@@ -91,13 +93,13 @@ def test_covariance_is_the_exact_posterior_of_a_linear_decoder():
     Z = torch.randn(n, 3, generator=gen(3), dtype=torch.float64)  # any code: J is constant
     X = torch.randn(n, 12, generator=gen(4), dtype=torch.float64)
     mask = torch.rand(n, 12, generator=gen(5)) < 0.6
-    sigma = torch.linspace(0.2, 1.5, n, dtype=torch.float64)
-    C = laplace_covariance(decoder, Z, X, mask, sigma, chunk_size=4)
-    assert C.shape == (n, 3, 3) and C.dtype == torch.float64
-    for i in range(n):
-        _, expected = exact_posterior(A, b, X[i], mask[i].double(), float(sigma[i]))
-        torch.testing.assert_close(C[i], expected, rtol=1e-10, atol=1e-12)
-        assert torch.equal(C[i], C[i].T)
+    for sigma in (0.2, 1.5):
+        C = laplace_covariance(MatchProblem(decoder, X, mask, sigma, 4), Z)
+        assert C.shape == (n, 3, 3) and C.dtype == torch.float64
+        for i in range(n):
+            _, expected = exact_posterior(A, b, X[i], mask[i].double(), sigma)
+            torch.testing.assert_close(C[i], expected, rtol=1e-10, atol=1e-12)
+            assert torch.equal(C[i], C[i].T)
 
 
 def test_missing_points_widen_the_covariance():
@@ -105,8 +107,8 @@ def test_missing_points_widen_the_covariance():
     Z = torch.randn(50, 3, generator=gen(6))
     X = torch.zeros(50, 30)
     mask = torch.rand(50, 30, generator=gen(7)) < 0.5
-    full = laplace_covariance(decoder, Z, X, None, 0.1, chunk_size=16)
-    partial = laplace_covariance(decoder, Z, X, mask, 0.1, chunk_size=16)
+    full = laplace_covariance(MatchProblem(decoder, X, None, 0.1, 16), Z)
+    partial = laplace_covariance(MatchProblem(decoder, X, mask, 0.1, 16), Z)
     difference = torch.linalg.eigvalsh(partial - full)
     assert bool(torch.all(difference >= -1e-10))  # partial ⪰ full (Loewner order)
     assert bool(torch.all(difference.max(dim=1).values > 0))
@@ -119,20 +121,22 @@ def test_row_without_observed_points_gets_the_prior():
     X = torch.randn(3, 8, generator=gen(9))
     mask = torch.ones(3, 8, dtype=torch.bool)
     mask[1] = False
-    C = laplace_covariance(decoder, Z, X, mask, 0.1, chunk_size=4)
+    C = laplace_covariance(MatchProblem(decoder, X, mask, 0.1, 4), Z)
     assert torch.equal(C[1], torch.eye(2, dtype=torch.float64))
     assert float(C[0].trace()) < 0.5
     # NaN targets are missing points too, with or without a mask.
     X_nan = torch.where(mask, X, torch.nan)
-    torch.testing.assert_close(laplace_covariance(decoder, Z, X_nan, None, 0.1, 4), C)
+    torch.testing.assert_close(laplace_covariance(MatchProblem(decoder, X_nan, None, 0.1, 4), Z), C)
 
 
 def test_covariance_is_row_independent():
     decoder = random_mlp(2, 8)
     Z = torch.randn(10, 2, generator=gen(10))
     X = torch.randn(10, 8, generator=gen(11))
-    C = laplace_covariance(decoder, Z, X, None, 0.3, chunk_size=4)
-    assert torch.equal(laplace_covariance(decoder, Z[7:8], X[7:8], None, 0.3, 4), C[7:8])
+    C = laplace_covariance(MatchProblem(decoder, X, None, 0.3, 4), Z)
+    assert torch.equal(
+        laplace_covariance(MatchProblem(decoder, X[7:8], None, 0.3, 4), Z[7:8]), C[7:8]
+    )
 
 
 # ----------------------------------------------------------------------------- polish
@@ -157,7 +161,7 @@ def test_polish_converges_to_the_exact_map_of_a_linear_decoder():
     mask = torch.rand(n, 12, generator=gen(16)) < 0.6
     mask[4] = False  # nothing observed: the MAP is the prior's mode
     Z0 = 3 * torch.randn(n, 3, generator=gen(17), dtype=torch.float64)
-    Z = gauss_newton_polish(decoder, Z0, X, mask, 0.5, n_steps=6, chunk_size=4)
+    Z = gauss_newton_polish(MatchProblem(decoder, X, mask, 0.5, 4), Z0, n_steps=6)
     for i in range(n):
         expected, _ = exact_posterior(A, b, X[i], mask[i].double(), 0.5)
         # Steps whose decrease of E is below float64 resolution are refused: about √ε.
@@ -172,17 +176,19 @@ def test_polish_never_increases_the_objective_and_zero_steps_is_identity():
         X = decoder(Z_true) + 0.05 * torch.randn(n, 20, generator=gen(19))
     Z0 = 2 * torch.randn(n, 2, generator=gen(20))
     before = negative_log_posterior(decoder, Z0, X, None, 0.05, 16)
-    assert torch.equal(gauss_newton_polish(decoder, Z0, X, None, 0.05, 0, 16), Z0.double())
+    assert torch.equal(
+        gauss_newton_polish(MatchProblem(decoder, X, None, 0.05, 16), Z0, n_steps=0), Z0.double()
+    )
     previous = before
     for n_steps in (1, 3, 10):
-        Z = gauss_newton_polish(decoder, Z0, X, None, 0.05, n_steps, 16)
+        Z = gauss_newton_polish(MatchProblem(decoder, X, None, 0.05, 16), Z0, n_steps=n_steps)
         after = negative_log_posterior(decoder, Z, X, None, 0.05, 16)
         assert bool(torch.all(after <= previous))
         previous = after
     # From random starts most rows reach the noise level (E ≈ D/2), some a local minimum.
     assert float(previous.median()) < 20 < 0.01 * float(before.median())
     # Row-independent: one target alone gets the same code.
-    alone = gauss_newton_polish(decoder, Z0[3:4], X[3:4], None, 0.05, 10, 16)
+    alone = gauss_newton_polish(MatchProblem(decoder, X[3:4], None, 0.05, 16), Z0[3:4], n_steps=10)
     assert torch.equal(alone, Z[3:4])
 
 
@@ -207,8 +213,8 @@ def test_laplace_ellipses_are_calibrated(missing):
     X += sigma * torch.randn(n, D, generator=generator, dtype=torch.float64)
     mask = torch.rand(n, D, generator=generator) < 0.5 if missing else None
     Z0 = Z_true + 0.1 * torch.randn(n, d, generator=generator)
-    Z = gauss_newton_polish(decoder, Z0, X, mask, sigma, n_steps=10, chunk_size=512)
-    C = laplace_covariance(decoder, Z, X, mask, sigma, chunk_size=512)
+    Z = gauss_newton_polish(MatchProblem(decoder, X, mask, sigma, 512), Z0, n_steps=10)
+    C = laplace_covariance(MatchProblem(decoder, X, mask, sigma, 512), Z)
     error = Z_true.double() - Z
     mahalanobis = torch.einsum("ni,ni->n", error, torch.linalg.solve(C, error)).numpy()
     for level in (0.683, 0.95):
@@ -223,23 +229,29 @@ def test_bad_inputs_raise_clear_errors():
     decoder = random_mlp(2, 4)
     Z, X = torch.zeros(3, 2), torch.zeros(3, 4)
     with pytest.raises(TypeError, match="torch.Tensor"):
-        laplace_covariance(decoder, np.zeros((3, 2)), X, None, 0.1, 4)
+        laplace_covariance(MatchProblem(decoder, X, None, 0.1, 4), np.zeros((3, 2)))
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        MatchProblem(decoder, np.zeros((3, 4)), None, 0.1, 4)
     with pytest.raises(ValueError, match="2-D"):
-        laplace_covariance(decoder, Z[0], X, None, 0.1, 4)
+        laplace_covariance(MatchProblem(decoder, X, None, 0.1, 4), Z[0])
     with pytest.raises(ValueError, match="rows"):
-        laplace_covariance(decoder, Z, X[:2], None, 0.1, 4)
+        laplace_covariance(MatchProblem(decoder, X[:2], None, 0.1, 4), Z)
+    with pytest.raises(ValueError, match="mask has 2 rows"):
+        MatchProblem(decoder, X, torch.ones(2, 4, dtype=torch.bool), 0.1, 4)
+    with pytest.raises(ValueError, match="rows"):
+        gauss_newton_polish(MatchProblem(decoder, X, None, 0.1, 4), Z[:2], n_steps=1)
     with pytest.raises(ValueError, match="mask has 3 columns"):
-        laplace_covariance(decoder, Z, X, torch.ones(3, 3, dtype=torch.bool), 0.1, 4)
-    for sigma in (0.0, -1.0, float("nan"), torch.tensor([0.1, 0.0, 0.1])):
+        laplace_covariance(MatchProblem(decoder, X, torch.ones(3, 3, dtype=torch.bool), 0.1, 4), Z)
+    for sigma in (0.0, -1.0, float("nan"), float("inf")):
         with pytest.raises(ValueError, match="sigma"):
-            laplace_covariance(decoder, Z, X, None, sigma, 4)
-    for sigma in ("0.1", torch.ones(2), torch.ones(3, 1)):
+            MatchProblem(decoder, X, None, sigma, 4)
+    for sigma in ("0.1", True, torch.ones(3)):
         with pytest.raises(TypeError, match="sigma"):
-            laplace_covariance(decoder, Z, X, None, sigma, 4)
+            MatchProblem(decoder, X, None, sigma, 4)
     for chunk_size in (0, 2.5, True):
         with pytest.raises(ValueError, match="chunk_size"):
             negative_log_posterior(decoder, Z, X, None, 0.1, chunk_size)
     with pytest.raises(ValueError, match="n_steps"):
-        gauss_newton_polish(decoder, Z, X, None, 0.1, -1, 4)
+        gauss_newton_polish(MatchProblem(decoder, X, None, 0.1, 4), Z, n_steps=-1)
     with pytest.raises(ValueError, match="damping"):
-        gauss_newton_polish(decoder, Z, X, None, 0.1, 1, 4, damping=-1.0)
+        gauss_newton_polish(MatchProblem(decoder, X, None, 0.1, 4), Z, n_steps=1, damping=-1.0)

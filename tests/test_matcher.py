@@ -11,35 +11,24 @@ from scipy.optimize import minimize
 from scipy.stats import norm
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
+import skvae
 from skvae import BetaCurveVAE, LatentMatcher
-from skvae._matching import matcher_search as _matcher_search
-from skvae._matching import objective as _matcher_objective
+from skvae._matching import matcher as _matcher
+from skvae._matching.problem import MatchProblem
 
 # Train on one thread here: on shared, busy cores torch's multi-threaded small kernels
 # are many times slower (the matcher itself always matches on one thread).
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-#: LatentMatcher's max_iter caps Nelder-Mead per target in transform; fit runs no
-#: iterations, so there is no meaningful n_iter_ (it used to hold the VAE's epochs).
-EXPECTED_FAILED_CHECKS = {
-    "check_transformer_n_iter": "max_iter caps Nelder-Mead in transform, not an iterative fit"
-}
-
-
-@parametrize_with_checks(
-    [LatentMatcher()], expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS
-)
-def test_sklearn_compatible_estimator(estimator, check):
-    check(estimator)
-
-
 def _objective(matcher_or_vae, X, prior_weight=0.0):
     """The matcher's objective on numpy codes and rows (float64 in, float64 out)."""
     vae = getattr(matcher_or_vae, "estimator_", matcher_or_vae)
-    objective = _matcher_objective.Objective(vae.latent_model(), X, prior_weight)
+    model = vae.latent_model()
+    objective = MatchProblem.from_curves(
+        model, X, model.noise / model.scaler.scale, kind="l2", prior_weight=prior_weight
+    )
 
     def call(Z, rows, *, part=objective):
         return part(torch.as_tensor(Z, dtype=torch.float64), torch.as_tensor(rows)).numpy()
@@ -155,7 +144,7 @@ def test_partial_targets_count_only_observed_points(matcher, result, targets):
     X_other = np.where(observed, targets, 1e3)
     objective = _objective(matcher, X_partial)
     other = _objective(matcher, X_other)
-    other.objective.mask = objective.objective.mask
+    other.objective.weights = objective.objective.weights
     rows = np.arange(len(targets))
     assert_array_equal(objective(res.codes, rows), other(res.codes, rows))
     # Completion from half the points is nearly as good as matching the whole curve.
@@ -185,7 +174,7 @@ def test_deterministic_and_row_independent(matcher, targets, monkeypatch):
     assert_array_equal(Z[perm], matcher.transform(X[perm]))
     assert_array_equal(Z[:7], matcher.transform(X[:7]))
     assert_array_equal(Z[3:4], matcher.transform(X[3:4]))
-    monkeypatch.setattr(_matcher_search, "BLOCK_SIZE", 9)  # targets optimised in small blocks
+    monkeypatch.setattr(_matcher, "BLOCK_SIZE", 9)  # targets optimised in small blocks
     assert_array_equal(Z, matcher.transform(X))
     assert_array_equal(Z, pickle.loads(pickle.dumps(matcher)).transform(X))
 
@@ -213,7 +202,7 @@ def test_multi_start_without_random_state_is_deterministic(matcher, result, targ
     assert np.all(res.objective <= result.objective)
     # The extra starts: the unscrambled Halton points 1, 2, 3 through the normal quantiles.
     halton = np.array([[1 / 2, 1 / 3], [1 / 4, 2 / 3], [3 / 4, 1 / 9]])
-    extra_starts = _matcher_objective.extra_starts
+    extra_starts = _matcher.extra_starts
     assert_allclose(extra_starts(3, 2, None), norm.ppf(halton), rtol=1e-12)
     assert_array_equal(extra_starts(3, 2, 0), extra_starts(3, 2, 0))
     assert not np.array_equal(extra_starts(3, 2, 0), extra_starts(3, 2, 1))
@@ -293,11 +282,39 @@ def test_target_without_observed_points_warns(matcher, targets):
     assert_array_equal(res.codes[[0, 2]], matcher.transform(targets[[0, 2]]))
 
 
-def test_max_iter_caps_iterations(matcher, targets):
-    res = LatentMatcher(matcher.estimator_, prefit=True, max_iter=2).fit(targets)
+def test_maxiter_caps_iterations(matcher, targets):
+    res = LatentMatcher(matcher.estimator_, prefit=True, maxiter=2).fit(targets)
     res = res.match(targets[:20])
     assert np.all(res.n_iter <= 2) and not res.converged.all()
     assert np.all(res.objective <= res.start_objective)
+
+
+def test_max_iter_is_not_a_parameter_of_the_matcher(matcher):
+    # the Nelder-Mead cap is named as scipy names it; ``max_iter`` would make scikit-learn
+    # take the matcher's fit for an iterative one
+    assert "maxiter" in matcher.get_params() and "max_iter" not in matcher.get_params()
+    with pytest.raises(TypeError, match="max_iter"):
+        LatentMatcher(matcher.estimator_, prefit=True, max_iter=2)
+
+
+def test_a_saved_matcher_with_max_iter_loads_with_maxiter(matcher, targets, tmp_path):
+    import json
+    import zipfile
+
+    path = tmp_path / "matcher.skvae"
+    saved = LatentMatcher(matcher.estimator_, prefit=True, maxiter=2).fit(targets)
+    skvae.save(saved, path)
+    renamed = tmp_path / "renamed.skvae"
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(renamed, "w") as target:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename.endswith(".json") and b'"maxiter"' in data:
+                data = data.replace(b'"maxiter"', b'"max_iter"')
+                assert "max_iter" in json.loads(data)["root"]["params"]
+            target.writestr(info, data)
+    loaded = skvae.load(renamed)
+    assert loaded.maxiter == 2
+    assert_array_equal(loaded.transform(targets[:5]), saved.transform(targets[:5]))
 
 
 def test_feature_names_out_and_fit_transform(matcher, targets):
@@ -315,3 +332,65 @@ def test_other_latent_dims(curves, latent_dims):
     assert res.codes.shape == (10, latent_dims)
     assert np.all(res.residuals <= res.start_residuals)
     assert_array_equal(res.codes[2:5], est.transform(X[2:5]))
+
+
+@pytest.fixture
+def shared_thread_count(monkeypatch):
+    """torch's thread count as one value shared by every thread of the process."""
+    count = {"value": 3}
+    monkeypatch.setattr(torch, "get_num_threads", lambda: count["value"])
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: count.update(value=n))
+    return count
+
+
+def test_one_torch_thread_restores_the_count_when_threads_overlap(shared_thread_count):
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from skvae._utils import one_torch_thread
+
+    # The second block opens at one thread (set by the first) and closes last.
+    events = {name: threading.Event() for name in ("a_in", "b_in", "a_out")}
+
+    def first():
+        with one_torch_thread():
+            events["a_in"].set()
+            events["b_in"].wait(5)
+        events["a_out"].set()
+
+    def second():
+        events["a_in"].wait(5)
+        with one_torch_thread():
+            assert shared_thread_count["value"] == 1
+            events["b_in"].set()
+            events["a_out"].wait(5)
+
+    with ThreadPoolExecutor(2) as pool:
+        for future in [pool.submit(first), pool.submit(second)]:
+            future.result()
+    assert shared_thread_count["value"] == 3
+
+    def work(i):
+        with one_torch_thread():
+            time.sleep(0.0002 * (i % 3))
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(work, range(400)))
+    assert shared_thread_count["value"] == 3
+
+
+def test_transform_from_several_threads(matcher, targets):
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            results = list(
+                pool.map(matcher.transform, [targets[i : i + 2] for i in range(0, 16, 2)])
+            )
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+    assert_array_equal(np.vstack(results), matcher.transform(targets[:16]))

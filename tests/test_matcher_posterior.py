@@ -109,3 +109,24 @@ def test_inconsistent_parameters(fitted_vae, targets, params, match):
     with pytest.raises(ValueError, match=match):
         est.fit(targets)
     assert not hasattr(est, "estimator_")
+
+
+@pytest.mark.parametrize("noise", [1e300, 1e-300])
+def test_noise_out_of_the_representable_range_is_refused(fitted_vae, targets, noise):
+    est = LatentMatcher(fitted_vae, prefit=True, objective="posterior", noise=noise)
+    with pytest.raises(ValueError, match=r"noise=1e[+-]300 is out of the range"):
+        est.fit(targets)
+    assert not hasattr(est, "estimator_")
+    fitted = LatentMatcher(fitted_vae, prefit=True, objective="posterior").fit(targets)
+    with pytest.raises(ValueError, match="noise"):
+        fitted.set_params(noise=noise).transform(targets)
+
+
+def test_noise_at_the_ends_of_the_range_gives_finite_results(fitted_vae, targets):
+    from skvae._matching.problem import NOISE_RANGE
+
+    scale = fitted_vae.latent_model().scaler.scale
+    for noise in (NOISE_RANGE[0] * scale * 1.01, NOISE_RANGE[1] * scale * 0.99):
+        est = LatentMatcher(fitted_vae, prefit=True, objective="posterior", noise=noise)
+        res = est.fit(targets).match(targets[:4])
+        assert np.all(np.isfinite(res.objective)) and np.all(np.isfinite(res.covariance))

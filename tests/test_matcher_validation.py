@@ -143,7 +143,7 @@ MATCHER_INVALID_PARAMS = {
     "polish": ["newton", True],
     "xatol": [-1e-4, np.nan, "tight"],
     "fatol": [-1e-4, np.nan, "tight"],
-    "max_iter": [0, 2.5, "many"],
+    "maxiter": [0, 2.5, "many"],
     "random_state": ["seed", -1],
 }
 

@@ -121,14 +121,14 @@ def polish_accuracy(vae, mode: Mode, n: int) -> list[dict]:
         f"Nelder-Mead (tol {LOOSE:g}) + Gauss-Newton polish": {"tolerance": LOOSE} | polish,
         "1 Nelder-Mead iteration from the encoder's start + Gauss-Newton polish": {
             "tolerance": TIGHT,
-            "max_iter": 1,
+            "maxiter": 1,
         }
         | polish,
     }
     rows = []
     for missing in (False, True):
         targets = Targets(vae, n, NOISE_MULTIPLES[0] * vae.noise_, missing, mode.seeds[0])
-        reference, _ = targets.match(REFERENCE_TOLERANCE, max_iter=REFERENCE_MAX_ITER, **polish)
+        reference, _ = targets.match(REFERENCE_TOLERANCE, maxiter=REFERENCE_MAX_ITER, **polish)
         for name, params in methods.items():
             result, seconds = targets.match(**params)
             distance = np.sqrt(mahalanobis(result.codes, reference.codes, reference.covariance))

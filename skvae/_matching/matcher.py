@@ -5,34 +5,46 @@ from __future__ import annotations
 from numbers import Integral, Real
 
 import numpy as np
+import torch
+from scipy import stats
+from scipy.stats import qmc
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
     MetaEstimatorMixin,
     TransformerMixin,
     _fit_context,
+    clone,
 )
-from sklearn.utils import Bunch
+from sklearn.exceptions import NotFittedError
+from sklearn.utils import Bunch, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._dask import is_dask_array, map_rows
+from .._dask import check_dask_curves, is_dask_array, keep_dask_output_lazy, map_rows
 from .._utils import one_torch_thread, unchanged_on_failure
 from .._vae import BetaCurveVAE
 from .._warnings import warn_at_caller
-from .matcher_fitting import LatentMatcherFittingMixin
-from .matcher_search import LatentMatcherSearchMixin
+from .laplace import gauss_newton_polish, laplace_covariance
+from .nelder_mead import batched_nelder_mead
+from .problem import MatchProblem, check_noise
 
 __all__ = ["LatentMatcher"]
 
+#: Targets optimised together on the CPU and on other devices: bounds memory on huge
+#: inputs (results do not depend on it).
+BLOCK_SIZE, DEVICE_BLOCK_SIZE = 8192, 1 << 20
+#: ``initial_step="auto"`` edges (latent prior units) for partial targets' encoder starts
+#: and for the zero and random starts.
+PARTIAL_STEP, PRIOR_STEP = 0.1, 0.5
+#: Damped Gauss-Newton steps of ``polish="gauss-newton"``.
+GAUSS_NEWTON_STEPS = 5
+#: Refinements of partial targets' encoder fill (see :func:`encoder_start`).
+N_REFINE = 4
+
 
 class LatentMatcher(
-    ClassNamePrefixFeaturesOutMixin,
-    TransformerMixin,
-    MetaEstimatorMixin,
-    LatentMatcherFittingMixin,
-    LatentMatcherSearchMixin,
-    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, MetaEstimatorMixin, BaseEstimator
 ):
     r"""Match target curves in a VAE's latent space by batched Nelder-Mead.
 
@@ -112,9 +124,10 @@ class LatentMatcher(
         Nelder-Mead tolerances as in scipy: a start converges when its simplex's
         vertices are within ``xatol`` (latent units) of the best one and their
         objective values within ``fatol`` (data units).
-    max_iter : int, default=None
-        Maximum Nelder-Mead iterations per start. None means scipy's default caps:
-        ``200 * latent_dims`` iterations and as many objective evaluations.
+    maxiter : int, default=None
+        Maximum Nelder-Mead iterations per start, as scipy's ``maxiter``. None means
+        scipy's default caps: ``200 * latent_dims`` iterations and as many objective
+        evaluations.
     random_state : int, RandomState instance or None, default=None
         Draws the extra starts from N(0, I) when not None (None: fixed quasi-random
         starts, see ``n_starts``; a RandomState instance gives other starts at each
@@ -148,6 +161,11 @@ class LatentMatcher(
     calls are small, and faster so. On a GPU the engine reads back to the host only every
     few iterations.
 
+    With a dask array, :meth:`fit` reads only its shape when ``prefit=True``, and
+    otherwise trains the VAE out of core on its complete rows; :meth:`transform` and
+    :meth:`inverse_transform` return lazy dask arrays (with
+    ``set_output(transform="pandas")``, ``transform`` returns a lazy dask DataFrame).
+
     Examples
     --------
     >>> import numpy as np
@@ -178,7 +196,7 @@ class LatentMatcher(
         "polish": [StrOptions({"gauss-newton"}), None],
         "xatol": [Interval(Real, 0, None, closed="left")],
         "fatol": [Interval(Real, 0, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left"), None],
+        "maxiter": [Interval(Integral, 1, None, closed="left"), None],
         "random_state": ["random_state"],
     }
 
@@ -196,7 +214,7 @@ class LatentMatcher(
         polish=None,
         xatol=1e-4,
         fatol=1e-4,
-        max_iter=None,
+        maxiter=None,
         random_state=None,
     ):
         self.estimator = estimator
@@ -210,7 +228,7 @@ class LatentMatcher(
         self.polish = polish
         self.xatol = xatol
         self.fatol = fatol
-        self.max_iter = max_iter
+        self.maxiter = maxiter
         self.random_state = random_state
 
     def __sklearn_tags__(self):
@@ -242,10 +260,17 @@ class LatentMatcher(
         """
         self._check_objective()
         with unchanged_on_failure(self):  # validate_data sets n_features_in_ first
-            X = validate_data(
-                self, X, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan"
-            )
+            if is_dask_array(X):
+                X = check_dask_curves(X)
+                self.n_features_in_ = X.shape[1]
+                self.__dict__.pop("feature_names_in_", None)
+            else:
+                X = validate_data(
+                    self, X, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan"
+                )
             estimator = self._prefit_estimator(X) if self.prefit else self._fit_estimator(X)
+            if self.noise is not None:
+                self._noise_in_model_units(estimator.latent_model())
             self.estimator_ = estimator
         return self
 
@@ -286,7 +311,7 @@ class LatentMatcher(
             and ``start_objective``, the same at the first start point; ``n_iter`` and
             ``n_fev``, Nelder-Mead iterations (counted as scipy's ``nit``) and
             objective evaluations of the winning start; ``converged``, whether its
-            ``xatol``/``fatol`` test was met before ``max_iter``; ``covariance``
+            ``xatol``/``fatol`` test was met before ``maxiter``; ``covariance``
             (n, latent_dims, latent_dims), the Laplace approximation of the code's
             posterior covariance at the matched code, ``(Jᵀ M J / σ² + I)⁻¹`` with ``J``
             the decoder's Jacobian there, ``M`` the observed points and ``σ`` the noise
@@ -311,8 +336,69 @@ class LatentMatcher(
         check_is_fitted(self)
         return self.estimator_.inverse_transform(X)
 
+    def _check_objective(self) -> None:
+        """Combinations of the objective's parameters that make no sense."""
+        if self.objective == "posterior" and self.prior_weight != 0:
+            raise ValueError(
+                "prior_weight applies to objective='l2'; the posterior objective has its "
+                f"own N(0, I) prior term. Got prior_weight={self.prior_weight!r}."
+            )
+        if self.polish is not None and self.objective != "posterior":
+            raise ValueError(
+                "polish='gauss-newton' refines the posterior objective: use it with "
+                "objective='posterior'."
+            )
+
+    def _prefit_estimator(self, X) -> BetaCurveVAE:
+        """The prefit ``estimator``, checked to be fitted on curves as wide as ``X``."""
+        if self.estimator is None:
+            raise ValueError("prefit=True needs a fitted estimator; got estimator=None.")
+        try:
+            check_is_fitted(self.estimator)
+        except NotFittedError as exc:
+            raise NotFittedError(
+                "When prefit=True, estimator must be a fitted BetaCurveVAE; fit it "
+                "first or use prefit=False."
+            ) from exc
+        if self.estimator.n_features_in_ != X.shape[1]:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but the prefit estimator was fitted "
+                f"on curves with {self.estimator.n_features_in_} points."
+            )
+        return self.estimator
+
+    def _fit_estimator(self, X) -> BetaCurveVAE:
+        """A clone of ``estimator`` (or a default VAE) fitted on the complete rows of X
+        (out of core for a dask array)."""
+        complete = ~np.isnan(X).any(axis=1)
+        if is_dask_array(X):
+            X_complete = X[complete].compute_chunk_sizes()  # one pass over the blocks
+            n_complete = X_complete.shape[0]
+        else:
+            X_complete, n_complete = X[complete], int(complete.sum())
+        if not n_complete:
+            raise ValueError(
+                "Every row of X has missing points (NaN), but fitting the VAE needs "
+                "complete curves. Fit on complete curves, or pass a fitted VAE with "
+                "prefit=True to match partial curves."
+            )
+        estimator = (
+            BetaCurveVAE(random_state=self.random_state)
+            if self.estimator is None
+            else clone(self.estimator)
+        )
+        return estimator.fit(X_complete)
+
+    def _noise_in_model_units(self, model) -> float:
+        """The noise of the posterior objective and covariance, in model units."""
+        if self.noise is None:
+            return check_noise(model.noise, model.scaler.scale, "the estimator's noise_")
+        return check_noise(float(self.noise), model.scaler.scale, "noise")
+
     def _match(self, X, *, diagnostics: bool) -> Bunch:
         check_is_fitted(self)
+        self._check_objective()
+        maxiter = self.maxiter
         X = validate_data(
             self, X, reset=False, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan"
         )
@@ -326,8 +412,118 @@ class LatentMatcher(
                 UserWarning,
             )
         model = self.estimator_.latent_model()
+        sigma = self._noise_in_model_units(model)
         with one_torch_thread():
-            out = self._optimise(model, X, observed, diagnostics)
+            out = self._search(model, X, observed, sigma, maxiter, diagnostics)
             if diagnostics:
                 out.reconstructions = model.decode(out.codes)
         return out
+
+    def _starts(self, model, X: np.ndarray, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Start points and initial steps, both of shape (n_samples, n_starts, latent_dims)."""
+        (n, d), k = (X.shape[0], model.latent_dims), self.n_starts
+        if self.start == "encoder":
+            first, std = encoder_start(model, X, observed)
+            complete = observed.all(axis=1)[:, None]
+            auto = np.where(complete, np.maximum(std, 10 * self.xatol), PARTIAL_STEP)
+        else:
+            first, auto = np.zeros((n, d)), np.full((n, d), PRIOR_STEP)
+        extra = extra_starts(k - 1, d, self.random_state)
+        starts = np.concatenate([first[:, None], np.broadcast_to(extra, (n, k - 1, d))], axis=1)
+        if self.initial_step == "auto":
+            steps = np.concatenate([auto[:, None], np.full((n, k - 1, d), PRIOR_STEP)], axis=1)
+        else:
+            steps = np.full((n, k, d), float(self.initial_step))
+        return starts, steps
+
+    def _search(self, model, X, observed, sigma, maxiter, diagnostics: bool) -> Bunch:
+        """Match every target from its starts, block by block: the results of :meth:`match`.
+
+        Each block of targets is one :class:`MatchProblem`; Nelder-Mead runs on all the
+        block's starts together (start ``j`` of target ``i`` is problem ``i * k + j``),
+        the best start of each target wins, then the optional Gauss-Newton polish and the
+        diagnostics use the same problem.
+        """
+        starts, steps = self._starts(model, X, observed)
+        n, k, d = starts.shape
+        device = model.device
+        out = Bunch(codes=np.empty((n, d)), objective=np.empty(n), converged=np.empty(n, bool))
+        out.n_iter, out.n_fev = np.empty(n, np.int64), np.empty(n, np.int64)
+        if diagnostics:
+            out.start_codes = starts[:, 0].copy()
+            out.residuals, out.start_residuals, out.start_objective = np.empty((3, n))
+            out.covariance = np.empty((n, d, d))
+        block = BLOCK_SIZE if device.type == "cpu" else DEVICE_BLOCK_SIZE
+        for lo in range(0, n, block):
+            hi = min(lo + block, n)
+            problem = MatchProblem.from_curves(
+                model, X[lo:hi], sigma, kind=self.objective, prior_weight=self.prior_weight
+            )
+            res = batched_nelder_mead(
+                lambda Z, problems, f=problem: f(Z, torch.div(problems, k, rounding_mode="floor")),
+                torch.as_tensor(starts[lo:hi].reshape(-1, d), device=device),
+                initial_step=torch.as_tensor(steps[lo:hi].reshape(-1, d), device=device),
+                xatol=self.xatol,
+                fatol=self.fatol,
+                max_iter=maxiter,
+            )
+            rows = torch.arange(hi - lo, device=device)
+            best = rows * k + torch.argmin(res.fun.view(-1, k), dim=1)
+            codes, values = res.x[best], res.fun[best]
+            if self.polish is not None:  # never raises the objective
+                codes = gauss_newton_polish(problem, codes, rows, n_steps=GAUSS_NEWTON_STEPS)
+                values = problem(codes, rows)
+            out.codes[lo:hi], out.objective[lo:hi] = codes.cpu().numpy(), values.cpu().numpy()
+            out.n_iter[lo:hi] = res.nit[best].cpu().numpy()
+            out.n_fev[lo:hi] = res.nfev[best].cpu().numpy()
+            out.converged[lo:hi] = res.converged[best].cpu().numpy()
+            if diagnostics:
+                first = torch.as_tensor(starts[lo:hi, 0], device=device)
+                out.residuals[lo:hi] = problem.residuals(codes, rows).cpu().numpy()
+                out.start_residuals[lo:hi] = problem.residuals(first, rows).cpu().numpy()
+                out.start_objective[lo:hi] = problem(first, rows).cpu().numpy()
+                out.covariance[lo:hi] = laplace_covariance(problem, codes, rows).cpu().numpy()
+        return out
+
+
+# sklearn's set_output would compute a dask array into a pandas DataFrame: keep it lazy
+LatentMatcher.transform = keep_dask_output_lazy(LatentMatcher.transform)
+
+
+def encode(model, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior mean and standard deviation of complete curves (row-independent)."""
+    return model.encode(
+        X,
+        non_finite_error=(
+            "Encoding the targets produced non-finite values: X has values too large in "
+            "magnitude for the fitted VAE. Check that X is in the training curves' units."
+        ),
+    )
+
+
+def encoder_start(
+    model, X: np.ndarray, observed: np.ndarray, n_refine: int = N_REFINE
+) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior mean and std of the targets, whose missing points are filled with the
+    mean curve, then ``n_refine`` times with the decoded curve of the current code."""
+    filled = np.where(observed, X, model.scaler.mean)
+    partial = np.flatnonzero(~observed.all(axis=1))
+    for _ in range(n_refine if partial.size else 0):
+        decoded = model.decode(encode(model, filled[partial])[0])
+        filled[partial] = np.where(observed[partial], X[partial], decoded)
+    return encode(model, filled)
+
+
+def extra_starts(n_extra: int, latent_dims: int, random_state) -> np.ndarray:
+    """The ``n_extra`` start points shared by all targets, shape (n_extra, latent_dims).
+
+    With ``random_state=None``: fixed quasi-random points of the N(0, I) prior, the
+    unscrambled Halton sequence (without its first point, the origin) mapped through the
+    normal quantile function, so that every call uses the same starts. Otherwise: draws
+    from N(0, I) seeded by ``random_state``.
+    """
+    if random_state is None:
+        halton = qmc.Halton(latent_dims, scramble=False)
+        halton.fast_forward(1)
+        return stats.norm.ppf(halton.random(n_extra))
+    return check_random_state(random_state).standard_normal((n_extra, latent_dims))

@@ -41,12 +41,16 @@ class Registered:
     upgrade_v1 : callable or None
         ``upgrade_v1(attributes) -> attributes``: turns the fitted state of a file written
         by skvae 0.1.0 into the current one.
+    renamed_params : dict
+        Parameters stored under an earlier name, ``{earlier name: current name}``: files
+        of any format version that hold the earlier name load with the current one.
     """
 
     cls: type
     trained: tuple[tuple[str, str], ...] = ()
     new_params_v1: dict = dataclasses.field(default_factory=dict)
     upgrade_v1: Callable[[dict], dict] | None = None
+    renamed_params: dict = dataclasses.field(default_factory=dict)
 
 
 def _upgrade_vae_v1(attributes: dict) -> dict:
@@ -71,7 +75,9 @@ REGISTRY = {
         new_params_v1={"residual": False},
         upgrade_v1=_upgrade_vae_v1,
     ),
-    "LatentMatcher": Registered(LatentMatcher, upgrade_v1=_upgrade_matcher_v1),
+    "LatentMatcher": Registered(
+        LatentMatcher, upgrade_v1=_upgrade_matcher_v1, renamed_params={"max_iter": "maxiter"}
+    ),
 }
 #: The tensor dtypes a file may hold, by the name it uses.
 TORCH_DTYPES = {

@@ -209,6 +209,9 @@ class Reader:
         params = {k: self.read_node(v) for k, v in _dict(node["params"], "parameters").items()}
         if self.version == 1:
             params = {**registered.new_params_v1, **params}
+        for earlier, current in registered.renamed_params.items():
+            if earlier in params and current not in params:
+                params[current] = params.pop(earlier)
         unknown = set(params) - set(cls().get_params(deep=False))
         if unknown:
             raise ValueError(f"unknown {name} parameters {sorted(unknown)}")

@@ -1,4 +1,4 @@
-"""The matcher's objective: row-independent, buffered, bit-identical to the decoder."""
+"""The match problem's objective: row-independent, buffered, bit-identical to the decoder."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ from numpy.testing import assert_array_equal
 from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
-from skvae._matching.objective import BufferedDecoder, Objective
+from skvae._matching.problem import BufferedDecoder, MatchProblem
 from skvae._torch.networks import Residual
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -54,7 +54,6 @@ def test_buffered_decoder_is_bit_identical(network, activation):
     decoder = network(activation).eval()
     z = torch.randn(64, 2, generator=torch.Generator().manual_seed(1))
     buffered = BufferedDecoder(decoder, z)
-    buffered.check(z)
     assert buffered.plan is not None
     assert torch.equal(buffered(z), decoder(z))
     assert torch.equal(buffered(2 * z), decoder(2 * z))  # buffers reused, not stale
@@ -66,9 +65,14 @@ def test_buffered_decoder_is_bit_identical(network, activation):
 def test_buffered_decoder_falls_back_to_the_module(decoder):
     z = torch.randn(8, 2, generator=torch.Generator().manual_seed(2))
     buffered = BufferedDecoder(decoder, z)
-    buffered.check(z)
     assert buffered.plan is None
     assert torch.equal(buffered(z), decoder(z))
+
+
+def _problem(model, X, prior_weight, chunk_size=None):
+    return MatchProblem.from_curves(
+        model, X, 1.0, kind="l2", prior_weight=prior_weight, chunk_size=chunk_size
+    )
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +84,7 @@ def objective_inputs(fitted_vae, curves):
 
 def test_objective_is_row_independent(objective_inputs):
     model, X = objective_inputs
-    objective = Objective(model, X, prior_weight=0.5, chunk_size=16)
+    objective = _problem(model, X, 0.5, 16)
     rng = np.random.default_rng(0)
     Z = torch.as_tensor(rng.normal(size=(100, model.latent_dims)))
     rows = torch.as_tensor(rng.integers(0, len(X), size=100))
@@ -89,7 +93,7 @@ def test_objective_is_row_independent(objective_inputs):
     assert torch.equal(objective(Z[perm], rows[perm]), values[perm])
     assert torch.equal(objective(Z[7:9], rows[7:9]), values[7:9])
     # The same targets matched in another block: row numbers change, values do not.
-    other = Objective(model, X[10:], prior_weight=0.5, chunk_size=16)
+    other = _problem(model, X[10:], 0.5, 16)
     keep = rows >= 10
     assert torch.equal(other(Z[keep], rows[keep] - 10), values[keep])
     # The value is the L2 error over observed points in data units, plus the prior term.
@@ -100,14 +104,14 @@ def test_objective_is_row_independent(objective_inputs):
 
 
 def test_objective_does_not_allocate_in_its_inner_loop(objective_inputs):
-    # Allocating each chunk's activations afresh made matching 2.5x slower under glibc's
-    # fixed trim threshold (Dask workers): the only allocation left is the output.
+    # Allocating each chunk's activations afresh makes matching slower under glibc's fixed
+    # trim threshold (Dask workers): the only allocation is the output.
     model, X = objective_inputs
-    objective = Objective(model, X, prior_weight=0.0, chunk_size=256)
-    assert objective.decode.plan is not None  # the VAE's decoder runs in buffers
+    objective = _problem(model, X, 0.0, 256)
     Z = torch.zeros((2000, model.latent_dims), dtype=torch.float64)
     rows = torch.arange(2000) % len(X)
     expected = objective(Z, rows)
+    assert objective.buffered_decoder.plan is not None  # the VAE's decoder runs in buffers
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         values = objective(Z, rows)
     allocated = [e.cpu_memory_usage for e in prof.events() if e.cpu_memory_usage > 0]
@@ -120,8 +124,8 @@ def test_objective_on_cuda_agrees_with_cpu(fitted_vae, objective_inputs):
     model, X = objective_inputs
     Z = torch.as_tensor(np.random.default_rng(3).normal(size=(50, model.latent_dims)))
     rows = torch.arange(50) % len(X)
-    cpu = Objective(model, X, 0.0)(Z, rows)
+    cpu = _problem(model, X, 0.0)(Z, rows)
     gpu_model = fitted_vae.set_params(device="cuda").latent_model()
-    gpu = Objective(gpu_model, X, 0.0)(Z.cuda(), rows.cuda())
+    gpu = _problem(gpu_model, X, 0.0)(Z.cuda(), rows.cuda())
     assert gpu.device.type == "cuda"
     np.testing.assert_allclose(gpu.cpu().numpy(), cpu.numpy(), rtol=1e-4)
