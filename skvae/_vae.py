@@ -369,9 +369,9 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     def partial_fit(self, X, y=None):
         """Train for one epoch on ``X``, continuing from the current state if fitted.
 
-        The first call sets the scaling from its ``X``; later calls must have the same
-        number of features and the same architecture. Early stopping does not apply: the
-        call's epoch is not validated (its entry of ``validation_scores_``, when that
+        The first call sets the scaling and the PCA start from its ``X``; later calls must
+        have the same number of features and the same architecture. Early stopping does
+        not apply: the call's epoch is not validated (its entry of ``validation_scores_``, when that
         holds scores of earlier fits, is NaN). With ``noise="profiled"``, ``noise_`` is
         a running estimate: the RMS error over the curves of every ``partial_fit`` call
         and of the last epoch of the last :meth:`fit`, each curve counted once, so that
