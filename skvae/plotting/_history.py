@@ -106,9 +106,9 @@ class TrainingHistoryDisplay:
     >>> from skvae.plotting import TrainingHistoryDisplay
     >>> X, _ = make_beta_curves(n_samples=200, random_state=0)
     >>> vae = BetaCurveVAE(max_iter=5, random_state=0).fit(X)
-    >>> display = TrainingHistoryDisplay.from_estimator(vae)
+    >>> display = TrainingHistoryDisplay.from_estimator(vae)  # held-out curves by default
     >>> sorted(display.lines_)
-    ['kl', 'reconstruction']
+    ['kl', 'loss', 'reconstruction', 'validation']
     >>> len(display.lines_["kl"].get_xdata())
     5
     """
