@@ -232,7 +232,7 @@ def _is_good_target(A):
 def matcher(fitted_vae, curves):
     if LatentMatcher is None:
         pytest.skip("skvae.LatentMatcher missing")
-    return LatentMatcher(fitted_vae, prefit=True, max_iter=20).fit(curves[0])
+    return LatentMatcher(fitted_vae, prefit=True, maxiter=20).fit(curves[0])
 
 
 @settings(max_examples=30, deadline=None, derandomize=True)
