@@ -23,7 +23,12 @@ from skvae import BetaCurveVAE
 TINY = {"hidden_layer_sizes": (8,), "max_iter": 2, "random_state": 0}
 
 #: Small, quick VAEs for the persistence tests.
-SMALL = dict(max_iter=2, hidden_layer_sizes=(16,), batch_size=64, random_state=0)
+#: A tiny network (one hidden layer of 16 units): for tests of plumbing, where a fit only
+#: has to run. Tests pass ``max_iter`` themselves.
+TINY_NET = dict(hidden_layer_sizes=(16,), batch_size=64, random_state=0)
+#: A small network (one hidden layer of 32 units): for tests whose fits must learn
+#: something. Tests pass ``max_iter`` themselves.
+SMALL_NET = dict(hidden_layer_sizes=(32,), batch_size=64, random_state=0)
 
 
 def _tiny_vae(X, **params):

@@ -34,13 +34,25 @@ def fitted_vae(curves):
     ).fit(X_train)
 
 
+@pytest.fixture(scope="module")
+def X(curves):
+    """200 training curves: enough for small fits to learn something."""
+    return curves[0][:200]
+
+
+@pytest.fixture(scope="module")
+def X_test(curves):
+    """20 curves the shared fits never saw."""
+    return curves[1][:20]
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
 
 
 @pytest.fixture(scope="session", autouse=True)
-def one_torch_thread():
+def torch_on_one_thread():
     """Run the whole suite on one torch thread, then restore the setting.
 
     The test networks are small: one thread is as fast on an idle machine, and many times

@@ -20,7 +20,7 @@ LatentMatcher = getattr(skvae, "LatentMatcher", None)
 PARAMS = {"hidden_layer_sizes": (32, 16), "max_iter": 6, "batch_size": 64}
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = pytest.mark.usefixtures("torch_on_one_thread")
 
 
 def _outputs(vae, X):

@@ -5,20 +5,14 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from _helpers import run_in_fresh_process
+from _helpers import SMALL_NET, run_in_fresh_process
 
 import skvae
 from skvae import BetaCurveVAE
 
-SMALL = dict(max_iter=3, hidden_layer_sizes=(32,), batch_size=64, random_state=0)
 HAS_CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="CUDA is not available")
 without_cuda = pytest.mark.skipif(HAS_CUDA, reason="CUDA is available")
-
-
-@pytest.fixture(scope="module")
-def X(curves):
-    return curves[0][:200]
 
 
 def assert_on_cpu(vae):
@@ -36,7 +30,7 @@ def test_device_parameter_is_validated(X):
 def test_invalid_device_set_on_a_fitted_model_is_refused_at_inference(X):
     from sklearn.utils._param_validation import InvalidParameterError
 
-    vae = BetaCurveVAE(**SMALL).fit(X)
+    vae = BetaCurveVAE(max_iter=3, **SMALL_NET).fit(X)
     vae.set_params(device="garbage")
     for call in (lambda: vae.transform(X[:2]), lambda: vae.score_samples(X[:2]), vae.latent_model):
         with pytest.raises(InvalidParameterError, match="'device' parameter"):
@@ -45,11 +39,11 @@ def test_invalid_device_set_on_a_fitted_model_is_refused_at_inference(X):
 
 @without_cuda
 def test_cuda_without_cuda_raises_a_clear_error(X):
-    vae = BetaCurveVAE(device="cuda", **SMALL)
+    vae = BetaCurveVAE(device="cuda", max_iter=3, **SMALL_NET)
     with pytest.raises(ValueError, match=r"device='cuda'.*no CUDA device.*device='cpu'"):
         vae.fit(X)
     assert not hasattr(vae, "n_features_in_")  # the failed fit left it unfitted
-    cpu = BetaCurveVAE(**SMALL).fit(X)
+    cpu = BetaCurveVAE(max_iter=3, **SMALL_NET).fit(X)
     before = dict(vars(cpu))
     with pytest.raises(ValueError, match="no CUDA device"):
         cpu.set_params(device="cuda").partial_fit(X)
@@ -58,8 +52,8 @@ def test_cuda_without_cuda_raises_a_clear_error(X):
 
 @without_cuda
 def test_auto_falls_back_to_cpu(X):
-    auto = BetaCurveVAE(device="auto", **SMALL).fit(X)
-    cpu = BetaCurveVAE(device="cpu", **SMALL).fit(X)
+    auto = BetaCurveVAE(device="auto", max_iter=3, **SMALL_NET).fit(X)
+    cpu = BetaCurveVAE(device="cpu", max_iter=3, **SMALL_NET).fit(X)
     assert_on_cpu(auto)
     np.testing.assert_array_equal(auto.transform(X), cpu.transform(X))
     assert auto.loss_curve_ == cpu.loss_curve_
@@ -68,10 +62,10 @@ def test_auto_falls_back_to_cpu(X):
 @needs_cuda
 @pytest.mark.parametrize("device", ["cuda", "auto"])
 def test_cuda_training_ends_on_the_cpu(X, device):
-    vae = BetaCurveVAE(device=device, **SMALL).fit(X)
+    vae = BetaCurveVAE(device=device, max_iter=3, **SMALL_NET).fit(X)
     assert_on_cpu(vae)
     assert_on_cpu(pickle.loads(pickle.dumps(vae)))  # the pickle holds only CPU tensors
-    cpu = BetaCurveVAE(device="cpu", **SMALL).fit(X)
+    cpu = BetaCurveVAE(device="cpu", max_iter=3, **SMALL_NET).fit(X)
     # the same random stream on both devices: the models agree up to float rounding
     np.testing.assert_allclose(vae.loss_curve_, cpu.loss_curve_, rtol=1e-2)
     np.testing.assert_allclose(vae.transform(X), cpu.transform(X), atol=1e-2)
@@ -79,19 +73,21 @@ def test_cuda_training_ends_on_the_cpu(X, device):
 
 @needs_cuda
 def test_cuda_early_stopping_partial_fit_and_warm_start(X):
-    vae = BetaCurveVAE(device="cuda", early_stopping=True, warm_start=True, **SMALL).fit(X)
+    vae = BetaCurveVAE(
+        device="cuda", early_stopping=True, warm_start=True, max_iter=3, **SMALL_NET
+    ).fit(X)
     assert len(vae.validation_scores_) == vae.n_iter_
     vae.partial_fit(X)
     vae.fit(X)
-    assert vae.n_iter_ == 2 * SMALL["max_iter"] + 1
+    assert vae.n_iter_ == 2 * 3 + 1
     assert_on_cpu(vae)
     vae.set_params(device="cpu").partial_fit(X)  # continues on the CPU
-    assert vae.n_iter_ == 2 * SMALL["max_iter"] + 2
+    assert vae.n_iter_ == 2 * 3 + 2
 
 
 @needs_cuda
 def test_model_trained_on_gpu_loads_on_a_cpu_only_machine(X, tmp_path):
-    vae = BetaCurveVAE(device="cuda", **SMALL).fit(X)
+    vae = BetaCurveVAE(device="cuda", max_iter=3, **SMALL_NET).fit(X)
     (tmp_path / "model.pkl").write_bytes(pickle.dumps(vae))
     skvae.save(vae, tmp_path / "model.skvae")
     np.save(tmp_path / "X.npy", X)
@@ -123,7 +119,7 @@ print("ok")
 
 @needs_cuda
 def test_inference_runs_on_the_device_and_returns_numpy(X):
-    vae = BetaCurveVAE(device="cuda", **SMALL).fit(X)
+    vae = BetaCurveVAE(device="cuda", max_iter=3, **SMALL_NET).fit(X)
     model = vae.latent_model()
     assert model.device.type == "cuda" and next(model.module.parameters()).is_cuda
     assert_on_cpu(vae)  # the device copy is a cache, not the fitted state
@@ -141,8 +137,8 @@ def test_inference_runs_on_the_device_and_returns_numpy(X):
 
 @needs_cuda
 def test_cuda_rows_independent_and_fits_deterministic(X):
-    first = BetaCurveVAE(device="cuda", **SMALL).fit(X)
-    second = BetaCurveVAE(device="cuda", **SMALL).fit(X)
+    first = BetaCurveVAE(device="cuda", max_iter=3, **SMALL_NET).fit(X)
+    second = BetaCurveVAE(device="cuda", max_iter=3, **SMALL_NET).fit(X)
     assert first.loss_curve_ == second.loss_curve_
     Z = first.transform(X)
     np.testing.assert_array_equal(Z, second.transform(X))

@@ -19,7 +19,7 @@ from skvae._matching.problem import MatchProblem
 
 # Train on one thread here: on shared, busy cores torch's multi-threaded small kernels
 # are many times slower (the matcher itself always matches on one thread).
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = pytest.mark.usefixtures("torch_on_one_thread")
 
 
 def _objective(matcher_or_vae, X, prior_weight=0.0):

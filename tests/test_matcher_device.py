@@ -9,7 +9,7 @@ from sklearn.base import clone
 from skvae import LatentMatcher
 
 pytestmark = [
-    pytest.mark.usefixtures("one_torch_thread"),
+    pytest.mark.usefixtures("torch_on_one_thread"),
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
 ]
 

@@ -10,7 +10,7 @@ from torch.profiler import ProfilerActivity, profile
 from skvae._matching.problem import BufferedDecoder, MatchProblem
 from skvae._torch.networks import Decoder, Residual
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = pytest.mark.usefixtures("torch_on_one_thread")
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

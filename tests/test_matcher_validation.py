@@ -16,15 +16,10 @@ from sklearn.utils._param_validation import InvalidParameterError
 import skvae
 from skvae import BetaCurveVAE
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = pytest.mark.usefixtures("torch_on_one_thread")
 
 LatentMatcher = getattr(skvae, "LatentMatcher", None)
 needs_matcher = pytest.mark.skipif(LatentMatcher is None, reason="skvae.LatentMatcher missing")
-
-
-@pytest.fixture(scope="module")
-def X_test(curves):
-    return curves[1][:20]
 
 
 @pytest.fixture(scope="module")

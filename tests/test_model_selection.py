@@ -7,6 +7,7 @@ import joblib
 import numpy as np
 import pytest
 import torch
+from _helpers import SMALL_NET
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LinearRegression
@@ -15,8 +16,6 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from skvae import BetaCurveVAE
-
-SMALL = dict(max_iter=3, hidden_layer_sizes=(32,), batch_size=64, random_state=0)
 
 
 @pytest.fixture(scope="module")
@@ -40,30 +39,36 @@ class ThreadProbe(TransformerMixin, BaseEstimator):
 
 def test_grid_search_without_y_uses_score(data):
     X, _ = data
-    search = GridSearchCV(BetaCurveVAE(**SMALL), {"latent_dims": [1, 2]}, cv=2).fit(X)
+    search = GridSearchCV(BetaCurveVAE(max_iter=3, **SMALL_NET), {"latent_dims": [1, 2]}, cv=2).fit(
+        X
+    )
     scores = search.cv_results_["mean_test_score"]
     assert np.isfinite(scores).all()
     assert search.best_params_["latent_dims"] == [1, 2][int(np.argmax(scores))]
     assert search.best_estimator_.transform(X[:3]).shape == (3, search.best_params_["latent_dims"])
     # each split's score is the held-out fold's mean ELBO from a fit on the other fold
     train, test = next(KFold(2).split(X))
-    manual = BetaCurveVAE(**SMALL, latent_dims=2).fit(X[train]).score(X[test])
+    manual = BetaCurveVAE(max_iter=3, **SMALL_NET, latent_dims=2).fit(X[train]).score(X[test])
     assert search.cv_results_["split0_test_score"][1] == manual
     assert search.score(X) == search.best_estimator_.score(X)
 
 
 def test_cross_val_score(data):
     X, _ = data
-    scores = cross_val_score(BetaCurveVAE(**SMALL), X, cv=3)
+    scores = cross_val_score(BetaCurveVAE(max_iter=3, **SMALL_NET), X, cv=3)
     assert scores.shape == (3,) and np.isfinite(scores).all()
     train, test = list(KFold(3).split(X))[2]
-    assert scores[2] == BetaCurveVAE(**SMALL).fit(X[train]).score(X[test])
+    assert scores[2] == BetaCurveVAE(max_iter=3, **SMALL_NET).fit(X[train]).score(X[test])
 
 
 def test_supervised_pipeline_parallel_grid_search(data):
     X, params = data
     pipe = Pipeline(
-        [("vae", BetaCurveVAE(**SMALL)), ("probe", ThreadProbe()), ("reg", LinearRegression())]
+        [
+            ("vae", BetaCurveVAE(max_iter=3, **SMALL_NET)),
+            ("probe", ThreadProbe()),
+            ("reg", LinearRegression()),
+        ]
     )
     grid = {"vae__latent_dims": [2, 3]}
     parallel = GridSearchCV(pipe, grid, cv=2, n_jobs=2).fit(X, params)
@@ -105,7 +110,7 @@ def test_score_is_the_elbo_whatever_kl_weight(data):
     """kl_weight weights the KL in training only: the score of a fitted model does not
     depend on it, so a search over kl_weight compares ELBOs."""
     X = data[0]
-    vae = BetaCurveVAE(kl_weight=0.25, **SMALL).fit(X)
+    vae = BetaCurveVAE(kl_weight=0.25, max_iter=3, **SMALL_NET).fit(X)
     scores = vae.score_samples(X)
     vae.set_params(kl_weight=1.0)
     np.testing.assert_array_equal(vae.score_samples(X), scores)
@@ -118,8 +123,7 @@ def test_early_stopping_tracks_the_score(data):
     """The validation score of early stopping is the held-out reconstruction
     log-likelihood per point at each curve's own noise, whatever kl_weight."""
     X = data[0]
-    params = {**SMALL, "max_iter": 20}
-    vae = BetaCurveVAE(kl_weight=0.1, early_stopping=True, **params).fit(X)
+    vae = BetaCurveVAE(kl_weight=0.1, early_stopping=True, max_iter=20, **SMALL_NET).fit(X)
     assert vae._state.best_epoch > 0  # an epoch beat the PCA start: its weights are kept
     held_out = np.random.RandomState(0)  # the fit's first draw seeds the weights
     held_out.randint(np.iinfo(np.int32).max)

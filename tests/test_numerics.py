@@ -6,28 +6,23 @@ previous state kept), bounded log-variance, and overflow at inference reported, 
 
 import copy
 import math
+import warnings
 
 import numpy as np
 import pytest
 import torch
-from _helpers import assert_identical, fitted_state
+from _helpers import SMALL_NET, TINY_NET, assert_identical, fitted_state
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 from skvae import BetaCurveVAE
+from skvae._scaling import CurveScaler
 from skvae._torch import loop as _training
 from skvae._torch.networks import LOGVAR_BOUND
 
 # no hold-out: every fit trains on the same curves, so the scalings compare like for like
-SMALL = {
-    "hidden_layer_sizes": (32,),
-    "max_iter": 20,
-    "batch_size": 64,
-    "early_stopping": False,
-    "random_state": 0,
-}
+NO_HOLD_OUT = {**SMALL_NET, "early_stopping": False}
 
-
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = pytest.mark.usefixtures("torch_on_one_thread")
 
 
 def _rms(A):
@@ -46,7 +41,7 @@ def X_small(curves):
 @pytest.fixture(scope="module")
 def reference(X_small):
     """The model at unit scale and its reconstruction error, relative to the data's spread."""
-    vae = BetaCurveVAE(**SMALL).fit(X_small)
+    vae = BetaCurveVAE(max_iter=20, **NO_HOLD_OUT).fit(X_small)
     error = _rms(vae.inverse_transform(vae.transform(X_small)) - X_small)
     return vae, error / _rms(X_small - X_small.mean(axis=0))
 
@@ -62,7 +57,7 @@ def test_training_is_scale_invariant(X_small, reference, scale):
     """Curves in other units give the same model, up to rounding: features are scaled inside."""
     vae_1, relative_error_1 = reference
     X = X_small * scale
-    vae = BetaCurveVAE(**SMALL).fit(X)
+    vae = BetaCurveVAE(max_iter=20, **NO_HOLD_OUT).fit(X)
     assert _weights_finite(vae)
     assert all(math.isfinite(v) for v in vae.loss_curve_)
     Z = vae.transform(X)
@@ -87,7 +82,7 @@ def test_training_is_scale_invariant(X_small, reference, scale):
 def test_large_offset_small_variation(X_small, reference, offset):
     _, relative_error_1 = reference
     X = X_small * 1e-3 + offset
-    vae = BetaCurveVAE(**SMALL).fit(X)
+    vae = BetaCurveVAE(max_iter=20, **NO_HOLD_OUT).fit(X)
     X_rec = vae.inverse_transform(vae.transform(X))
     assert np.isfinite(X_rec).all()
     relative_error = _rms(X_rec - X) / _rms(X - X.mean(axis=0))
@@ -99,7 +94,7 @@ def test_constant_features(X_small):
     X = X_small.copy()
     X[:, :10] = 2.5  # constant columns (zero variance)
     X[:, -5:] = 0.0
-    vae = BetaCurveVAE(**SMALL).fit(X)
+    vae = BetaCurveVAE(max_iter=20, **NO_HOLD_OUT).fit(X)
     assert _weights_finite(vae)
     X_rec = vae.inverse_transform(vae.transform(X))
     assert np.isfinite(X_rec).all() and np.isfinite(vae.score_samples(X)).all()
@@ -108,6 +103,30 @@ def test_constant_features(X_small):
     # the constant columns are reconstructed about as well as the others
     assert _rms(X_rec[:, :10] - 2.5) < 2 * overall
     assert _rms(X_rec[:, -5:]) < 2 * overall
+
+
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        (np.tile(np.linspace(-3.0, 2.0, 100), (200, 1)), 3.0),  # rounding in the mean
+        (np.full((20, 5), 1e-300), 1e-300),
+        (np.zeros((4, 3)), 1.0),
+    ],
+)
+def test_constant_data_fall_back_to_their_level(data, expected):
+    scale = CurveScaler.fit(data).scale
+    assert scale == pytest.approx(expected)
+    assert scale >= np.finfo(np.float64).tiny
+
+
+def test_constant_data_fit_and_reconstruct(curves):
+    x = curves[0][0]
+    vae = BetaCurveVAE(max_iter=2, **TINY_NET)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        vae.fit(np.tile(x, (200, 1)))
+    assert vae.scale_ == pytest.approx(np.max(np.abs(x)))
+    assert np.all(np.isfinite(vae.inverse_transform(vae.transform(x[None]))))
 
 
 @pytest.mark.parametrize("value", [0.0, 3.0, -1e6, 1e-6, 1e30])
@@ -125,7 +144,7 @@ def test_constant_data(value):
 def test_single_outlier_curve(X_small):
     X = X_small.copy()
     X[0] *= 1e6
-    vae = BetaCurveVAE(**SMALL).fit(X)
+    vae = BetaCurveVAE(max_iter=20, **NO_HOLD_OUT).fit(X)
     assert _weights_finite(vae)
     assert np.isfinite(vae.transform(X)).all() and np.isfinite(vae.score_samples(X)).all()
 

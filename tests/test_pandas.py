@@ -6,13 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import sklearn
+from _helpers import TINY_NET
 from sklearn.compose import ColumnTransformer, make_column_selector
 from sklearn.exceptions import NotFittedError
 
 import skvae
 from skvae import BetaCurveVAE, make_beta_curves
-
-SMALL = dict(max_iter=2, hidden_layer_sizes=(16,), batch_size=64, random_state=0)
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +26,7 @@ def frame():
 
 @pytest.fixture(scope="module")
 def frame_vae(frame):
-    return BetaCurveVAE(**SMALL).fit(frame[0])
+    return BetaCurveVAE(max_iter=2, **TINY_NET).fit(frame[0])
 
 
 def test_make_beta_curves_as_frame():
@@ -61,7 +60,7 @@ def test_feature_name_mismatch(frame, frame_vae):
     with pytest.raises(ValueError, match="missing:\n- x=0.9900"):
         frame_vae.transform(X.iloc[:, :-1])
 
-    vae = BetaCurveVAE(**SMALL).fit(X.to_numpy())
+    vae = BetaCurveVAE(max_iter=2, **TINY_NET).fit(X.to_numpy())
     assert not hasattr(vae, "feature_names_in_")
     with pytest.warns(UserWarning, match="fitted without feature names"):
         vae.transform(X)
@@ -69,11 +68,11 @@ def test_feature_name_mismatch(frame, frame_vae):
 
 def test_partial_fit_and_warm_start_check_feature_names(frame):
     X, _ = frame
-    vae = BetaCurveVAE(**SMALL).partial_fit(X)
+    vae = BetaCurveVAE(max_iter=2, **TINY_NET).partial_fit(X)
     with pytest.raises(ValueError, match="feature names should match"):
         vae.partial_fit(X[X.columns[::-1]])
     assert vae.n_iter_ == 1
-    warm = BetaCurveVAE(**SMALL, warm_start=True).fit(X)
+    warm = BetaCurveVAE(max_iter=2, **TINY_NET, warm_start=True).fit(X)
     with pytest.raises(ValueError, match="feature names should match"):
         warm.fit(X[X.columns[::-1]])
 
@@ -93,7 +92,7 @@ def test_set_output_pandas_keeps_index(frame, frame_vae):
     subset = X.iloc[[5, 2, 9]]
     assert list(vae.transform(subset).index) == list(subset.index)
 
-    Z_fit = BetaCurveVAE(**SMALL).set_output(transform="pandas").fit_transform(X)
+    Z_fit = BetaCurveVAE(max_iter=2, **TINY_NET).set_output(transform="pandas").fit_transform(X)
     assert isinstance(Z_fit, pd.DataFrame) and Z_fit.index.equals(X.index)
     np.testing.assert_array_equal(Z_fit.to_numpy(), frame_vae.transform(X))
 
@@ -118,7 +117,7 @@ def test_inside_column_transformer(frame):
     data = pd.concat([params, X], axis=1)  # parameters first, curves after
     curve_columns = list(X.columns)
     ct = ColumnTransformer(
-        [("vae", BetaCurveVAE(**SMALL), make_column_selector(pattern=r"^x="))],
+        [("vae", BetaCurveVAE(max_iter=2, **TINY_NET), make_column_selector(pattern=r"^x="))],
         remainder="passthrough",
     ).set_output(transform="pandas")
     out = ct.fit_transform(data)
@@ -132,7 +131,7 @@ def test_inside_column_transformer(frame):
     ]
     fitted = ct.named_transformers_["vae"]
     assert list(fitted.feature_names_in_) == curve_columns
-    reference = BetaCurveVAE(**SMALL).fit(X)
+    reference = BetaCurveVAE(max_iter=2, **TINY_NET).fit(X)
     np.testing.assert_array_equal(out.iloc[:, :2].to_numpy(), reference.transform(X))
     np.testing.assert_array_equal(out[["remainder__alpha", "remainder__beta"]], params)
     # new data with the columns in another order is selected by name
@@ -143,7 +142,7 @@ def test_inside_column_transformer(frame):
 def test_column_transformer_by_name_list(frame):
     X, params = frame
     data = pd.concat([X, params], axis=1)
-    ct = ColumnTransformer([("vae", BetaCurveVAE(**SMALL), list(X.columns))])
+    ct = ColumnTransformer([("vae", BetaCurveVAE(max_iter=2, **TINY_NET), list(X.columns))])
     Z = ct.fit_transform(data)
     assert isinstance(Z, np.ndarray) and Z.shape == (len(X), 2)
     np.testing.assert_array_equal(

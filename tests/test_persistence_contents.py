@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from _helpers import SMALL, assert_same_outputs, rewrite, saved_bytes
+from _helpers import TINY_NET, assert_same_outputs, rewrite, saved_bytes
 
 import skvae
 from skvae import BetaCurveVAE
@@ -23,7 +23,7 @@ DATA = Path(__file__).parent / "data"
 def test_network_is_saved_as_its_config_and_rebuilt_from_it(curves):
     """The file holds ``module.config`` (any keys, e.g. ``residual``), not layer shapes."""
     X = curves[0][:100]
-    vae = BetaCurveVAE(**SMALL).fit(X)
+    vae = BetaCurveVAE(max_iter=2, **TINY_NET).fit(X)
     config = {**vae.module_.config, "hidden": [16, 16], "residual": True}
     vae.module_ = VAEModule(**config)
     vae.module_.reset_parameters(torch.Generator().manual_seed(0))

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from _helpers import SMALL, assert_same_outputs, rewrite, saved_bytes
+from _helpers import TINY_NET, assert_same_outputs, rewrite, saved_bytes
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import check_estimators_pickle
 from sklearn.utils.validation import check_is_fitted
@@ -36,7 +36,7 @@ def test_round_trip_is_bit_identical(fitted_vae, curves, tmp_path):
 
 def test_loaded_estimator_continues_training_identically(curves):
     X = curves[0][:200]
-    original = BetaCurveVAE(**SMALL).fit(X)
+    original = BetaCurveVAE(max_iter=2, **TINY_NET).fit(X)
     loaded = skvae.load(io.BytesIO(saved_bytes(original)))
     reference = copy.deepcopy(original)
     reference.partial_fit(X)
@@ -90,7 +90,7 @@ def test_unfitted_and_parameter_types_round_trip():
 
 def test_dataframe_fit_fixed_noise_early_stopping_and_set_output_round_trip():
     X, _ = skvae.make_beta_curves(150, random_state=2, as_frame=True)
-    vae = BetaCurveVAE(**{**SMALL, "max_iter": 3}, noise=0.1, early_stopping=True)
+    vae = BetaCurveVAE(**{**TINY_NET, "max_iter": 3}, noise=0.1, early_stopping=True)
     vae.fit(X).set_output(transform="pandas")
     loaded = skvae.load(io.BytesIO(saved_bytes(vae)))
     np.testing.assert_array_equal(loaded.feature_names_in_, vae.feature_names_in_)
@@ -192,7 +192,7 @@ def test_latent_matcher_round_trip(fitted_vae, curves):
         pytest.skip("skvae.LatentMatcher is not available")
     X = curves[1][:20]
     prefit = LatentMatcher(fitted_vae, prefit=True).fit(X)
-    own = LatentMatcher(BetaCurveVAE(**SMALL)).fit(curves[0][:200])
+    own = LatentMatcher(BetaCurveVAE(max_iter=2, **TINY_NET)).fit(curves[0][:200])
     for matcher in (prefit, own):
         loaded = skvae.load(io.BytesIO(saved_bytes(matcher)))
         assert type(loaded) is LatentMatcher
@@ -204,7 +204,7 @@ def test_latent_matcher_round_trip(fitted_vae, curves):
         # pickle too
         np.testing.assert_array_equal(pickle.loads(pickle.dumps(matcher)).transform(X), Z)
     check_estimators_pickle(
-        "LatentMatcher", LatentMatcher(BetaCurveVAE(**SMALL)), readonly_memmap=True
+        "LatentMatcher", LatentMatcher(BetaCurveVAE(max_iter=2, **TINY_NET)), readonly_memmap=True
     )
 
 

@@ -6,7 +6,7 @@ import pickle
 import joblib
 import numpy as np
 import torch
-from _helpers import SMALL, assert_same_outputs, outputs, run_in_fresh_process
+from _helpers import TINY_NET, assert_same_outputs, outputs, run_in_fresh_process
 from sklearn.utils.estimator_checks import check_estimators_pickle
 
 import skvae
@@ -64,4 +64,6 @@ def test_joblib_readonly_memmap(fitted_vae, curves, tmp_path):
 
 
 def test_check_estimators_pickle_readonly_memmap():
-    check_estimators_pickle("BetaCurveVAE", BetaCurveVAE(**SMALL), readonly_memmap=True)
+    check_estimators_pickle(
+        "BetaCurveVAE", BetaCurveVAE(max_iter=2, **TINY_NET), readonly_memmap=True
+    )

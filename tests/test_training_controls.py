@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _helpers import SMALL_NET
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
@@ -17,13 +18,8 @@ from skvae import BetaCurveVAE
 from skvae._torch import loop as _training
 
 # no hold-out unless a test asks for one: fit and partial_fit then train on the same curves
-SMALL = dict(hidden_layer_sizes=(32,), batch_size=64, early_stopping=False, random_state=0)
-HELD_OUT = {**SMALL, "early_stopping": True}
-
-
-@pytest.fixture(scope="module")
-def X(curves):
-    return curves[0][:200]
+NO_HOLD_OUT = {**SMALL_NET, "early_stopping": False}
+HELD_OUT = {**SMALL_NET, "early_stopping": True}
 
 
 def weights(estimator) -> dict:
@@ -44,7 +40,7 @@ def assert_same_weights(a, b, *, networks_only=False):
 
 
 def test_partial_fit_is_one_epoch_per_call(X):
-    vae = BetaCurveVAE(max_iter=3, **SMALL)
+    vae = BetaCurveVAE(max_iter=3, **NO_HOLD_OUT)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no ConvergenceWarning from partial_fit
         assert vae.partial_fit(X) is vae
@@ -57,12 +53,12 @@ def test_partial_fit_is_one_epoch_per_call(X):
 
 def test_partial_fit_calls_match_fit(X):
     """Three partial_fit calls continue one training run: they equal fit with max_iter=3."""
-    stepped = BetaCurveVAE(max_iter=3, **SMALL)
+    stepped = BetaCurveVAE(max_iter=3, **NO_HOLD_OUT)
     noises = []
     for _ in range(3):
         stepped.partial_fit(X)
         noises.append(stepped.noise_)
-    fitted = BetaCurveVAE(max_iter=3, **SMALL).fit(X)
+    fitted = BetaCurveVAE(max_iter=3, **NO_HOLD_OUT).fit(X)
     assert stepped.loss_curve_ == fitted.loss_curve_
     assert_same_weights(stepped, fitted, networks_only=True)
     # the profiled noise: fit's is the last epoch's RMS error; partial_fit's is the RMS
@@ -73,7 +69,7 @@ def test_partial_fit_calls_match_fit(X):
 def test_partial_fit_noise_is_a_running_estimate_not_the_last_calls(X):
     """One partial_fit call on a single curve moves the profiled noise by that curve's
     share of all curves counted, so the held-out score does not follow the last chunk."""
-    vae = BetaCurveVAE(max_iter=5, **SMALL).fit(X[:150])
+    vae = BetaCurveVAE(max_iter=5, **NO_HOLD_OUT).fit(X[:150])
     noise, score = vae.noise_, vae.score(X[150:])
     vae.partial_fit(X[:1])
     assert vae.noise_ == pytest.approx(noise, rel=0.02)
@@ -81,7 +77,7 @@ def test_partial_fit_noise_is_a_running_estimate_not_the_last_calls(X):
 
 
 def test_partial_fit_width_mismatch_leaves_estimator_unchanged(X):
-    vae = BetaCurveVAE(max_iter=3, **SMALL).partial_fit(X)
+    vae = BetaCurveVAE(max_iter=3, **NO_HOLD_OUT).partial_fit(X)
     before = weights(vae)
     with pytest.raises(ValueError, match="features"):
         vae.partial_fit(X[:, :50])
@@ -91,7 +87,7 @@ def test_partial_fit_width_mismatch_leaves_estimator_unchanged(X):
 
 
 def test_partial_fit_after_fit_continues(X):
-    vae = BetaCurveVAE(max_iter=2, **SMALL).fit(X)
+    vae = BetaCurveVAE(max_iter=2, **NO_HOLD_OUT).fit(X)
     first = list(vae.loss_curve_)
     last = first[-1]
     vae.partial_fit(X)
@@ -103,7 +99,7 @@ def test_partial_fit_after_fit_continues(X):
 
 
 def test_warm_start_continues_training(X):
-    vae = BetaCurveVAE(max_iter=4, warm_start=True, **SMALL).fit(X)
+    vae = BetaCurveVAE(max_iter=4, warm_start=True, **NO_HOLD_OUT).fit(X)
     first = list(vae.loss_curve_)
     vae.fit(X)
     assert vae.n_iter_ == 8 and vae.loss_curve_[:4] == first
@@ -111,14 +107,14 @@ def test_warm_start_continues_training(X):
     assert abs(vae.loss_curve_[4] - first[-1]) < 0.5 * abs(first[0] - first[-1])
     assert vae.loss_curve_[-1] < first[-1]
 
-    cold = BetaCurveVAE(max_iter=4, warm_start=False, **SMALL).fit(X)
+    cold = BetaCurveVAE(max_iter=4, warm_start=False, **NO_HOLD_OUT).fit(X)
     assert cold.loss_curve_ == first
     cold.fit(X)  # without warm_start a second fit starts anew, identically
     assert cold.n_iter_ == 4 and cold.loss_curve_ == first
 
 
 def test_warm_start_with_other_width_raises_and_keeps_model(X):
-    vae = BetaCurveVAE(max_iter=2, warm_start=True, **SMALL).fit(X)
+    vae = BetaCurveVAE(max_iter=2, warm_start=True, **NO_HOLD_OUT).fit(X)
     before = copy.deepcopy(vars(vae))
     with pytest.raises(ValueError, match="features"):
         vae.fit(X[:, :40])
@@ -173,13 +169,13 @@ def test_early_stopping_restores_the_best_weights(X):
 
 
 def test_no_early_stopping_has_no_validation_scores(X):
-    vae = BetaCurveVAE(max_iter=2, **SMALL).fit(X)
+    vae = BetaCurveVAE(max_iter=2, **NO_HOLD_OUT).fit(X)
     assert vae.validation_scores_ is None
     assert vae.best_validation_score_ is None
 
 
 def test_early_stopping_auto_holds_out_curves_when_there_are_enough(X):
-    params = {**SMALL, "early_stopping": "auto"}
+    params = {**SMALL_NET, "early_stopping": "auto"}
     assert BetaCurveVAE(max_iter=2, **params).fit(X).validation_scores_ is not None
     # 19 curves: too few to hold out by default (and partial_fit never holds out)
     assert BetaCurveVAE(max_iter=2, **params).fit(X[:19]).validation_scores_ is None
@@ -192,13 +188,13 @@ def test_early_stopping_auto_holds_out_curves_when_there_are_enough(X):
 
 
 def test_verbose_0_is_silent(X, capsys):
-    BetaCurveVAE(max_iter=2, verbose=0, **SMALL).fit(X)
+    BetaCurveVAE(max_iter=2, verbose=0, **NO_HOLD_OUT).fit(X)
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
 
 
 def test_verbose_2_prints_one_line_per_epoch(X, capsys):
-    vae = BetaCurveVAE(max_iter=3, verbose=2, **SMALL).fit(X)
+    vae = BetaCurveVAE(max_iter=3, verbose=2, **NO_HOLD_OUT).fit(X)
     lines = capsys.readouterr().out.strip().splitlines()
     assert [line.split(",")[0] for line in lines] == ["Epoch 1", "Epoch 2", "Epoch 3"]
     assert all("loss=" in line and "kl=" in line for line in lines)
@@ -208,7 +204,7 @@ def test_verbose_2_prints_one_line_per_epoch(X, capsys):
 
 def test_verbose_1_shows_a_tqdm_bar(X, capsys):
     pytest.importorskip("tqdm")
-    BetaCurveVAE(max_iter=3, verbose=1, **SMALL).fit(X)
+    BetaCurveVAE(max_iter=3, verbose=1, **NO_HOLD_OUT).fit(X)
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "BetaCurveVAE" in captured.err and "epoch" in captured.err
@@ -216,7 +212,7 @@ def test_verbose_1_shows_a_tqdm_bar(X, capsys):
 
 def test_verbose_1_without_tqdm_prints_a_few_lines(X, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # import fails as if not installed
-    BetaCurveVAE(max_iter=20, verbose=1, **SMALL).fit(X)
+    BetaCurveVAE(max_iter=20, verbose=1, **NO_HOLD_OUT).fit(X)
     lines = capsys.readouterr().out.strip().splitlines()
     assert 2 <= len(lines) <= 11
     assert lines[-1].startswith("Epoch 20,")
@@ -241,7 +237,7 @@ def interrupt_run_epoch(monkeypatch, on_call: int):
 
 def test_keyboard_interrupt_keeps_completed_epochs(X, monkeypatch):
     interrupt_run_epoch(monkeypatch, on_call=3)
-    vae = BetaCurveVAE(max_iter=10, **SMALL)
+    vae = BetaCurveVAE(max_iter=10, **NO_HOLD_OUT)
     with pytest.warns(UserWarning, match="interrupted by the user after 2 epochs"):
         vae.fit(X)
     monkeypatch.undo()
@@ -249,7 +245,7 @@ def test_keyboard_interrupt_keeps_completed_epochs(X, monkeypatch):
     assert vae.n_iter_ == 2 and len(vae.loss_curve_) == 2
     assert vae.transform(X[:4]).shape == (4, 2)
     # the model is exactly the one after two epochs of this training run
-    reference = BetaCurveVAE(max_iter=10, **SMALL)
+    reference = BetaCurveVAE(max_iter=10, **NO_HOLD_OUT)
     reference.partial_fit(X).partial_fit(X)
     assert_same_weights(vae, reference, networks_only=True)
     assert vae.loss_curve_ == reference.loss_curve_
@@ -273,12 +269,12 @@ def test_keyboard_interrupt_in_progress_callback_keeps_that_epoch(X, monkeypatch
         return callback, close
 
     monkeypatch.setattr(_vae_fitting, "make_progress_callback", interrupting_progress)
-    vae = BetaCurveVAE(max_iter=10, verbose=2, **SMALL)
+    vae = BetaCurveVAE(max_iter=10, verbose=2, **NO_HOLD_OUT)
     with pytest.warns(UserWarning, match="after 2 epochs"):
         vae.fit(X)
     monkeypatch.undo()
     assert capsys.readouterr().out.count("Epoch") == 2
-    reference = BetaCurveVAE(max_iter=10, **SMALL)
+    reference = BetaCurveVAE(max_iter=10, **NO_HOLD_OUT)
     reference.partial_fit(X).partial_fit(X)
     assert vae.n_iter_ == 2
     assert_same_weights(vae, reference, networks_only=True)
@@ -299,10 +295,10 @@ def test_keyboard_interrupt_with_early_stopping_keeps_the_best(X, monkeypatch):
 
 def test_keyboard_interrupt_before_any_epoch_propagates(X, monkeypatch):
     interrupt_run_epoch(monkeypatch, on_call=1)
-    vae = BetaCurveVAE(max_iter=10, **SMALL)
+    vae = BetaCurveVAE(max_iter=10, **NO_HOLD_OUT)
     with pytest.raises(KeyboardInterrupt):
         vae.fit(X)
-    assert vars(vae) == vars(BetaCurveVAE(max_iter=10, **SMALL))  # still unfitted
+    assert vars(vae) == vars(BetaCurveVAE(max_iter=10, **NO_HOLD_OUT))  # still unfitted
     with pytest.raises(NotFittedError):
         vae.transform(X)
 
@@ -323,7 +319,7 @@ def assert_unchanged(estimator, before: dict):
 
 def test_failed_refit_leaves_a_fitted_estimator_as_it_was(X):
     frame = pd.DataFrame(X, columns=[f"t{i}" for i in range(X.shape[1])])
-    vae = BetaCurveVAE(max_iter=2, **SMALL).fit(frame)
+    vae = BetaCurveVAE(max_iter=2, **NO_HOLD_OUT).fit(frame)
     Z = vae.transform(frame)
     before = snapshot(vae)
 
@@ -362,7 +358,7 @@ def test_failed_first_fit_leaves_the_estimator_unfitted(X):
     ],
 )
 def test_continuing_with_another_architecture_raises_and_keeps_the_model(X, change, named):
-    vae = BetaCurveVAE(max_iter=2, warm_start=True, **SMALL)
+    vae = BetaCurveVAE(max_iter=2, warm_start=True, **NO_HOLD_OUT)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         vae.fit(X)

@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from _helpers import SMALL_NET
 
 from skvae import BetaCurveVAE
 from skvae._torch import loop as _training
@@ -188,14 +189,14 @@ def test_a_failed_capture_warns_and_training_goes_on_eagerly(monkeypatch):
 
 # ------------------------------------------------------------------------ CUDA graphs
 
-SMALL = dict(max_iter=4, hidden_layer_sizes=(32, 32), batch_size=64, random_state=0)
-
 
 def fit_cuda(X, monkeypatch, *, graphs: bool, **params):
     with monkeypatch.context() as patch, warnings.catch_warnings():
         patch.setattr(_training, "uses_cuda_graph", lambda device: graphs)
         warnings.simplefilter("error", RuntimeWarning)  # a failed capture warns
-        return BetaCurveVAE(device="cuda", **{**SMALL, **params}).fit(X)
+        return BetaCurveVAE(
+            device="cuda", **{**SMALL_NET, "hidden_layer_sizes": (32, 32), "max_iter": 4, **params}
+        ).fit(X)
 
 
 @needs_cuda
@@ -218,5 +219,5 @@ def test_cuda_graph_training_is_deterministic_and_continues_anywhere(curves, mon
     np.testing.assert_array_equal(first.transform(X), second.transform(X))
     first.fit(X)  # warm start on the GPU from the device-free optimizer state
     first.set_params(device="cpu").partial_fit(X)  # and on the CPU
-    assert first.n_iter_ == 2 * SMALL["max_iter"] + 1
+    assert first.n_iter_ == 2 * 4 + 1
     assert np.isfinite(first.loss_curve_).all()

@@ -19,12 +19,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from skvae import BetaCurveVAE
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def X_test(curves):
-    return curves[1][:20]
+pytestmark = pytest.mark.usefixtures("torch_on_one_thread")
 
 
 # ------------------------------------------------------------- X-taking methods

@@ -17,6 +17,7 @@ reason instead of calling ``table``. A section whose module is missing, or that 
 SECTIONS = [
     "training",  # default fits now vs 0.1.0, spikes, warnings, time to quality
     "families",  # non-Beta two-parameter families, VAE vs PCA(2)
+    "real_curves",  # measured data sets (sktime, statsmodels), VAE vs PCA and KernelPCA
     "inference",  # transform / inverse_transform / score_samples / matcher speed, now vs 0.1.0
     "matching",  # LatentMatcher vs the blog post's per-target scipy loop; partial targets
     "methods",  # held-out error of every method: VAE, blog recipe, PCA, KernelPCA, FA

@@ -128,6 +128,7 @@ def defined_in() -> dict[str, str]:
 GALLERY_ORDER = (
     "plot_beta_analysis.py",  # a first fit and its figures
     "plot_damped_oscillations.py",  # the same on a family of your own
+    "plot_real_spectra.py",  # measured curves, next to PCA
     "plot_sampling.py",  # what the model generates
     "plot_partial_curves.py",  # matching and completing curves
     "plot_match_uncertainty.py",  # how sure a match is
