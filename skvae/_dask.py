@@ -484,8 +484,8 @@ def dask_validation_scorer(
     Returns
     -------
     held_out : HeldOutCurves
-        ``held_out(module)``: the held-out ELBO per curve and grid point, a 0-d float64
-        tensor on ``device``.
+        ``held_out(module)``: the held-out reconstruction log-likelihood per curve and
+        grid point, a 0-d float64 tensor on ``device``.
 
     Examples
     --------

@@ -53,6 +53,14 @@ _NOISE_RANGE = (
 #: Parameters that must be integers (``Interval(Integral)`` also admits booleans).
 _INTEGER_PARAMS = ("latent_dims", "max_iter", "batch_size", "n_iter_no_change")
 #: Network settings a continued fit cannot change: VAEModule config key -> parameter.
+#: ``batch_size="auto"``: the largest batch, the smallest, and the fewest batches per epoch.
+_AUTO_BATCH = {"largest": 512, "smallest": 16, "per_epoch": 8}
+#: Curves that ``early_stopping="auto"`` needs to hold some out (in memory).
+_AUTO_EARLY_STOPPING_MIN_CURVES = 20
+#: In memory, at least ``min(_MIN_HELD_OUT, n_samples // 4)`` curves are held out.
+_MIN_HELD_OUT = 20
+#: t statistic by which the best epoch must beat the PCA start on the held-out curves.
+_START_MARGIN = 1.0
 _ARCHITECTURE_PARAMS = {
     "hidden": "hidden_layer_sizes",
     "latent_dims": "latent_dims",
@@ -110,9 +118,13 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     activation : {"silu", "tanh", "relu", "gelu", "elu", "softplus"}, default="silu"
         Hidden-layer activation. The original blog post used ``"tanh"`` with three layers of 32.
     max_iter : int, default=280
-        Maximum number of epochs (passes over the training data).
-    batch_size : int, default=512
-        Mini-batch size (clipped to the number of training curves).
+        Maximum number of epochs (passes over the training data). With the ``"cosine"``
+        schedule, training never stops before half of them.
+    batch_size : int or "auto", default="auto"
+        Mini-batch size (clipped to the number of training curves). When set to
+        "auto", ``batch_size=min(512, max(16, ceil(n_samples / 8)))``, ``n_samples`` the
+        training curves (after the hold-out): at least 8 steps per epoch on small data
+        sets, 512 curves per step on large ones.
     learning_rate_init : float, default=4e-3
         Initial learning rate of Adam.
     learning_rate : {"cosine", "exponential", "constant"}, default="cosine"
@@ -128,19 +140,26 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         profiled noise the loss is ``½ log MSE`` per point, so the default means the
         mean squared error shrinking by about 4 % per epoch.
     n_iter_no_change : int, default=50
-        Training stops after this many epochs without progress of at least ``tol``.
+        Training stops after this many epochs without progress of at least ``tol``
+        (never in the first half of the ``"cosine"`` schedule).
         ``ConvergenceWarning`` is raised only when training stops at ``max_iter`` while
-        the best loss (validation score with ``early_stopping``) of the last
-        ``max(2, ceil(max_iter / 20))`` epochs (the schedule's last 5 %) still beats the
-        best before them by more than ``tol`` per epoch on average: a fit whose loss has
-        flattened as its schedule ran out does not warn.
-    early_stopping : bool, default=False
+        the best training loss of the last ``max(2, ceil(max_iter / 20))`` epochs (the
+        schedule's last 5 %) still beats the best before them by more than ``tol`` per
+        epoch on average: a fit whose loss has flattened as its schedule ran out does not
+        warn.
+    early_stopping : bool or "auto", default="auto"
         Hold out ``validation_fraction`` of the curves (whole row blocks of a dask array),
-        track their ELBO per curve and grid point (the held-out :meth:`score`, whatever
-        ``kl_weight``, as scikit-learn's MLP tracks its score), stop when it stops
-        improving and restore the best weights.
+        track how well the encoder-mean reconstruction fits them (the reconstruction
+        log-likelihood per curve and grid point at each curve's maximum-likelihood noise,
+        ``-½ (log(2π MSE) + 1)``, averaged over curves), stop when it stops improving and
+        restore the best weights. The networks start at PCA (see Notes), which competes
+        as epoch 0: the best epoch is kept only if its per-curve held-out scores beat
+        PCA's by a paired one-sided t-test (t ≥ 1); otherwise the fit returns PCA,
+        refitted on all the curves. "auto": on for :meth:`fit` on at least 20
+        curves in memory, off for dask arrays.
     validation_fraction : float, default=0.1
-        Fraction of the training curves held out when ``early_stopping``.
+        Fraction of the training curves held out when ``early_stopping``; in memory, at
+        least ``min(20, n_samples // 4)`` curves.
     noise : {"profiled", "learned"} or float, default="profiled"
         Standard deviation of the Gaussian observation noise, in the data's units.
         ``"profiled"``: during training each curve's noise is set to its maximum-likelihood
@@ -158,8 +177,8 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         (better conditioned, same cost per epoch as a plain MLP).
     kl_weight : float, default=1.0
         Weight of the KL term in the training loss (1 is the ELBO; other values give a
-        β-VAE). :meth:`score_samples`, :meth:`score` and the early-stopping validation
-        score are the true ELBO whatever ``kl_weight``.
+        β-VAE). :meth:`score_samples` and :meth:`score` are the true ELBO whatever
+        ``kl_weight``.
     warm_start : bool, default=False
         When fitting again, continue from the current weights and optimizer state instead
         of starting anew. The schedule continues too: epochs are counted over all fits
@@ -207,12 +226,13 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     scaler_ : CurveScaler
         ``mean_`` and ``scale_`` as one object (model units to data units and back).
     validation_scores_ : list of float or None
-        Held-out ELBO per curve and grid point per epoch, one entry per entry of
+        Held-out score per epoch (see ``early_stopping``), one entry per entry of
         ``loss_curve_`` (NaN for epochs trained without a hold-out: ``partial_fit``, or
         fits without ``early_stopping``); None when no epoch was validated.
     best_validation_score_ : float or None
-        Score of the weights that the last ``early_stopping`` fit restored (otherwise
-        the best of ``validation_scores_``); None when no epoch was validated.
+        Held-out score of the weights that the last ``early_stopping`` fit restored (PCA's
+        on the training part when the fit kept its PCA start; otherwise the best of
+        ``validation_scores_``); None when no epoch was validated.
     n_features_in_ : int
         Number of grid points seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -226,6 +246,12 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     Notes
     -----
+    **PCA start.** A fresh fit starts at probabilistic PCA of the training curves: the
+    encoder's mean and the decoder's output each have a linear path beside their MLP,
+    set to PCA's projection (whitened codes) and reconstruction, with the MLPs' output
+    layers at zero, so epoch 0 reconstructs as ``PCA(latent_dims)`` and training only
+    adds the non-linear part.
+
     **Threads and parallel model selection.** Torch's CPU kernels use
     ``torch.get_num_threads()`` threads; the estimator does not change that number. With
     ``n_jobs > 1``, scikit-learn's process-based ``loky`` workers start with about one
@@ -262,13 +288,13 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "learning_rate": [StrOptions({"cosine", "exponential", "constant"})],
         "decay_rate": [Interval(Real, 0, 1, closed="right")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "early_stopping": ["boolean"],
+        "early_stopping": ["boolean", StrOptions({"auto"})],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "noise": [StrOptions({"profiled", "learned"}), Interval(Real, 0, None, closed="neither")],
         "residual": ["boolean"],
@@ -286,13 +312,13 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         hidden_layer_sizes=(128, 128),
         activation="silu",
         max_iter=280,
-        batch_size=512,
+        batch_size="auto",
         learning_rate_init=4e-3,
         learning_rate="cosine",
         decay_rate=0.98,
         tol=2e-2,
         n_iter_no_change=50,
-        early_stopping=False,
+        early_stopping="auto",
         validation_fraction=0.1,
         noise="profiled",
         residual=True,
@@ -355,9 +381,9 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     def partial_fit(self, X, y=None):
         """Train for one epoch on ``X``, continuing from the current state if fitted.
 
-        The first call sets the scaling from its ``X``; later calls must have the same
-        number of features and the same architecture. Early stopping does not apply: the
-        call's epoch is not validated (its entry of ``validation_scores_``, when that
+        The first call sets the scaling and the PCA start from its ``X``; later calls must
+        have the same number of features and the same architecture. Early stopping does
+        not apply: the call's epoch is not validated (its entry of ``validation_scores_``, when that
         holds scores of earlier fits, is NaN). With ``noise="profiled"``, ``noise_`` is
         a running estimate: the RMS error over the curves of every ``partial_fit`` call
         and of the last epoch of the last :meth:`fit`, each curve counted once, so that
@@ -427,9 +453,30 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             )
         return [int(s) for s in sizes]
 
+    def _batch_size(self, n_samples: int) -> int:
+        """The mini-batch size for ``n_samples`` training curves (``batch_size="auto"``:
+        at least ``_AUTO_BATCH["per_epoch"]`` steps per epoch, within its bounds)."""
+        if self.batch_size != "auto":
+            return min(self.batch_size, n_samples)
+        per_epoch = math.ceil(n_samples / _AUTO_BATCH["per_epoch"])
+        size = min(_AUTO_BATCH["largest"], max(_AUTO_BATCH["smallest"], per_epoch))
+        return min(size, n_samples)
+
+    def _holds_out(self, curves, incremental: bool) -> bool:
+        """Whether this fit holds curves out for early stopping."""
+        if incremental:
+            return False
+        if self.early_stopping == "auto":
+            return (
+                isinstance(curves, _InMemoryCurves)
+                and curves.n_samples >= _AUTO_EARLY_STOPPING_MIN_CURVES
+            )
+        return bool(self.early_stopping)
+
     def _training_config(self, batch_size: int) -> _training.TrainingConfig:
         """The training loop's settings from the hyper-parameters."""
         return _training.TrainingConfig(
+            min_epochs=math.ceil(self.max_iter / 2) if self.learning_rate == "cosine" else 0,
             max_epochs=self.max_iter,
             batch_size=batch_size,
             learning_rate_init=self.learning_rate_init,
@@ -464,6 +511,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             "noise": noise,
             "residual": self.residual,
             "mask_aware": True,
+            "linear": True,
         }
 
     def _initialize(self, n_features: int, scaler: CurveScaler, seed: int) -> VAEModule:
@@ -525,10 +573,13 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             generator.manual_seed(int(rng.randint(_SEED_MAX)))
         device = self._compute_device()
         module.to(device)
-        hold_out = self.validation_fraction if self.early_stopping and not incremental else None
+        hold_out = self.validation_fraction if self._holds_out(curves, incremental) else None
         source, validation = curves.training_data(scaler, hold_out, rng, device)
-        config = self._training_config(min(self.batch_size, source.n_samples))
+        if not continuing:  # start at PCA of the training part (a throwaway shuffle)
+            module.start_at_pca(source.batches(_training.NOISE_SLAB, torch.Generator()))
+        config = self._training_config(self._batch_size(source.n_samples))
         config.running_noise = incremental
+        config.start_margin = None if continuing else _START_MARGIN
         first_epoch = state.epoch
         if validation is not None:
             _align_validation(state, force=True)
@@ -545,6 +596,10 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             close()
         if reason == "interrupted" and state.epoch == first_epoch:
             raise KeyboardInterrupt  # no epoch completed: nothing to keep, self is unchanged
+        if validation is not None and not continuing and state.best_epoch == 0:
+            # the PCA start won: PCA of every curve, not of the training part only
+            every_curve, _ = curves.training_data(scaler, None, rng, device)
+            module.start_at_pca(every_curve.batches(_training.NOISE_SLAB, torch.Generator()))
         _align_validation(state)
         self._set_fitted(module.cpu(), scaler, state, generator, validated=validation is not None)
         self._warn_outcome(reason, state, first_epoch, incremental)
@@ -574,7 +629,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     def _warn_outcome(self, reason: str, state, first_epoch: int, incremental: bool) -> None:
         """Warn of an interrupted fit, or of one that stopped at ``max_iter`` while its
-        loss (validation score with ``early_stopping``) was still improving."""
+        training loss was still improving."""
         if reason == "interrupted":
             warn_at_caller(
                 f"Training interrupted by the user after {state.epoch - first_epoch} epochs; "
@@ -586,13 +641,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         if reason != "max_epochs" or incremental:
             return
         window = max(2, math.ceil(self.max_iter / 20))  # the schedule's last 5 %
-        if self.early_stopping:
-            improving = _training.still_improving(
-                state.validation, window, self.tol, higher_is_better=True
-            )
-        else:
-            improving = _training.still_improving(state.loss, window, self.tol)
-        if improving:
+        if _training.still_improving(state.loss, window, self.tol):
             warn_at_caller(
                 f"{type(self).__name__}: maximum iterations ({self.max_iter}) reached and the "
                 f"loss was still improving by more than tol={self.tol:g} per epoch over the "
@@ -822,7 +871,7 @@ class _InMemoryCurves:
         X = self.X
         if validation_fraction is None:
             return _training.TensorBatches(scaler.data_to_model_float32(X, device)), None
-        n_val = int(round(validation_fraction * len(X)))
+        n_val = max(int(round(validation_fraction * len(X))), min(_MIN_HELD_OUT, len(X) // 4))
         if n_val < 1 or n_val >= len(X):
             raise ValueError(
                 f"early_stopping needs at least one training and one validation curve; "

@@ -110,8 +110,9 @@ def test_fit_dask_streams_blocks_without_materialising(curves, monkeypatch):
     monkeypatch.setattr(type(dX), "__array__", _refuse_materialising)
     with dask.config.set(scheduler="sync"):
         vae = BetaCurveVAE(**{**TINY, "max_iter": 3, "batch_size": 64}).fit(dX)
-    # one pass of statistics, then one pass per epoch; never more than a block at a time
-    assert len(reader.reads) == 4 * 2 * (1 + 3)
+    # one pass of statistics, one for the PCA start, then one pass per epoch; never more
+    # than a block at a time
+    assert len(reader.reads) == 4 * 2 * (2 + 3)
     assert set(reader.reads) == {(150, 50)}
     assert vae.n_features_in_ == 100 and vae.n_iter_ == 3
     expected = CurveScaler.fit(X)
@@ -145,7 +146,8 @@ def test_fit_dask_early_stopping_on_held_out_blocks(curves):
     with dask.config.set(scheduler="sync"):
         vae = BetaCurveVAE(**params).fit(dX)
         assert len(vae.validation_scores_) == vae.n_iter_ == 4
-        assert vae.best_validation_score_ == max(vae.validation_scores_)
+        # the best epoch's score, or the PCA start's when no epoch beat it clearly
+        assert vae.best_validation_score_ >= max(vae.validation_scores_)
         unfitted = BetaCurveVAE(**params)
         with pytest.raises(ValueError, match="rechunk"):
             unfitted.fit(dX.rechunk({0: -1}))

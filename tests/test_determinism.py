@@ -53,8 +53,10 @@ def test_refit_is_bit_identical(X_train, curves, early_stopping):
 
 
 def test_random_state_matters(X_train, curves):
-    a = BetaCurveVAE(**PARAMS, random_state=0).fit(X_train)
-    b = BetaCurveVAE(**PARAMS, random_state=1).fit(X_train)
+    # without a hold-out: a short fit that does not beat its PCA start returns PCA, which
+    # is the same for every random_state
+    a = BetaCurveVAE(**PARAMS, early_stopping=False, random_state=0).fit(X_train)
+    b = BetaCurveVAE(**PARAMS, early_stopping=False, random_state=1).fit(X_train)
     assert not np.array_equal(a.transform(curves[1]), b.transform(curves[1]))
 
 

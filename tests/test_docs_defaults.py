@@ -340,7 +340,7 @@ def test_the_checker_catches_a_stale_quote(tmp_path):
     page = tmp_path / "page.rst"
     page.write_text(
         f"Train with the default {params['max_iter'] + 1} epochs, "
-        f"``batch_size={params['batch_size']}`` (default)."
+        f"``n_iter_no_change={params['n_iter_no_change']}`` (default)."
     )
     text = _prose(page)
     messages = [_check(q, m, text) for q in QUOTES for m in q.compiled.finditer(text)]

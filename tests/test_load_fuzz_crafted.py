@@ -148,7 +148,7 @@ CRAFTED = {
     ),
     "3,000 hidden layers": (
         lambda d: with_metadata(d, _hidden_layers(3_000)),
-        "'hidden' lists 3,000 entries for 15 stored tensors",
+        "'hidden' lists 3,000 entries for 17 stored tensors",
     ),
     "network wider than its weights": (
         lambda d: with_metadata(d, lambda m: module_node(m)["config"].update(hidden=[10**9])),

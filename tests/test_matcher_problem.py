@@ -8,7 +8,7 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 from skvae._matching.problem import BufferedDecoder, MatchProblem
-from skvae._torch.networks import Residual
+from skvae._torch.networks import Decoder, Residual
 
 pytestmark = pytest.mark.usefixtures("torch_on_one_thread")
 
@@ -57,6 +57,16 @@ def test_buffered_decoder_is_bit_identical(network, activation):
     assert buffered.plan is not None
     assert torch.equal(buffered(z), decoder(z))
     assert torch.equal(buffered(2 * z), decoder(2 * z))  # buffers reused, not stale
+
+
+def test_buffered_decoder_replays_the_linear_path():
+    """The VAE's decoder adds a bias-free linear map of the code to its MLP's output."""
+    decoder = Decoder(2, [16, 16], 5, "silu", residual=True, linear=True).eval()
+    z = torch.randn(64, 2, generator=torch.Generator().manual_seed(3))
+    buffered = BufferedDecoder(decoder, z)
+    assert buffered.plan is not None and buffered.plan[-1][1] is decoder.linear
+    assert torch.equal(buffered(z), decoder(z))
+    assert torch.equal(buffered(2 * z), decoder(2 * z))
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,9 @@ from skvae._scaling import CurveScaler
 from skvae._torch import loop as _training
 from skvae._torch.networks import LOGVAR_BOUND
 
+# no hold-out: every fit trains on the same curves, so the scalings compare like for like
+NO_HOLD_OUT = {**SMALL_NET, "early_stopping": False}
+
 pytestmark = pytest.mark.usefixtures("torch_on_one_thread")
 
 
@@ -38,7 +41,7 @@ def X_small(curves):
 @pytest.fixture(scope="module")
 def reference(X_small):
     """The model at unit scale and its reconstruction error, relative to the data's spread."""
-    vae = BetaCurveVAE(max_iter=20, **SMALL_NET).fit(X_small)
+    vae = BetaCurveVAE(max_iter=20, **NO_HOLD_OUT).fit(X_small)
     error = _rms(vae.inverse_transform(vae.transform(X_small)) - X_small)
     return vae, error / _rms(X_small - X_small.mean(axis=0))
 
@@ -54,7 +57,7 @@ def test_training_is_scale_invariant(X_small, reference, scale):
     """Curves in other units give the same model, up to rounding: features are scaled inside."""
     vae_1, relative_error_1 = reference
     X = X_small * scale
-    vae = BetaCurveVAE(max_iter=20, **SMALL_NET).fit(X)
+    vae = BetaCurveVAE(max_iter=20, **NO_HOLD_OUT).fit(X)
     assert _weights_finite(vae)
     assert all(math.isfinite(v) for v in vae.loss_curve_)
     Z = vae.transform(X)
@@ -79,19 +82,20 @@ def test_training_is_scale_invariant(X_small, reference, scale):
 def test_large_offset_small_variation(X_small, reference, offset):
     _, relative_error_1 = reference
     X = X_small * 1e-3 + offset
-    vae = BetaCurveVAE(max_iter=20, **SMALL_NET).fit(X)
+    vae = BetaCurveVAE(max_iter=20, **NO_HOLD_OUT).fit(X)
     X_rec = vae.inverse_transform(vae.transform(X))
     assert np.isfinite(X_rec).all()
     relative_error = _rms(X_rec - X) / _rms(X - X.mean(axis=0))
-    # float64 rounds X at about 1e-4 of its variation here (offset 1e9, spread 1e-3)
-    assert relative_error == pytest.approx(relative_error_1, rel=5e-3)
+    # float64 rounds X at about 1e-4 of its variation here (offset 1e9, spread 1e-3): a
+    # rounding-level change of the data moves a short training run by about a percent
+    assert relative_error == pytest.approx(relative_error_1, rel=2e-2)
 
 
 def test_constant_features(X_small):
     X = X_small.copy()
     X[:, :10] = 2.5  # constant columns (zero variance)
     X[:, -5:] = 0.0
-    vae = BetaCurveVAE(max_iter=20, **SMALL_NET).fit(X)
+    vae = BetaCurveVAE(max_iter=20, **NO_HOLD_OUT).fit(X)
     assert _weights_finite(vae)
     X_rec = vae.inverse_transform(vae.transform(X))
     assert np.isfinite(X_rec).all() and np.isfinite(vae.score_samples(X)).all()
@@ -141,7 +145,7 @@ def test_constant_data(value):
 def test_single_outlier_curve(X_small):
     X = X_small.copy()
     X[0] *= 1e6
-    vae = BetaCurveVAE(max_iter=20, **SMALL_NET).fit(X)
+    vae = BetaCurveVAE(max_iter=20, **NO_HOLD_OUT).fit(X)
     assert _weights_finite(vae)
     assert np.isfinite(vae.transform(X)).all() and np.isfinite(vae.score_samples(X)).all()
 

@@ -17,6 +17,10 @@ from sklearn.utils.validation import check_is_fitted
 from skvae import BetaCurveVAE
 from skvae._torch import loop as _training
 
+# no hold-out unless a test asks for one: fit and partial_fit then train on the same curves
+NO_HOLD_OUT = {**SMALL_NET, "early_stopping": False}
+HELD_OUT = {**SMALL_NET, "early_stopping": True}
+
 
 def weights(estimator) -> dict:
     return {k: v.clone() for k, v in estimator.module_.state_dict().items()}
@@ -36,7 +40,7 @@ def assert_same_weights(a, b, *, networks_only=False):
 
 
 def test_partial_fit_is_one_epoch_per_call(X):
-    vae = BetaCurveVAE(max_iter=3, **SMALL_NET)
+    vae = BetaCurveVAE(max_iter=3, **NO_HOLD_OUT)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no ConvergenceWarning from partial_fit
         assert vae.partial_fit(X) is vae
@@ -49,12 +53,12 @@ def test_partial_fit_is_one_epoch_per_call(X):
 
 def test_partial_fit_calls_match_fit(X):
     """Three partial_fit calls continue one training run: they equal fit with max_iter=3."""
-    stepped = BetaCurveVAE(max_iter=3, **SMALL_NET)
+    stepped = BetaCurveVAE(max_iter=3, **NO_HOLD_OUT)
     noises = []
     for _ in range(3):
         stepped.partial_fit(X)
         noises.append(stepped.noise_)
-    fitted = BetaCurveVAE(max_iter=3, **SMALL_NET).fit(X)
+    fitted = BetaCurveVAE(max_iter=3, **NO_HOLD_OUT).fit(X)
     assert stepped.loss_curve_ == fitted.loss_curve_
     assert_same_weights(stepped, fitted, networks_only=True)
     # the profiled noise: fit's is the last epoch's RMS error; partial_fit's is the RMS
@@ -65,7 +69,7 @@ def test_partial_fit_calls_match_fit(X):
 def test_partial_fit_noise_is_a_running_estimate_not_the_last_calls(X):
     """One partial_fit call on a single curve moves the profiled noise by that curve's
     share of all curves counted, so the held-out score does not follow the last chunk."""
-    vae = BetaCurveVAE(max_iter=5, **SMALL_NET).fit(X[:150])
+    vae = BetaCurveVAE(max_iter=5, **NO_HOLD_OUT).fit(X[:150])
     noise, score = vae.noise_, vae.score(X[150:])
     vae.partial_fit(X[:1])
     assert vae.noise_ == pytest.approx(noise, rel=0.02)
@@ -73,7 +77,7 @@ def test_partial_fit_noise_is_a_running_estimate_not_the_last_calls(X):
 
 
 def test_partial_fit_width_mismatch_leaves_estimator_unchanged(X):
-    vae = BetaCurveVAE(max_iter=3, **SMALL_NET).partial_fit(X)
+    vae = BetaCurveVAE(max_iter=3, **NO_HOLD_OUT).partial_fit(X)
     before = weights(vae)
     with pytest.raises(ValueError, match="features"):
         vae.partial_fit(X[:, :50])
@@ -83,7 +87,7 @@ def test_partial_fit_width_mismatch_leaves_estimator_unchanged(X):
 
 
 def test_partial_fit_after_fit_continues(X):
-    vae = BetaCurveVAE(max_iter=2, **SMALL_NET).fit(X)
+    vae = BetaCurveVAE(max_iter=2, **NO_HOLD_OUT).fit(X)
     first = list(vae.loss_curve_)
     last = first[-1]
     vae.partial_fit(X)
@@ -95,7 +99,7 @@ def test_partial_fit_after_fit_continues(X):
 
 
 def test_warm_start_continues_training(X):
-    vae = BetaCurveVAE(max_iter=4, warm_start=True, **SMALL_NET).fit(X)
+    vae = BetaCurveVAE(max_iter=4, warm_start=True, **NO_HOLD_OUT).fit(X)
     first = list(vae.loss_curve_)
     vae.fit(X)
     assert vae.n_iter_ == 8 and vae.loss_curve_[:4] == first
@@ -103,14 +107,14 @@ def test_warm_start_continues_training(X):
     assert abs(vae.loss_curve_[4] - first[-1]) < 0.5 * abs(first[0] - first[-1])
     assert vae.loss_curve_[-1] < first[-1]
 
-    cold = BetaCurveVAE(max_iter=4, warm_start=False, **SMALL_NET).fit(X)
+    cold = BetaCurveVAE(max_iter=4, warm_start=False, **NO_HOLD_OUT).fit(X)
     assert cold.loss_curve_ == first
     cold.fit(X)  # without warm_start a second fit starts anew, identically
     assert cold.n_iter_ == 4 and cold.loss_curve_ == first
 
 
 def test_warm_start_with_other_width_raises_and_keeps_model(X):
-    vae = BetaCurveVAE(max_iter=2, warm_start=True, **SMALL_NET).fit(X)
+    vae = BetaCurveVAE(max_iter=2, warm_start=True, **NO_HOLD_OUT).fit(X)
     before = copy.deepcopy(vars(vae))
     with pytest.raises(ValueError, match="features"):
         vae.fit(X[:, :40])
@@ -122,13 +126,18 @@ def test_warm_start_with_other_width_raises_and_keeps_model(X):
 # ---------------------------------------------------------------------- early stopping
 
 
+def held_out_score(vae, X_val) -> float:
+    """The early-stopping score of ``vae`` on ``X_val``: the reconstruction
+    log-likelihood per grid point at each curve's own noise, averaged over curves."""
+    mse = np.mean((vae.inverse_transform(vae.transform(X_val)) - X_val) ** 2, axis=1)
+    return float(np.mean(-0.5 * (np.log(2 * np.pi * mse) + 1)))
+
+
 def test_early_stopping_restores_the_best_weights(X):
     params = dict(
         max_iter=60,
         hidden_layer_sizes=(32,),
         batch_size=32,
-        learning_rate="constant",
-        learning_rate_init=3e-2,
         early_stopping=True,
         validation_fraction=0.25,
         n_iter_no_change=3,
@@ -137,10 +146,9 @@ def test_early_stopping_restores_the_best_weights(X):
     )
     vae = BetaCurveVAE(**params).fit(X)
     scores = vae.validation_scores_
-    assert len(scores) == vae.n_iter_ < params["max_iter"]  # stopped early
-    assert vae.best_validation_score_ == max(scores)
-    best = int(np.argmax(scores))
-    assert best == vae.n_iter_ - 1 - params["n_iter_no_change"]
+    # stopped early, but not in the first half of the cosine schedule
+    assert params["max_iter"] // 2 <= len(scores) == vae.n_iter_ < params["max_iter"]
+    assert vae.best_validation_score_ == max(scores)  # an epoch beat the PCA start
     assert scores[-1] < vae.best_validation_score_ - 0.01  # the last epoch was worse
     # Rebuild the validation split as fit draws it (init seed, generator seed, permutation)
     rng = check_random_state(params["random_state"])
@@ -148,34 +156,45 @@ def test_early_stopping_restores_the_best_weights(X):
     rng.randint(np.iinfo(np.int32).max)
     X_val = X[rng.permutation(len(X))[:50]]
     # the restored weights score the best validation score, not the last one
-    per_point = vae.score(X_val) / X.shape[1]
-    assert per_point == pytest.approx(vae.best_validation_score_, abs=1e-5)
-    assert per_point > scores[-1] + 0.01
+    restored = held_out_score(vae, X_val)
+    assert restored == pytest.approx(vae.best_validation_score_, abs=1e-4)
+    assert restored > scores[-1] + 0.01
 
     # a warm-started fit holds out the same curves and reports its own restored best
     n_before = vae.n_iter_
     vae.set_params(warm_start=True).fit(X)
     assert len(vae.validation_scores_) == vae.n_iter_ > n_before
     assert vae.best_validation_score_ == max(vae.validation_scores_[n_before:])
-    assert vae.score(X_val) / X.shape[1] == pytest.approx(vae.best_validation_score_, abs=1e-5)
+    assert held_out_score(vae, X_val) == pytest.approx(vae.best_validation_score_, abs=1e-4)
 
 
-def test_no_early_stopping_has_no_validation_scores(fitted_vae):
-    assert fitted_vae.validation_scores_ is None
-    assert fitted_vae.best_validation_score_ is None
+def test_no_early_stopping_has_no_validation_scores(X):
+    vae = BetaCurveVAE(max_iter=2, **NO_HOLD_OUT).fit(X)
+    assert vae.validation_scores_ is None
+    assert vae.best_validation_score_ is None
+
+
+def test_early_stopping_auto_holds_out_curves_when_there_are_enough(X):
+    params = {**SMALL_NET, "early_stopping": "auto"}
+    assert BetaCurveVAE(max_iter=2, **params).fit(X).validation_scores_ is not None
+    # 19 curves: too few to hold out by default (and partial_fit never holds out)
+    assert BetaCurveVAE(max_iter=2, **params).fit(X[:19]).validation_scores_ is None
+    # small sets hold out at least min(20, n // 4) curves: 10 % of 40 would be 4
+    vae = BetaCurveVAE(max_iter=2, **params).fit(X[:40])
+    assert vae._state.squared_error_count == 40 - 10
 
 
 # ---------------------------------------------------------------------------- progress
 
 
 def test_verbose_0_is_silent(X, capsys):
-    BetaCurveVAE(max_iter=2, verbose=0, **SMALL_NET).fit(X)
+    BetaCurveVAE(max_iter=2, verbose=0, **NO_HOLD_OUT).fit(X)
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
 
 
 def test_verbose_2_prints_one_line_per_epoch(X, capsys):
-    vae = BetaCurveVAE(max_iter=3, verbose=2, **SMALL_NET).fit(X)
+    vae = BetaCurveVAE(max_iter=3, verbose=2, **NO_HOLD_OUT).fit(X)
     lines = capsys.readouterr().out.strip().splitlines()
     assert [line.split(",")[0] for line in lines] == ["Epoch 1", "Epoch 2", "Epoch 3"]
     assert all("loss=" in line and "kl=" in line for line in lines)
@@ -185,7 +204,7 @@ def test_verbose_2_prints_one_line_per_epoch(X, capsys):
 
 def test_verbose_1_shows_a_tqdm_bar(X, capsys):
     pytest.importorskip("tqdm")
-    BetaCurveVAE(max_iter=3, verbose=1, **SMALL_NET).fit(X)
+    BetaCurveVAE(max_iter=3, verbose=1, **NO_HOLD_OUT).fit(X)
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "BetaCurveVAE" in captured.err and "epoch" in captured.err
@@ -193,7 +212,7 @@ def test_verbose_1_shows_a_tqdm_bar(X, capsys):
 
 def test_verbose_1_without_tqdm_prints_a_few_lines(X, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # import fails as if not installed
-    BetaCurveVAE(max_iter=20, verbose=1, **SMALL_NET).fit(X)
+    BetaCurveVAE(max_iter=20, verbose=1, **NO_HOLD_OUT).fit(X)
     lines = capsys.readouterr().out.strip().splitlines()
     assert 2 <= len(lines) <= 11
     assert lines[-1].startswith("Epoch 20,")
@@ -218,7 +237,7 @@ def interrupt_run_epoch(monkeypatch, on_call: int):
 
 def test_keyboard_interrupt_keeps_completed_epochs(X, monkeypatch):
     interrupt_run_epoch(monkeypatch, on_call=3)
-    vae = BetaCurveVAE(max_iter=10, **SMALL_NET)
+    vae = BetaCurveVAE(max_iter=10, **NO_HOLD_OUT)
     with pytest.warns(UserWarning, match="interrupted by the user after 2 epochs"):
         vae.fit(X)
     monkeypatch.undo()
@@ -226,7 +245,7 @@ def test_keyboard_interrupt_keeps_completed_epochs(X, monkeypatch):
     assert vae.n_iter_ == 2 and len(vae.loss_curve_) == 2
     assert vae.transform(X[:4]).shape == (4, 2)
     # the model is exactly the one after two epochs of this training run
-    reference = BetaCurveVAE(max_iter=10, **SMALL_NET)
+    reference = BetaCurveVAE(max_iter=10, **NO_HOLD_OUT)
     reference.partial_fit(X).partial_fit(X)
     assert_same_weights(vae, reference, networks_only=True)
     assert vae.loss_curve_ == reference.loss_curve_
@@ -250,12 +269,12 @@ def test_keyboard_interrupt_in_progress_callback_keeps_that_epoch(X, monkeypatch
         return callback, close
 
     monkeypatch.setattr(_vae_fitting, "make_progress_callback", interrupting_progress)
-    vae = BetaCurveVAE(max_iter=10, verbose=2, **SMALL_NET)
+    vae = BetaCurveVAE(max_iter=10, verbose=2, **NO_HOLD_OUT)
     with pytest.warns(UserWarning, match="after 2 epochs"):
         vae.fit(X)
     monkeypatch.undo()
     assert capsys.readouterr().out.count("Epoch") == 2
-    reference = BetaCurveVAE(max_iter=10, **SMALL_NET)
+    reference = BetaCurveVAE(max_iter=10, **NO_HOLD_OUT)
     reference.partial_fit(X).partial_fit(X)
     assert vae.n_iter_ == 2
     assert_same_weights(vae, reference, networks_only=True)
@@ -263,19 +282,23 @@ def test_keyboard_interrupt_in_progress_callback_keeps_that_epoch(X, monkeypatch
 
 def test_keyboard_interrupt_with_early_stopping_keeps_the_best(X, monkeypatch):
     interrupt_run_epoch(monkeypatch, on_call=4)
-    vae = BetaCurveVAE(max_iter=10, early_stopping=True, validation_fraction=0.25, **SMALL_NET)
+    vae = BetaCurveVAE(max_iter=10, validation_fraction=0.25, **HELD_OUT)
     with pytest.warns(UserWarning, match="interrupted"):
         vae.fit(X)
     assert vae.n_iter_ == 3 and len(vae.validation_scores_) == 3
-    assert vae.best_validation_score_ == max(vae.validation_scores_)
+    # the best of the three epochs, or the PCA start that competes as epoch 0
+    if vae._state.best_epoch:
+        assert vae.best_validation_score_ == max(vae.validation_scores_)
+    else:
+        assert vae.best_validation_score_ > max(vae.validation_scores_)
 
 
 def test_keyboard_interrupt_before_any_epoch_propagates(X, monkeypatch):
     interrupt_run_epoch(monkeypatch, on_call=1)
-    vae = BetaCurveVAE(max_iter=10, **SMALL_NET)
+    vae = BetaCurveVAE(max_iter=10, **NO_HOLD_OUT)
     with pytest.raises(KeyboardInterrupt):
         vae.fit(X)
-    assert vars(vae) == vars(BetaCurveVAE(max_iter=10, **SMALL_NET))  # still unfitted
+    assert vars(vae) == vars(BetaCurveVAE(max_iter=10, **NO_HOLD_OUT))  # still unfitted
     with pytest.raises(NotFittedError):
         vae.transform(X)
 
@@ -296,7 +319,7 @@ def assert_unchanged(estimator, before: dict):
 
 def test_failed_refit_leaves_a_fitted_estimator_as_it_was(X):
     frame = pd.DataFrame(X, columns=[f"t{i}" for i in range(X.shape[1])])
-    vae = BetaCurveVAE(max_iter=2, **SMALL_NET).fit(frame)
+    vae = BetaCurveVAE(max_iter=2, **NO_HOLD_OUT).fit(frame)
     Z = vae.transform(frame)
     before = snapshot(vae)
 
@@ -315,7 +338,7 @@ def test_failed_refit_leaves_a_fitted_estimator_as_it_was(X):
 
 
 def test_failed_first_fit_leaves_the_estimator_unfitted(X):
-    vae = BetaCurveVAE(max_iter=2, early_stopping=True, **SMALL_NET)
+    vae = BetaCurveVAE(max_iter=2, **HELD_OUT)
     with pytest.raises(ValueError, match="early_stopping"):
         vae.fit(X[:3])
     assert not hasattr(vae, "n_features_in_")
@@ -335,7 +358,7 @@ def test_failed_first_fit_leaves_the_estimator_unfitted(X):
     ],
 )
 def test_continuing_with_another_architecture_raises_and_keeps_the_model(X, change, named):
-    vae = BetaCurveVAE(max_iter=2, warm_start=True, **SMALL_NET)
+    vae = BetaCurveVAE(max_iter=2, warm_start=True, **NO_HOLD_OUT)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         vae.fit(X)
@@ -355,7 +378,7 @@ def test_continuing_with_another_architecture_raises_and_keeps_the_model(X, chan
 def test_validation_scores_stay_aligned_with_the_loss_curve(X):
     """Epochs without a hold-out (partial_fit) get NaN, so that validation_scores_ has one
     entry per epoch; none at all is None, never []."""
-    vae = BetaCurveVAE(max_iter=3, early_stopping=True, n_iter_no_change=1, **SMALL_NET)
+    vae = BetaCurveVAE(max_iter=3, n_iter_no_change=1, **HELD_OUT)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         vae.fit(X)
@@ -367,7 +390,7 @@ def test_validation_scores_stay_aligned_with_the_loss_curve(X):
     assert not np.isnan(vae.validation_scores_[:n]).any()
     assert vae.best_validation_score_ == pytest.approx(max(vae.validation_scores_[:n]))
     assert best >= vae.best_validation_score_ - 1e-12
-    streamed = BetaCurveVAE(early_stopping=True, **SMALL_NET).partial_fit(X)
+    streamed = BetaCurveVAE(**HELD_OUT).partial_fit(X)
     assert streamed.validation_scores_ is None and streamed.best_validation_score_ is None
     # an early-stopping warm start after partial_fit: NaN for the unvalidated epoch
     streamed.set_params(warm_start=True, max_iter=2)

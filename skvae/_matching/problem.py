@@ -60,8 +60,9 @@ class BufferedDecoder:
     Decoding allocates each layer's output afresh; with glibc's trim and mmap thresholds
     fixed (``MALLOC_TRIM_THRESHOLD_``, as Dask workers set it) every such block is mapped
     and unmapped at each call, which makes matching several times slower. When the
-    decoder is a plain MLP (a sequence of linear layers and known activations) its layers
-    run here with ``out=`` buffers and in-place activations; the plan is used only if it
+    decoder is a plain MLP (a sequence of linear layers and known activations), possibly
+    with a bias-free linear path of the code added to its output (``module.linear``), its
+    layers run here with ``out=`` buffers and in-place activations; the plan is used only if it
     reproduces the module's output bit for bit on a probe, otherwise the module is called.
 
     Parameters
@@ -82,7 +83,12 @@ class BufferedDecoder:
 
     @staticmethod
     def _plan(module: nn.Module, probe: torch.Tensor) -> list | None:
-        children = list(module.children())
+        linear_path = getattr(module, "linear", None)
+        children = [child for child in module.children() if child is not linear_path]
+        if linear_path is not None and not (
+            isinstance(linear_path, nn.Linear) and linear_path.bias is None
+        ):
+            return None
         if isinstance(module, nn.Sequential):
             layers = list(module)  # iterating keeps repeated modules, children() does not
         elif len(children) == 1 and isinstance(children[0], nn.Sequential):
@@ -113,6 +119,8 @@ class BufferedDecoder:
                 return None
         if not steps or steps[0][0] != "linear":  # the input chunk is never written to
             return None
+        if linear_path is not None:
+            steps.append(("linear path", linear_path, buffer(linear_path)))
         return steps
 
     @torch.no_grad()
@@ -125,6 +133,8 @@ class BufferedDecoder:
                 x = torch.addmm(layer.bias, x, layer.weight.t(), out=buffer)
             elif kind == "activation":
                 _IN_PLACE[type(layer)](layer, x)
+            elif kind == "linear path":  # the MLP's output plus W z, as the module adds them
+                x += torch.mm(z, layer.weight.t(), out=buffer)
             else:  # h + act(W h + b), h overwritten in place
                 linear = layer.linear
                 h = torch.addmm(linear.bias, x, linear.weight.t(), out=buffer)

@@ -21,6 +21,7 @@ from .networks import (
     VAEModule,
     gaussian_kl,
     gaussian_nll,
+    profiled_nll,
     sigma_points,
     split_missing,
 )
@@ -57,6 +58,12 @@ class TrainingConfig:
     #: profiled noise: a running estimate over every call's curves (``partial_fit``)
     #: instead of the last epoch's RMS error
     running_noise: bool = False
+    #: the stall rule never stops training before this epoch (counted over all fits)
+    min_epochs: int = 0
+    #: with a validation score, the starting weights compete as epoch 0 of a fresh fit:
+    #: the best epoch replaces them only if a paired one-sided t-test of its per-curve
+    #: held-out gains reaches this t statistic (None: the start does not compete)
+    start_margin: float | None = None
 
 
 @dataclass
@@ -83,6 +90,8 @@ class TrainingState:
     #: number of curves summed, behind the shared σ (see :func:`update_profiled_noise`)
     squared_error_sum: float = 0.0
     squared_error_count: int = 0
+    #: the epoch whose weights the last validated run kept (0: the starting weights)
+    best_epoch: int = 0
 
 
 class BatchSource(Protocol):
@@ -230,15 +239,32 @@ def negative_elbo(module: VAEModule, X: torch.Tensor) -> torch.Tensor:
     return nll.mean(dim=1) + gaussian_kl(mean.to(X.dtype), logvar.to(X.dtype))
 
 
+@torch.no_grad()
+def reconstruction_log_likelihood(module: VAEModule, X: torch.Tensor) -> torch.Tensor:
+    """Per-row log-likelihood per observed point of ``X`` (NaN at missing points)
+    reconstructed from the encoder's mean, at each row's maximum-likelihood noise:
+    ``-½ (log(2π MSEᵢ) + 1)`` (float64).
+
+    The reconstruction term of the profiled training loss (:func:`profiled_nll`) at the
+    posterior mean: no sampling, no KL, so it ranks models by how well they reconstruct
+    curves they never saw, each curve's relative error counting alike.
+    """
+    module.eval()
+    filled, observed = split_missing(X.to(torch.float64))
+    mean, _ = module.encoder(filled.to(torch.float32), observed.to(torch.float32))
+    residual = (module.decoder(mean).to(torch.float64) - filled) * observed
+    n_observed = observed.sum(dim=1)
+    return -profiled_nll(residual.square().sum(dim=1), n_observed) / n_observed
+
+
 class HeldOutCurves:
-    """Curves held out for early stopping, scored by their ELBO per curve and observed
-    point.
+    """Curves held out for early stopping, scored by the reconstruction log-likelihood
+    per observed point of their encoder-mean reconstruction (see
+    :func:`reconstruction_log_likelihood`), averaged over curves.
 
     The curves come from a source, in memory or streamed from blocks, as model-unit
     tensors (NaN at missing points) on the training device, in chunks of a bounded number
-    of rows (so that the sigma points of all curves are never in memory at once). The
-    score is the true ELBO (KL weight 1), the held-out counterpart of the estimator's
-    ``score``.
+    of rows.
 
     Parameters
     ----------
@@ -255,16 +281,28 @@ class HeldOutCurves:
 
     @torch.no_grad()
     def __call__(self, module: VAEModule) -> torch.Tensor:
-        """The held-out ELBO per curve and observed point of ``module`` (0-d float64
-        tensor on the device; the training loop reads it back with the epoch's other
-        numbers)."""
-        total = n_observed = None
+        """The mean held-out score of ``module`` (0-d float64 tensor on the device; the
+        training loop reads it back with the epoch's other numbers)."""
+        total = None
         for chunk in self.chunks():
-            part = negative_elbo(module, chunk).to(torch.float64).sum()
-            points = (~torch.isnan(chunk)).sum(dtype=torch.float64)
+            part = reconstruction_log_likelihood(module, chunk).sum()
             total = part if total is None else total + part
-            n_observed = points if n_observed is None else n_observed + points
-        return -total / n_observed
+        return total / self.n_rows
+
+    @torch.no_grad()
+    def per_curve(self, module: VAEModule) -> torch.Tensor:
+        """Each held-out curve's score (float64, on the device); their mean is
+        :meth:`__call__`'s."""
+        return torch.cat([reconstruction_log_likelihood(module, c) for c in self.chunks()])
+
+
+def clearly_better(gains: torch.Tensor, margin: float) -> bool:
+    """Whether per-curve ``gains`` are positive by a paired one-sided t-test: their mean
+    at least ``margin`` standard errors above zero (False for fewer than two gains)."""
+    if len(gains) < 2:
+        return False
+    standard_error = gains.std() / math.sqrt(len(gains))
+    return bool(gains.mean() >= margin * standard_error) and bool(gains.mean() > 0)
 
 
 def still_improving(
@@ -307,6 +345,19 @@ def _is_finite(module: VAEModule) -> torch.Tensor:
     return torch.stack([torch.isfinite(p).all() for p in module.state_dict().values()]).all()
 
 
+def _keep_start_unless_beaten(module, validation, state, start_weights, best_weights, margin):
+    """The best epoch's weights if their per-curve held-out scores beat the start's
+    clearly (:func:`clearly_better`), otherwise the start's (``state`` updated)."""
+    module.load_state_dict(best_weights)
+    best = validation.per_curve(module)
+    module.load_state_dict(start_weights)
+    start = validation.per_curve(module)
+    if clearly_better(best - start, margin):
+        return best_weights
+    state.best_epoch, state.best_validation = 0, float(start.mean())
+    return start_weights
+
+
 def train(
     module: VAEModule,
     state: TrainingState,
@@ -321,13 +372,15 @@ def train(
     """Run up to ``n_epochs`` epochs, updating ``module`` and ``state`` in place.
 
     ``module`` is on the training device; ``validation`` (or None) maps the module to its
-    validation ELBO per point (a 0-d tensor, model units).
+    validation score per point (a 0-d tensor, model units; :class:`HeldOutCurves`).
 
     Returns why training stopped: ``"converged"`` (no improvement larger than ``tol`` for
     ``n_iter_no_change`` epochs, on the training loss or on the validation score when
     ``validation`` is given), ``"max_epochs"``, or ``"interrupted"`` (KeyboardInterrupt;
     the weights are then those of the last completed epoch, or the best ones with
-    ``validation``). With ``validation``, the best weights are restored before returning.
+    ``validation``). With ``validation``, the best weights are restored before returning;
+    with ``config.start_margin`` too, a fresh run's starting weights compete as epoch 0
+    (``state.best_epoch``), and are kept unless the best epoch beats them clearly.
 
     Raises
     ------
@@ -348,7 +401,12 @@ def train(
     )
     # convergence and early stopping are judged within this run (fit or partial_fit call)
     state.best_loss, state.best_validation, state.no_improvement = math.inf, -math.inf, 0
-    best_weights = None
+    best_weights = start_weights = None
+    if validation is not None and config.start_margin is not None and state.epoch == 0:
+        start_weights = {k: v.clone() for k, v in module.state_dict().items()}
+        best_weights = start_weights
+        state.best_validation = float(validation(module))
+    state.best_epoch = state.epoch
     reason = "max_epochs"
     in_epoch = False  # True while an epoch's updates are incomplete
     try:
@@ -387,6 +445,7 @@ def train(
                 improved = score > state.best_validation + config.tol
                 if score > state.best_validation:
                     state.best_validation = score
+                    state.best_epoch = state.epoch
                     best_weights = {k: v.clone() for k, v in module.state_dict().items()}
             else:
                 improved = loss < state.best_loss - config.tol
@@ -395,13 +454,17 @@ def train(
             in_epoch = False
             if on_epoch is not None:
                 on_epoch(state)
-            if state.no_improvement >= config.n_iter_no_change:
+            if state.no_improvement >= config.n_iter_no_change and state.epoch >= config.min_epochs:
                 reason = "converged"
                 break
     except KeyboardInterrupt:
         if in_epoch:  # drop the half-finished epoch (not one completed before a callback)
             _restore(module, optimizer, average, before)
         reason = "interrupted"
+    if start_weights is not None and best_weights is not start_weights:
+        best_weights = _keep_start_unless_beaten(
+            module, validation, state, start_weights, best_weights, config.start_margin
+        )
     if best_weights is not None:
         module.load_state_dict(best_weights)
     module.eval()

@@ -6,6 +6,7 @@ Nothing here knows about numpy or scikit-learn.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -133,6 +134,10 @@ class Encoder(nn.Module):
     small value keeps the many weights it feeds, which Adam moves each by about one step
     whatever their gradient, from jolting the hidden units: with indicators of 1, an
     encoder trained on incomplete curves encodes complete ones poorly.
+
+    With ``linear``, a bias-free linear map of the curve (its missing points interpolated
+    in a mask-aware encoder, 0 otherwise) is added to the mean: the projection of PCA when
+    the module starts at PCA, see :meth:`VAEModule.start_at_pca`.
     """
 
     def __init__(
@@ -143,6 +148,7 @@ class Encoder(nn.Module):
         activation: str,
         residual: bool = False,
         mask_aware: bool = False,
+        linear: bool = False,
     ):
         super().__init__()
         n_inputs = 2 * n_features if mask_aware else n_features
@@ -150,6 +156,7 @@ class Encoder(nn.Module):
         self.body = hidden_stack([n_inputs, *hidden], activation, residual)
         self.mean = nn.Linear(hidden[-1], latent_dims)
         self.logvar = nn.Linear(hidden[-1], latent_dims)
+        self.linear = nn.Linear(n_features, latent_dims, bias=False) if linear else None
 
     def forward(
         self, x: torch.Tensor, observed: torch.Tensor | None = None
@@ -161,16 +168,25 @@ class Encoder(nn.Module):
         """
         if observed is None:
             x, observed = split_missing(x)
+        inputs = x
         if self.mask_aware:
+            x = interpolate_missing(x, observed)
             indicator = (1.0 - observed) / math.sqrt(observed.shape[-1])
-            x = torch.cat([interpolate_missing(x, observed), indicator], dim=-1)
-        h = self.body(x)
+            inputs = torch.cat([x, indicator], dim=-1)
+        h = self.body(inputs)
         raw = self.logvar(h)
-        return self.mean(h), LOGVAR_BOUND * torch.tanh(raw / LOGVAR_BOUND)
+        mean = self.mean(h)
+        if self.linear is not None:
+            mean = mean + self.linear(x)
+        return mean, LOGVAR_BOUND * torch.tanh(raw / LOGVAR_BOUND)
 
 
 class Decoder(nn.Module):
-    """MLP mapping a latent code to a curve (the mean of the Gaussian likelihood)."""
+    """MLP mapping a latent code to a curve (the mean of the Gaussian likelihood).
+
+    With ``linear``, a bias-free linear map of the code is added to the curve (PCA's
+    reconstruction when the module starts at PCA, see :meth:`VAEModule.start_at_pca`).
+    """
 
     def __init__(
         self,
@@ -179,13 +195,17 @@ class Decoder(nn.Module):
         n_features: int,
         activation: str,
         residual: bool = False,
+        linear: bool = False,
     ):
         super().__init__()
         self.net = hidden_stack([latent_dims, *hidden], activation, residual)
         self.net.append(nn.Linear(hidden[-1], n_features))
+        self.linear = nn.Linear(latent_dims, n_features, bias=False) if linear else None
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z)
+        if self.linear is None:
+            return self.net(z)
+        return self.net(z) + self.linear(z)
 
 
 #: Constructor arguments of :class:`VAEModule` and their defaults (None: required).
@@ -197,6 +217,7 @@ CONFIG_KEYS = {
     "noise": None,
     "residual": False,
     "mask_aware": False,
+    "linear": False,
 }
 
 
@@ -226,6 +247,9 @@ class VAEModule(nn.Module):
         Hidden-to-hidden layers of equal width are residual blocks ``h + act(W h + b)``.
     mask_aware : bool, default=False
         The encoder reads the observation mask next to the curve (see :class:`Encoder`).
+    linear : bool, default=False
+        The encoder's mean and the decoder's output each add a bias-free linear map of
+        their input to the MLP's (see :meth:`start_at_pca`).
 
     Examples
     --------
@@ -244,6 +268,7 @@ class VAEModule(nn.Module):
         noise: float | str | None,
         residual: bool = False,
         mask_aware: bool = False,
+        linear: bool = False,
     ):
         super().__init__()
         if isinstance(noise, str) and noise != PROFILED:
@@ -256,15 +281,18 @@ class VAEModule(nn.Module):
             "noise": noise if noise is None or noise == PROFILED else float(noise),
             "residual": bool(residual),
             "mask_aware": bool(mask_aware),
+            "linear": bool(linear),
         }
         # Construction draws default initial weights from torch's global generator; do it
         # in a forked RNG so that user code's global random stream is left untouched.
         # The estimator then calls ``reset_parameters`` with its own generator.
         with torch.random.fork_rng(devices=[]):
             self.encoder = Encoder(
-                n_features, hidden, latent_dims, activation, residual, mask_aware
+                n_features, hidden, latent_dims, activation, residual, mask_aware, linear
             )
-            self.decoder = Decoder(latent_dims, hidden[::-1], n_features, activation, residual)
+            self.decoder = Decoder(
+                latent_dims, hidden[::-1], n_features, activation, residual, linear
+            )
         log_sigma = torch.tensor(0.0 if noise is None or noise == PROFILED else math.log(noise))
         if noise is None:
             self.log_sigma = nn.Parameter(log_sigma)
@@ -310,8 +338,69 @@ class VAEModule(nn.Module):
         )
         shapes[f"decoder.net.{last}.weight"] = (n, hidden[0])
         shapes[f"decoder.net.{last}.bias"] = (n,)
+        if config.get("linear", False):
+            shapes["encoder.linear.weight"] = (d, n)
+            shapes["decoder.linear.weight"] = (n, d)
         shapes["log_sigma"] = ()
         return shapes
+
+    @torch.no_grad()
+    def start_at_pca(self, batches: Iterable[torch.Tensor], variance_floor: float = 1e-12) -> None:
+        """Start at probabilistic PCA of the curves in ``batches`` (needs ``linear``).
+
+        The linear paths are set to PCA's projection and reconstruction with whitened
+        codes (unit variance per component, as the prior's), the MLPs' output layers to
+        zero weights with the curves' mean in the decoder's bias, and the encoder's
+        log-variance to probabilistic PCA's posterior variance in those units, so the
+        mean reconstruction is PCA's. A profiled or learned noise starts at PCA's RMS
+        residual. The mean and covariance are accumulated in float64 over the batches
+        (one pass; streamed data is never held in memory at once), missing points (NaN)
+        interpolated along the grid (:func:`interpolate_missing`).
+
+        Parameters
+        ----------
+        batches : iterable of Tensor of shape (n_rows_i, n_features)
+            The curves, model units.
+        variance_floor : float, default=1e-12
+            Smallest variance (model units) given to a component or to the residual.
+        """
+        if self.encoder.linear is None:
+            raise ValueError("start_at_pca needs a module built with linear=True.")
+        n, d = self.config["n_features"], self.config["latent_dims"]
+        device = self.encoder.linear.weight.device
+        total = torch.zeros(n, dtype=torch.float64, device=device)
+        outer = torch.zeros(n, n, dtype=torch.float64, device=device)
+        count = 0
+        for batch in batches:
+            batch = batch.to(device=device, dtype=torch.float64)
+            batch = interpolate_missing(*split_missing(batch))
+            total += batch.sum(0)
+            outer += batch.T @ batch
+            count += len(batch)
+        centre = total / count
+        covariance = (outer - count * torch.outer(centre, centre)) / max(count - 1, 1)
+        eigenvalues, eigenvectors = torch.linalg.eigh(covariance)  # ascending
+        eigenvalues = eigenvalues.flip(0).clamp_min(variance_floor)
+        components = eigenvectors.flip(1).T  # (n, n), rows by decreasing variance
+        k = min(d, n)
+        variances = torch.full((d,), float(eigenvalues[k - 1]), dtype=torch.float64, device=device)
+        variances[:k] = eigenvalues[:k]
+        V = torch.zeros(d, n, dtype=torch.float64, device=device)
+        V[:k] = components[:k]
+        std = variances.sqrt()
+        residual = max(float(eigenvalues[k:].sum()) / n, variance_floor)
+        self.encoder.linear.weight.copy_(V / std[:, None])
+        self.decoder.linear.weight.copy_((V * std[:, None]).T)
+        for layer in (self.encoder.mean, self.encoder.logvar, self.decoder.net[-1]):
+            layer.weight.zero_()
+        self.encoder.mean.bias.copy_(-(V @ centre) / std)
+        self.decoder.net[-1].bias.copy_(centre)
+        # probabilistic PCA's posterior variance of whitened codes, σ²/λ (at most the prior's)
+        posterior = torch.log(residual / variances).clamp(-LOGVAR_BOUND / 2, 0.0)
+        # the encoder's tanh bound: the raw log-variance that comes out as ``posterior``
+        self.encoder.logvar.bias.copy_(LOGVAR_BOUND * torch.atanh(posterior / LOGVAR_BOUND))
+        if self.config["noise"] is None or self.profiled:
+            self.log_sigma.fill_(0.5 * math.log(residual))
 
     @torch.no_grad()
     def reset_parameters(self, generator: torch.Generator) -> None:
@@ -330,7 +419,8 @@ class VAEModule(nn.Module):
                 bound = 1.0 / math.sqrt(fan_in)
                 # kaiming_uniform_ with a=sqrt(5) is uniform(-1/sqrt(fan_in), 1/sqrt(fan_in))
                 layer.weight.uniform_(-bound, bound, generator=generator)
-                layer.bias.uniform_(-bound, bound, generator=generator)
+                if layer.bias is not None:
+                    layer.bias.uniform_(-bound, bound, generator=generator)
 
     @property
     def profiled(self) -> bool:

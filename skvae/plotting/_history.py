@@ -78,8 +78,9 @@ class TrainingHistoryDisplay:
         Training loss (negative ELBO per curve and grid point) per epoch. Drawn with the
         validation loss only.
     validation : array-like of shape (n_epochs,), default=None
-        Validation ELBO per curve and grid point per epoch (``validation_scores_``,
-        higher is better). Drawn as a loss (its negative) next to ``loss``.
+        Validation score per curve and grid point per epoch (``validation_scores_``: the
+        held-out reconstruction log-likelihood, higher is better). Drawn as a loss (its
+        negative) next to ``loss``.
     estimator_name : str, default=None
         Name shown in the figure title.
 
@@ -105,9 +106,9 @@ class TrainingHistoryDisplay:
     >>> from skvae.plotting import TrainingHistoryDisplay
     >>> X, _ = make_beta_curves(n_samples=200, random_state=0)
     >>> vae = BetaCurveVAE(max_iter=5, random_state=0).fit(X)
-    >>> display = TrainingHistoryDisplay.from_estimator(vae)
+    >>> display = TrainingHistoryDisplay.from_estimator(vae)  # held-out curves by default
     >>> sorted(display.lines_)
-    ['kl', 'reconstruction']
+    ['kl', 'loss', 'reconstruction', 'validation']
     >>> len(display.lines_["kl"].get_xdata())
     5
     """

@@ -1,0 +1,105 @@
+"""The PCA start, the restore that returns PCA unless training clearly beats it, and the
+budget that adapts to the number of curves."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.decomposition import PCA
+
+from skvae import BetaCurveVAE
+from skvae._torch.networks import VAEModule
+
+
+def nearly_linear_curves(n_samples: int, seed: int = 0) -> np.ndarray:
+    """Curves from two smooth components and a mean, with independent noise: PCA(2) is
+    the model that generated them."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0.0, 1.0, 40)
+    basis = np.stack([np.sin(np.pi * t), t**2 - 0.5])
+    codes = rng.normal(size=(n_samples, 2)) * [3.0, 1.0]
+    return 5.0 + np.cos(t) + codes @ basis + 0.3 * rng.normal(size=(n_samples, len(t)))
+
+
+def relative_error(X, X_hat) -> np.ndarray:
+    return np.linalg.norm(X_hat - X, axis=1) / np.linalg.norm(X - X.mean(axis=0), axis=1)
+
+
+def test_module_started_at_pca_reconstructs_as_pca():
+    X = nearly_linear_curves(200)
+    module = VAEModule(40, [16, 16], 2, "silu", "profiled", residual=True, linear=True)
+    module.reset_parameters(torch.Generator().manual_seed(0))
+    X_model = torch.as_tensor(X, dtype=torch.float32)
+    module.start_at_pca([X_model[:70], X_model[70:]])  # chunks: one streamed pass
+    with torch.no_grad():
+        mean, logvar = module.encoder(X_model)
+        reconstruction = module.decoder(mean).double().numpy()
+    pca = PCA(2).fit(X)
+    expected = pca.inverse_transform(pca.transform(X))
+    np.testing.assert_allclose(reconstruction, expected, atol=1e-4 * np.abs(X).max())
+    # whitened codes, as the prior's; probabilistic PCA's posterior variance below 1
+    np.testing.assert_allclose(mean.std(dim=0).numpy(), 1.0, rtol=1e-3)
+    assert (logvar < 0).all()
+
+
+def test_start_at_pca_needs_the_linear_path():
+    module = VAEModule(10, [8], 2, "silu", "profiled")
+    with pytest.raises(ValueError, match="linear=True"):
+        module.start_at_pca([torch.zeros(5, 10)])
+
+
+def test_fit_that_does_not_beat_pca_returns_pca_of_every_curve():
+    X = nearly_linear_curves(120)
+    vae = BetaCurveVAE(hidden_layer_sizes=(16,), max_iter=10, random_state=0).fit(X)
+    assert vae._state.best_epoch == 0  # no epoch beat the start by the margin
+    pca = PCA(2).fit(X)  # refitted on all the curves, the held-out ones included
+    np.testing.assert_allclose(
+        vae.inverse_transform(vae.transform(X)),
+        pca.inverse_transform(pca.transform(X)),
+        atol=1e-4 * np.abs(X).max(),
+    )
+    assert vae.best_validation_score_ > max(vae.validation_scores_)
+
+
+def test_more_iterations_are_never_worse_on_held_out_curves():
+    X = nearly_linear_curves(160, seed=1)
+    X_train, X_test = X[:120], X[120:]
+    errors = []
+    for max_iter in (10, 50):
+        vae = BetaCurveVAE(hidden_layer_sizes=(16,), max_iter=max_iter, random_state=0)
+        vae.fit(X_train)
+        errors.append(
+            np.median(relative_error(X_test, vae.inverse_transform(vae.transform(X_test))))
+        )
+    pca = PCA(2).fit(X_train)
+    pca_error = np.median(relative_error(X_test, pca.inverse_transform(pca.transform(X_test))))
+    assert errors[1] <= errors[0] * 1.02
+    assert max(errors) <= pca_error * 1.02
+
+
+@pytest.mark.parametrize(
+    ("n_samples", "expected"), [(10, 10), (100, 16), (1000, 125), (10_000, 512)]
+)
+def test_auto_batch_size_gives_at_least_eight_steps_per_epoch(n_samples, expected):
+    vae = BetaCurveVAE()
+    assert vae._batch_size(n_samples) == expected
+    assert math.ceil(n_samples / expected) >= min(8, math.ceil(n_samples / 16))
+    # an integer is used as given (clipped to the curves)
+    assert BetaCurveVAE(batch_size=64)._batch_size(n_samples) == min(64, n_samples)
+
+
+def test_auto_batch_size_sets_the_steps_of_a_fit(monkeypatch):
+    from skvae._torch import loop
+
+    sizes = []
+    original = loop.run_epoch
+
+    def run_epoch(module, step, source, config, *args):
+        sizes.append(config.batch_size)
+        return original(module, step, source, config, *args)
+
+    monkeypatch.setattr(loop, "run_epoch", run_epoch)
+    X = nearly_linear_curves(200)
+    BetaCurveVAE(hidden_layer_sizes=(8,), max_iter=1, early_stopping=False).fit(X)
+    assert sizes == [25]  # 200 curves: 8 steps of 25
