@@ -211,7 +211,7 @@ def _invalid_values_error(name: str = "X") -> ValueError:
     return ValueError(f"Input {name} contains infinity.")
 
 
-def dask_scaler(dX: Any):
+def dask_scaler(dX: Any, return_counts: bool = False):
     """The :class:`~skvae._scaling.CurveScaler` of all rows of ``dX``, from dask reductions.
 
     Per-feature means, variances, minima, maxima and counts of the observed values (NaN
@@ -223,10 +223,14 @@ def dask_scaler(dX: Any):
     ----------
     dX : dask.array.Array of shape (n_samples, n_features)
         Training curves (finite or NaN).
+    return_counts : bool, default=False
+        Also return the number of observed values per grid point.
 
     Returns
     -------
     scaler : CurveScaler
+    counts : ndarray of shape (n_features,)
+        Only with ``return_counts``.
 
     Raises
     ------
@@ -279,7 +283,8 @@ def dask_scaler(dX: Any):
             variance = variance * (extent / peak) ** 2 if peak > 0 else variance
         elif peak > 0:
             variance = variance / peak**2
-    return CurveScaler.from_moments(mean, float(np.mean(variance)), peak)
+    scaler = CurveScaler.from_moments(mean, float(np.mean(variance)), peak)
+    return (scaler, counts) if return_counts else scaler
 
 
 def split_blocks(dX: Any, validation_fraction: float | None, rng) -> tuple[list, list]:
@@ -611,8 +616,11 @@ class DaskCurves:
         self.n_features = int(dX.shape[1])
 
     def fit_scaler(self):
-        """The :class:`~skvae._scaling.CurveScaler` of all curves (one pass of reductions)."""
-        return dask_scaler(self.dX)
+        """The :class:`~skvae._scaling.CurveScaler` of all curves (one pass of reductions);
+        also sets :attr:`has_missing`."""
+        scaler, counts = dask_scaler(self.dX, return_counts=True)
+        self.has_missing = bool((counts < self.n_samples).any())
+        return scaler
 
     def training_data(self, scaler, validation_fraction: float | None, rng, device):
         """``(source, held_out)``: see :func:`dask_training_data`."""

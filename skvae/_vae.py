@@ -67,6 +67,7 @@ _ARCHITECTURE_PARAMS = {
     "activation": "activation",
     "noise": "noise",
     "residual": "residual",
+    "mask_aware": "gap_aware",
 }
 
 
@@ -103,11 +104,11 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     Curves may have missing points (NaN), in training and in inference: the scaling comes
     from the observed values, the likelihood counts the observed points only, and the
-    encoder reads which points are observed. In training, a share of the curves also hide
-    random gaps from the encoder (scattered points or one contiguous stretch, up to 80 %
-    of the curve) while the likelihood scores all their observed points, so that
-    :meth:`transform` encodes a curve from any part of it. See the user guide's page on
-    missing points.
+    encoder reads which points are observed. When the training curves have missing points
+    (or with ``gap_aware=True``), a share of them also hide random gaps from the encoder
+    in training (scattered points or one contiguous stretch, up to 80 % of the curve)
+    while the likelihood scores all their observed points, so that :meth:`transform`
+    encodes a curve from any part of it. See the user guide's page on missing points.
 
     Parameters
     ----------
@@ -175,6 +176,16 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     residual : bool, default=True
         Hidden-to-hidden layers of equal width are residual blocks ``h + act(W h + b)``
         (better conditioned, same cost per epoch as a plain MLP).
+    gap_aware : "auto" or bool, default="auto"
+        Whether the encoder reads which points of a curve are missing and is trained to
+        encode curves with gaps: in each mini-batch half of the curves hide a random gap
+        from it (scattered points or one contiguous stretch, up to 80 % of the curve)
+        while the likelihood scores all their observed points. ``"auto"``: when the
+        training curves have missing points. Costs on complete curves: more time per
+        epoch and a less precise encoder (its capacity is shared with the gaps); set
+        ``True`` to encode partial curves with a model trained on complete ones (or use
+        :class:`LatentMatcher`). An encoder that is not gap-aware reads missing points
+        interpolated along the grid.
     kl_weight : float, default=1.0
         Weight of the KL term in the training loss (1 is the ELBO; other values give a
         β-VAE). :meth:`score_samples` and :meth:`score` are the true ELBO whatever
@@ -298,6 +309,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "noise": [StrOptions({"profiled", "learned"}), Interval(Real, 0, None, closed="neither")],
         "residual": ["boolean"],
+        "gap_aware": ["boolean", StrOptions({"auto"})],
         "kl_weight": [Interval(Real, 0, None, closed="left")],
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
@@ -322,6 +334,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         validation_fraction=0.1,
         noise="profiled",
         residual=True,
+        gap_aware="auto",
         kl_weight=1.0,
         warm_start=False,
         verbose=0,
@@ -342,6 +355,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.validation_fraction = validation_fraction
         self.noise = noise
         self.residual = residual
+        self.gap_aware = gap_aware
         self.kl_weight = kl_weight
         self.warm_start = warm_start
         self.verbose = verbose
@@ -489,8 +503,9 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     # ------------------------------------------------------------------- state
 
-    def _network_config(self, n_features: int, scaler: CurveScaler) -> dict:
-        """The :class:`VAEModule` arguments that the hyper-parameters ask for."""
+    def _network_config(self, n_features: int, scaler: CurveScaler, has_missing: bool) -> dict:
+        """The :class:`VAEModule` arguments that the hyper-parameters ask for, for
+        training curves with (``has_missing``) or without missing points."""
         if isinstance(self.noise, str):
             noise = {"learned": None, "profiled": PROFILED}[self.noise]
         else:
@@ -510,13 +525,15 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             "activation": self.activation,
             "noise": noise,
             "residual": self.residual,
-            "mask_aware": True,
+            "mask_aware": has_missing if self.gap_aware == "auto" else bool(self.gap_aware),
             "linear": True,
         }
 
-    def _initialize(self, n_features: int, scaler: CurveScaler, seed: int) -> VAEModule:
+    def _initialize(
+        self, n_features: int, scaler: CurveScaler, has_missing: bool, seed: int
+    ) -> VAEModule:
         """Fresh networks for curves of ``n_features`` points (nothing assigned)."""
-        module = VAEModule(**self._network_config(n_features, scaler))
+        module = VAEModule(**self._network_config(n_features, scaler, has_missing))
         module.reset_parameters(torch.Generator().manual_seed(seed))
         return module
 
@@ -524,7 +541,8 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         """Raise if the networks that the hyper-parameters ask for differ from the fitted
         ones, which a continued fit (``warm_start``, ``partial_fit``) cannot change."""
         fitted = self.module_.config
-        wanted = self._network_config(fitted["n_features"], self.scaler_)
+        # "auto" follows the first fit's curves: any fitted encoder satisfies it
+        wanted = self._network_config(fitted["n_features"], self.scaler_, fitted["mask_aware"])
         changed = []
         for key, name in _ARCHITECTURE_PARAMS.items():
             a, b = wanted[key], fitted[key]
@@ -565,7 +583,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             scaler = self.scaler_
         else:
             scaler = curves.fit_scaler()
-            module = self._initialize(curves.n_features, scaler, init_seed)
+            module = self._initialize(curves.n_features, scaler, curves.has_missing, init_seed)
             state = _training.TrainingState()
         if continuing and incremental:
             generator.set_state(self._generator_state)
@@ -693,8 +711,10 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         """Encode curves to their posterior means.
 
         Curves with missing points (NaN) are encoded from their observed points. An encoder
-        without ``module_.config["mask_aware"]`` (models saved by skvae 0.1.0) does not
-        read which points are missing: it sees missing points as points on the mean curve.
+        that is not gap-aware (see ``gap_aware``; models saved by skvae 0.1.0) does not
+        read which points are missing: it reads them interpolated along the grid, which
+        serves short or scattered gaps; :class:`LatentMatcher` fits codes to the observed
+        points alone.
 
         Parameters
         ----------
@@ -864,6 +884,11 @@ class _InMemoryCurves:
 
     def fit_scaler(self) -> CurveScaler:
         return CurveScaler.fit(self.X)
+
+    @property
+    def has_missing(self) -> bool:
+        """Whether some curve has a missing point (NaN)."""
+        return bool(np.isnan(self.X).any())
 
     def training_data(self, scaler: CurveScaler, validation_fraction, rng, device):
         """``(source, held_out)``: a random ``validation_fraction`` of the rows held out

@@ -123,21 +123,21 @@ def interpolate_missing(x: torch.Tensor, observed: torch.Tensor) -> torch.Tensor
 class Encoder(nn.Module):
     """MLP mapping a curve to the mean and log-variance of a diagonal Gaussian posterior.
 
-    Missing points (NaN) are set to 0, the mean curve in model units. A ``mask_aware``
-    encoder also reads which points are missing: its input is the curve with its missing
-    points interpolated along the grid (:func:`interpolate_missing`) followed by the
-    missing-point indicator, ``1 / sqrt(n_features)`` where a point is missing and 0
-    elsewhere (``2 * n_features`` values). A missing point is never mistaken for an
-    observed one, and a curve with scattered missing points looks to the network much like
-    the complete curve. A complete curve's indicator is all zeros: its weights neither act
-    nor train, so complete curves train as they would without them. The indicator's
-    small value keeps the many weights it feeds, which Adam moves each by about one step
-    whatever their gradient, from jolting the hidden units: with indicators of 1, an
-    encoder trained on incomplete curves encodes complete ones poorly.
+    Missing points (NaN) are interpolated along the grid (:func:`interpolate_missing`).
+    A ``mask_aware`` encoder also reads which points are missing: its input is the
+    interpolated curve followed by the missing-point indicator, ``1 / sqrt(n_features)``
+    where a point is missing and 0 elsewhere (``2 * n_features`` values). A missing point
+    is never mistaken for an observed one, and a curve with scattered missing points looks
+    to the network much like the complete curve. A complete curve's indicator is all
+    zeros: its weights neither act nor train, so complete curves train as they would
+    without them. The indicator's small value keeps the many weights it feeds, which Adam
+    moves each by about one step whatever their gradient, from jolting the hidden units:
+    with indicators of 1, an encoder trained on incomplete curves encodes complete ones
+    poorly.
 
-    With ``linear``, a bias-free linear map of the curve (its missing points interpolated
-    in a mask-aware encoder, 0 otherwise) is added to the mean: the projection of PCA when
-    the module starts at PCA, see :meth:`VAEModule.start_at_pca`.
+    With ``linear``, a bias-free linear map of the interpolated curve is added to the
+    mean: the projection of PCA when the module starts at PCA, see
+    :meth:`VAEModule.start_at_pca`.
     """
 
     def __init__(
@@ -168,9 +168,9 @@ class Encoder(nn.Module):
         """
         if observed is None:
             x, observed = split_missing(x)
+        x = interpolate_missing(x, observed)
         inputs = x
         if self.mask_aware:
-            x = interpolate_missing(x, observed)
             indicator = (1.0 - observed) / math.sqrt(observed.shape[-1])
             inputs = torch.cat([x, indicator], dim=-1)
         h = self.body(inputs)
