@@ -61,6 +61,10 @@ _AUTO_EARLY_STOPPING_MIN_CURVES = 20
 _MIN_HELD_OUT = 20
 #: t statistic by which the best epoch must beat the PCA start on the held-out curves.
 _START_MARGIN = 1.0
+#: the stall rule may stop the "cosine" schedule only after this share of ``max_iter``
+#: epochs, where its rate has fallen to about a tenth of its peak: while the rate is
+#: high the held-out score is noisy and its progress hidden by the noise
+_COSINE_STALL_START = 0.8
 _ARCHITECTURE_PARAMS = {
     "hidden": "hidden_layer_sizes",
     "latent_dims": "latent_dims",
@@ -120,7 +124,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         Hidden-layer activation. The original blog post used ``"tanh"`` with three layers of 32.
     max_iter : int, default=280
         Maximum number of epochs (passes over the training data). With the ``"cosine"``
-        schedule, training never stops before half of them.
+        schedule, training never stops before 80 % of them.
     batch_size : int or "auto", default="auto"
         Mini-batch size (clipped to the number of training curves). When set to
         "auto", ``batch_size=min(512, max(16, ceil(n_samples / 8)))``, ``n_samples`` the
@@ -142,7 +146,8 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         mean squared error shrinking by about 4 % per epoch.
     n_iter_no_change : int, default=50
         Training stops after this many epochs without progress of at least ``tol``
-        (never in the first half of the ``"cosine"`` schedule).
+        (never in the first 80 % of the ``"cosine"`` schedule, while its rate is above
+        about a tenth of its peak).
         ``ConvergenceWarning`` is raised only when training stops at ``max_iter`` while
         the best training loss of the last ``max(2, ceil(max_iter / 20))`` epochs (the
         schedule's last 5 %) still beats the best before them by more than ``tol`` per
@@ -490,7 +495,11 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     def _training_config(self, batch_size: int) -> _training.TrainingConfig:
         """The training loop's settings from the hyper-parameters."""
         return _training.TrainingConfig(
-            min_epochs=math.ceil(self.max_iter / 2) if self.learning_rate == "cosine" else 0,
+            min_epochs=(
+                math.ceil(_COSINE_STALL_START * self.max_iter)
+                if self.learning_rate == "cosine"
+                else 0
+            ),
             max_epochs=self.max_iter,
             batch_size=batch_size,
             learning_rate_init=self.learning_rate_init,

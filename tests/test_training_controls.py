@@ -135,7 +135,7 @@ def held_out_score(vae, X_val) -> float:
 
 def test_early_stopping_restores_the_best_weights(X):
     params = dict(
-        max_iter=60,
+        max_iter=100,
         hidden_layer_sizes=(32,),
         batch_size=32,
         early_stopping=True,
@@ -146,8 +146,8 @@ def test_early_stopping_restores_the_best_weights(X):
     )
     vae = BetaCurveVAE(**params).fit(X)
     scores = vae.validation_scores_
-    # stopped early, but not in the first half of the cosine schedule
-    assert params["max_iter"] // 2 <= len(scores) == vae.n_iter_ < params["max_iter"]
+    # stopped early, but not in the first 80 % of the cosine schedule
+    assert 0.8 * params["max_iter"] <= len(scores) == vae.n_iter_ < params["max_iter"]
     assert vae.best_validation_score_ == max(scores)  # an epoch beat the PCA start
     assert scores[-1] < vae.best_validation_score_ - 0.01  # the last epoch was worse
     # Rebuild the validation split as fit draws it (init seed, generator seed, permutation)
