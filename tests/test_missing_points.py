@@ -14,10 +14,11 @@ from skvae import BetaCurveVAE, CurveImputer, LatentMatcher
 from skvae._scaling import CurveScaler
 from skvae._torch.masking import HIDING_SHARE, MAX_HIDDEN, draw_hidden_points
 from skvae._torch.networks import VAEModule, sigma_points
+from tests._helpers import TINY_NET
 
 pytestmark = pytest.mark.usefixtures("torch_on_one_thread")
 
-#: The conftest's fitted_vae settings: a usable model in a few seconds.
+#: The conftest's gap_aware_vae settings: a usable model in a few seconds.
 QUICK = dict(max_iter=40, batch_size=128, learning_rate_init=3e-3, random_state=0)
 
 
@@ -42,8 +43,21 @@ def median_l2(A, B):
 
 
 @pytest.fixture(scope="module")
+def gap_aware_vae(curves):
+    """The conftest's ``fitted_vae`` with a gap-aware encoder, trained on complete curves."""
+    return BetaCurveVAE(
+        max_iter=40,
+        batch_size=128,
+        learning_rate_init=3e-3,
+        early_stopping=False,
+        gap_aware=True,
+        random_state=0,
+    ).fit(curves[0])
+
+
+@pytest.fixture(scope="module")
 def partial_vae(curves):
-    """The conftest's fitted_vae, trained on its curves with 30 % of the points missing."""
+    """The conftest's gap_aware_vae, trained on its curves with 30 % of the points missing."""
     return BetaCurveVAE(**QUICK).fit(with_missing(curves[0], 0.3))
 
 
@@ -142,18 +156,18 @@ def test_fit_with_missing_points_is_deterministic(curves):
     assert a.loss_curve_ == b.loss_curve_
 
 
-def test_fit_on_incomplete_curves_is_close_to_the_complete_fit(partial_vae, fitted_vae, curves):
+def test_fit_on_incomplete_curves_is_close_to_the_complete_fit(partial_vae, gap_aware_vae, curves):
     """30 % of the training points missing: the decoder's curves, and the encoder's
     codes of incomplete curves, are nearly as good as those of the model trained on the
-    complete curves (the conftest's fitted_vae, same settings)."""
+    complete curves (the conftest's gap_aware_vae, same settings)."""
     X_test = curves[1]
     X_partial = with_missing(X_test, 0.3, seed=1)
-    complete = median_l2(fitted_vae.inverse_transform(fitted_vae.transform(X_test)), X_test)
+    complete = median_l2(gap_aware_vae.inverse_transform(gap_aware_vae.transform(X_test)), X_test)
     from_partial = median_l2(
         partial_vae.inverse_transform(partial_vae.transform(X_partial)), X_test
     )
     assert from_partial < 3 * complete
-    assert fitted_vae.noise_ / 3 < partial_vae.noise_ < 3 * fitted_vae.noise_
+    assert gap_aware_vae.noise_ / 3 < partial_vae.noise_ < 3 * gap_aware_vae.noise_
 
 
 def test_dask_fit_accepts_missing_points(curves):
@@ -171,8 +185,8 @@ def test_dask_fit_accepts_missing_points(curves):
 # ------------------------------------------------------------- the mask-aware encoder
 
 
-def test_new_fits_have_a_mask_aware_encoder(fitted_vae):
-    config = fitted_vae.module_.config
+def test_gap_aware_encoders_read_the_mask(gap_aware_vae):
+    config = gap_aware_vae.module_.config
     assert config["mask_aware"] is True
     shapes = VAEModule.parameter_shapes(config)
     assert shapes["encoder.body.0.weight"] == (128, 2 * config["n_features"])
@@ -180,30 +194,48 @@ def test_new_fits_have_a_mask_aware_encoder(fitted_vae):
     assert VAEModule.parameter_shapes(old)["encoder.body.0.weight"] == (128, 100)
 
 
-def test_the_encoder_reads_the_mask_not_a_zero(fitted_vae, curves):
+def test_gap_aware_auto_follows_the_training_curves(fitted_vae, partial_vae):
+    assert fitted_vae.gap_aware == partial_vae.gap_aware == "auto"
+    assert fitted_vae.module_.config["mask_aware"] is False  # complete curves
+    assert partial_vae.module_.config["mask_aware"] is True
+
+
+def test_continued_fits_keep_the_first_fits_encoder(curves):
+    X = curves[0][:200]
+    vae = BetaCurveVAE(**TINY_NET)
+    vae.partial_fit(X)
+    vae.partial_fit(with_missing(X, 0.3))  # "auto" follows the first call's curves
+    assert vae.module_.config["mask_aware"] is False
+    vae.set_params(gap_aware=True)
+    with pytest.raises(ValueError, match="gap_aware changed"):
+        vae.partial_fit(X)
+    assert vae.module_.config["mask_aware"] is False
+
+
+def test_the_encoder_reads_the_mask_not_a_zero(gap_aware_vae, curves):
     """A missing point differs from a point observed on the mean curve."""
     X = curves[1][:3].copy()
     X[:, 30:60] = np.nan
-    on_mean = np.where(np.isnan(X), fitted_vae.mean_, X)
-    assert not np.allclose(fitted_vae.transform(X), fitted_vae.transform(on_mean))
+    on_mean = np.where(np.isnan(X), gap_aware_vae.mean_, X)
+    assert not np.allclose(gap_aware_vae.transform(X), gap_aware_vae.transform(on_mean))
 
 
-def test_transform_of_partial_curves_is_deterministic_and_row_independent(fitted_vae, curves):
+def test_transform_of_partial_curves_is_deterministic_and_row_independent(gap_aware_vae, curves):
     X = with_gap(curves[1], 30)
-    Z = fitted_vae.transform(X)
-    np.testing.assert_array_equal(Z, fitted_vae.transform(X))
-    np.testing.assert_array_equal(Z[7:12], fitted_vae.transform(X[7:12]))
+    Z = gap_aware_vae.transform(X)
+    np.testing.assert_array_equal(Z, gap_aware_vae.transform(X))
+    np.testing.assert_array_equal(Z[7:12], gap_aware_vae.transform(X[7:12]))
     order = np.random.default_rng(0).permutation(len(X))
-    np.testing.assert_array_equal(Z[order], fitted_vae.transform(X[order]))
+    np.testing.assert_array_equal(Z[order], gap_aware_vae.transform(X[order]))
 
 
-def test_encoder_completes_curves_with_gaps(fitted_vae, curves):
+def test_encoder_completes_curves_with_gaps(gap_aware_vae, curves):
     """Trained on complete curves only, the encoder codes curves with a 30 % gap or
     30 % of scattered points missing nearly as well as complete ones."""
     X_test = curves[1]
-    complete = median_l2(fitted_vae.inverse_transform(fitted_vae.transform(X_test)), X_test)
+    complete = median_l2(gap_aware_vae.inverse_transform(gap_aware_vae.transform(X_test)), X_test)
     for X in (with_gap(X_test, 30), with_missing(X_test, 0.3)):
-        error = median_l2(fitted_vae.inverse_transform(fitted_vae.transform(X)), X_test)
+        error = median_l2(gap_aware_vae.inverse_transform(gap_aware_vae.transform(X)), X_test)
         assert error < 4 * complete
 
 
@@ -224,29 +256,30 @@ def test_hidden_points_follow_the_documented_draws():
     assert float(long_runs.max()) <= MAX_HIDDEN + 0.01
 
 
-def test_a_module_without_mask_sees_missing_points_on_the_mean_curve():
+def test_an_encoder_without_mask_reads_missing_points_interpolated():
     module = VAEModule(n_features=5, hidden=[4], latent_dims=2, activation="silu", noise=None)
     module.reset_parameters(torch.Generator().manual_seed(0))
     x = torch.tensor([[0.5, float("nan"), -1.0, float("nan"), 2.0]])
+    interpolated = torch.tensor([[0.5, -0.25, -1.0, 0.5, 2.0]])
     with torch.no_grad():
-        torch.testing.assert_close(module.encoder(x), module.encoder(torch.nan_to_num(x)))
+        torch.testing.assert_close(module.encoder(x), module.encoder(interpolated))
 
 
 # ------------------------------------------------------------------------ filling in
 
 
 @pytest.fixture(scope="module")
-def imputer(fitted_vae, curves):
-    return CurveImputer(fitted_vae, prefit=True).fit(curves[0])
+def imputer(gap_aware_vae, curves):
+    return CurveImputer(gap_aware_vae, prefit=True).fit(curves[0])
 
 
-def test_imputer_keeps_observed_points_and_fills_the_rest(imputer, fitted_vae, curves):
+def test_imputer_keeps_observed_points_and_fills_the_rest(imputer, gap_aware_vae, curves):
     X = with_gap(curves[1][:20], 25)
     filled = imputer.transform(X)
     observed = ~np.isnan(X)
     np.testing.assert_array_equal(filled[observed], X[observed])
     assert np.isfinite(filled).all()
-    completed = fitted_vae.inverse_transform(fitted_vae.transform(X))
+    completed = gap_aware_vae.inverse_transform(gap_aware_vae.transform(X))
     np.testing.assert_array_equal(filled[~observed], completed[~observed])
 
 
@@ -270,19 +303,19 @@ def test_imputer_fits_its_own_vae_and_drops_empty_rows(curves):
     assert np.isfinite(filled).all()
 
 
-def test_imputer_checks_a_prefit_vae(fitted_vae, curves):
+def test_imputer_checks_a_prefit_vae(gap_aware_vae, curves):
     with pytest.raises(ValueError, match="50 features.*100 points"):
-        CurveImputer(fitted_vae, prefit=True).fit(curves[0][:, :50])
+        CurveImputer(gap_aware_vae, prefit=True).fit(curves[0][:, :50])
     with pytest.raises(ValueError, match="needs a fitted estimator"):
         CurveImputer(prefit=True).fit(curves[0])
 
 
-def test_imputer_is_a_drop_in_for_knn_imputer_in_a_pipeline(fitted_vae, curves):
+def test_imputer_is_a_drop_in_for_knn_imputer_in_a_pipeline(gap_aware_vae, curves):
     X = with_gap(curves[1][:30], 20)
-    for imputer in (KNNImputer(n_neighbors=5), CurveImputer(fitted_vae, prefit=True)):
+    for imputer in (KNNImputer(n_neighbors=5), CurveImputer(gap_aware_vae, prefit=True)):
         out = make_pipeline(imputer, PCA(n_components=2)).fit_transform(X)
         assert out.shape == (30, 2) and np.isfinite(out).all()
-    names = CurveImputer(fitted_vae, prefit=True).fit(X).get_feature_names_out()
+    names = CurveImputer(gap_aware_vae, prefit=True).fit(X).get_feature_names_out()
     assert list(names) == [f"x{i}" for i in range(100)]
 
 
@@ -312,8 +345,8 @@ def test_matcher_fit_keeps_incomplete_rows(curves):
         LatentMatcher(vae).fit(np.full((3, 100), np.nan))
 
 
-def test_matcher_starts_partial_targets_at_the_encoders_code(fitted_vae, curves):
+def test_matcher_starts_partial_targets_at_the_encoders_code(gap_aware_vae, curves):
     X = with_gap(curves[1][:20], 30)
-    result = LatentMatcher(fitted_vae, prefit=True).fit(curves[0]).match(X)
-    np.testing.assert_array_equal(result.start_codes, fitted_vae.transform(X))
+    result = LatentMatcher(gap_aware_vae, prefit=True).fit(curves[0]).match(X)
+    np.testing.assert_array_equal(result.start_codes, gap_aware_vae.transform(X))
     assert np.all(result.residuals <= result.start_residuals)

@@ -209,6 +209,7 @@ INVALID_PARAMS = {
     "kl_weight": [-1, np.inf, np.nan, "1"],
     "warm_start": ["no", 0, None],
     "residual": ["yes", 0, None],
+    "gap_aware": ["yes", "always", 0, None],
     "verbose": [-1, "loud", 0.5],
     "random_state": ["seed", -1, 1.5],
     "device": ["tpu", None, 0],
