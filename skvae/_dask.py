@@ -612,6 +612,9 @@ class DaskCurves:
         if 0 in sizes and any(sizes):  # dask's reductions fail on empty blocks
             dX = da.concatenate([dX.blocks[i] for i, size in enumerate(sizes) if size])
         self.dX = dX
+        #: whether some curve has a missing point: known after :meth:`fit_scaler`, assumed
+        #: before it
+        self.has_missing = True
         self.n_samples = int(sum(sizes))
         self.n_features = int(dX.shape[1])
 

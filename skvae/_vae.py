@@ -606,6 +606,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             module.start_at_pca(source.batches(_training.NOISE_SLAB, torch.Generator()))
         config = self._training_config(self._batch_size(source.n_samples))
         config.running_noise = incremental
+        config.complete_curves = not curves.has_missing
         config.start_margin = None if continuing else _START_MARGIN
         first_epoch = state.epoch
         if validation is not None:

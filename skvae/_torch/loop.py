@@ -64,6 +64,9 @@ class TrainingConfig:
     #: the best epoch replaces them only if a paired one-sided t-test of its per-curve
     #: held-out gains reaches this t statistic (None: the start does not compete)
     start_margin: float | None = None
+    #: no training curve has a missing point: the steps of an encoder that hides none
+    #: skip the masking
+    complete_curves: bool = False
 
 
 @dataclass
@@ -397,7 +400,13 @@ def train(
     )
     average = torch.tensor(state.grad_norm_average, dtype=torch.float32, device=device)
     step = TrainingStep(
-        module, optimizer, config.batch_size, config.kl_weight, average, use_graph=use_graph
+        module,
+        optimizer,
+        config.batch_size,
+        config.kl_weight,
+        average,
+        use_graph=use_graph,
+        complete=config.complete_curves and not module.config["mask_aware"],
     )
     # convergence and early stopping are judged within this run (fit or partial_fit call)
     state.best_loss, state.best_validation, state.no_improvement = math.inf, -math.inf, 0

@@ -168,10 +168,19 @@ class Encoder(nn.Module):
         """
         if observed is None:
             x, observed = split_missing(x)
-        x = interpolate_missing(x, observed)
+        return self.encode_finite(interpolate_missing(x, observed), observed)
+
+    def encode_finite(
+        self, x: torch.Tensor, observed: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward` of curves ``x`` with every point finite: complete curves
+        (``observed`` None) or curves whose missing points are already interpolated."""
         inputs = x
         if self.mask_aware:
-            indicator = (1.0 - observed) / math.sqrt(observed.shape[-1])
+            if observed is None:
+                indicator = torch.zeros_like(x)
+            else:
+                indicator = (1.0 - observed) / math.sqrt(observed.shape[-1])
             inputs = torch.cat([x, indicator], dim=-1)
         h = self.body(inputs)
         raw = self.logvar(h)
@@ -437,12 +446,15 @@ class VAEModule(nn.Module):
         """Per-curve squared reconstruction error (summed over the observed points) and KL,
         with ``z = mean + std * eps``.
 
-        ``x`` is 0 at its missing points; ``observed`` (default: every point) is 1 at the
-        points the likelihood scores, ``seen`` (default: ``observed``) at the points the
-        encoder reads, a subset of them.
+        ``x`` is 0 at its missing points; ``observed`` is 1 at the points the likelihood
+        scores, ``seen`` (default: ``observed``) at the points the encoder reads, a subset
+        of them. Without ``observed`` the curves are complete: nothing is masked or
+        interpolated.
         """
         if observed is None:
-            observed = torch.ones_like(x)
+            mean, logvar = self.encoder.encode_finite(x)
+            z = mean + torch.exp(0.5 * logvar) * eps
+            return (x - self.decoder(z)).square().sum(dim=-1), gaussian_kl(mean, logvar)
         if seen is None:
             seen = observed
         mean, logvar = self.encoder(x * seen, seen)

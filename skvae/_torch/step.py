@@ -123,6 +123,9 @@ class TrainingStep:
         Running gradient norm (0-d, on the device), updated in place by each step.
     use_graph : bool
         Capture and replay the step as a CUDA graph.
+    complete : bool, default=False
+        Every batch is complete (no NaN) and hides nothing from the encoder: the step
+        neither masks nor interpolates.
 
     Examples
     --------
@@ -149,8 +152,10 @@ class TrainingStep:
         average: torch.Tensor,
         *,
         use_graph: bool,
+        complete: bool = False,
     ):
         device = average.device
+        self.complete = complete
         n_features, latent_dims = module.config["n_features"], module.config["latent_dims"]
         self.module, self.optimizer, self.average = module, optimizer, average
         self.kl_weight, self.n_features = kl_weight, n_features
@@ -181,16 +186,20 @@ class TrainingStep:
         """Copy a batch (at most ``batch_size`` rows, NaN at missing points), its noise and
         the points hidden from the encoder (boolean, default none) into the buffers."""
         n = len(batch)
-        missing = torch.isnan(batch)
-        self.batch[:n].copy_(batch.masked_fill(missing, 0.0))
-        self.observed[:n].copy_(~missing)
-        self.eps[:n].copy_(eps)
-        if hidden is None:
-            self.seen[:n].copy_(self.observed[:n])
+        if self.complete:
+            self.batch[:n].copy_(batch)
             self.clean[:n].fill_(1.0)
         else:
-            self.seen[:n].copy_(~(missing | hidden))
-            self.clean[:n].copy_(~hidden.any(dim=1))
+            missing = torch.isnan(batch)
+            self.batch[:n].copy_(batch.masked_fill(missing, 0.0))
+            self.observed[:n].copy_(~missing)
+            if hidden is None:
+                self.seen[:n].copy_(self.observed[:n])
+                self.clean[:n].fill_(1.0)
+            else:
+                self.seen[:n].copy_(~(missing | hidden))
+                self.clean[:n].copy_(~hidden.any(dim=1))
+        self.eps[:n].copy_(eps)
         if n != self.rows:  # pad: finite zero rows, fully observed, that carry no weight
             self.batch[n:].zero_()
             self.observed[n:].fill_(1.0)
@@ -203,7 +212,10 @@ class TrainingStep:
 
     def _compute(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)
-        squared_error, kl = self.module(self.batch, self.eps, self.observed, self.seen)
+        if self.complete:  # ``observed`` stays all ones
+            squared_error, kl = self.module(self.batch, self.eps)
+        else:
+            squared_error, kl = self.module(self.batch, self.eps, self.observed, self.seen)
         n_observed = self.observed.sum(dim=1)
         nll = self.module.reconstruction_nll(squared_error, n_observed)
         sums = [(term * self.weight).sum() for term in (nll, kl, n_observed)]
