@@ -1,5 +1,6 @@
 """skvae: scikit-learn compatible variational autoencoders for families of curves."""
 
+from ._imputer import CurveImputer
 from ._matching.matcher import LatentMatcher
 from ._persistence import load, save
 from ._vae import BetaCurveVAE
@@ -7,4 +8,12 @@ from .datasets import make_beta_curves
 
 __version__ = "0.2.0"
 
-__all__ = ["BetaCurveVAE", "LatentMatcher", "make_beta_curves", "save", "load", "__version__"]
+__all__ = [
+    "BetaCurveVAE",
+    "CurveImputer",
+    "LatentMatcher",
+    "make_beta_curves",
+    "save",
+    "load",
+    "__version__",
+]

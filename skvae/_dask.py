@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._utils import check_observed_rows
+
 __all__ = [
     "DaskBlockBatches",
     "DaskCurves",
@@ -206,29 +208,35 @@ def map_rows(
 
 
 def _invalid_values_error(name: str = "X") -> ValueError:
-    return ValueError(f"Input {name} contains NaN or infinity.")
+    return ValueError(f"Input {name} contains infinity.")
 
 
-def dask_scaler(dX: Any):
+def dask_scaler(dX: Any, return_counts: bool = False):
     """The :class:`~skvae._scaling.CurveScaler` of all rows of ``dX``, from dask reductions.
 
-    Per-feature means, variances, minima and maxima come from one ``dask.compute`` over
-    the array (one read of every block); the result equals ``CurveScaler.fit`` on the
-    same data to float precision.
+    Per-feature means, variances, minima, maxima and counts of the observed values (NaN
+    marks a missing point) come from one ``dask.compute`` over the array (one read of
+    every block); the result equals ``CurveScaler.fit`` on the same data to float
+    precision.
 
     Parameters
     ----------
     dX : dask.array.Array of shape (n_samples, n_features)
-        Training curves (finite).
+        Training curves (finite or NaN).
+    return_counts : bool, default=False
+        Also return the number of observed values per grid point.
 
     Returns
     -------
     scaler : CurveScaler
+    counts : ndarray of shape (n_features,)
+        Only with ``return_counts``.
 
     Raises
     ------
     ValueError
-        If ``dX`` has no rows, or contains NaN or infinity.
+        If ``dX`` has no rows, contains infinity, or has a grid point with no observed
+        value.
 
     Examples
     --------
@@ -242,8 +250,9 @@ def dask_scaler(dX: Any):
     True
     """
     import dask
+    import dask.array as da
 
-    from ._scaling import CurveScaler
+    from ._scaling import CurveScaler, check_observed_points
 
     dX = check_dask_curves(dX)
     if dX.shape[0] == 0:
@@ -252,22 +261,30 @@ def dask_scaler(dX: Any):
         )
     dX = dX.astype(np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
-        mean, variance, low, high = dask.compute(
-            dX.mean(axis=0), dX.var(axis=0), dX.min(axis=0), dX.max(axis=0)
+        mean, variance, low, high, counts = dask.compute(
+            da.nanmean(dX, axis=0),
+            da.nanvar(dX, axis=0),
+            da.nanmin(dX, axis=0),
+            da.nanmax(dX, axis=0),
+            (~da.isnan(dX)).sum(axis=0),
         )
+        check_observed_points(counts)
         if not (np.isfinite(low).all() and np.isfinite(high).all()):
             raise _invalid_values_error()
         peak = float(np.max(np.maximum(high - mean, mean - low)))
         if not (np.isfinite(mean).all() and np.isfinite(variance).all() and math.isfinite(peak)):
             # finite values whose sums overflow: a second pass on data divided by their extent
             extent = float(max(np.max(np.abs(low)), np.max(np.abs(high))))
-            mean, variance = dask.compute((dX / extent).mean(axis=0), (dX / extent).var(axis=0))
+            mean, variance = dask.compute(
+                da.nanmean(dX / extent, axis=0), da.nanvar(dX / extent, axis=0)
+            )
             mean = mean * extent
             peak = float(np.max(np.maximum(high - mean, mean - low)))
             variance = variance * (extent / peak) ** 2 if peak > 0 else variance
         elif peak > 0:
             variance = variance / peak**2
-    return CurveScaler.from_moments(mean, float(np.mean(variance)), peak)
+    scaler = CurveScaler.from_moments(mean, float(np.mean(variance)), peak)
+    return (scaler, counts) if return_counts else scaler
 
 
 def split_blocks(dX: Any, validation_fraction: float | None, rng) -> tuple[list, list]:
@@ -342,13 +359,15 @@ def _check_known_sizes(sizes: Sequence[float]) -> None:
 
 
 def _load_block(block: Any, scaler, device: torch.device) -> torch.Tensor:
-    """Compute one block and return it in model units as float32 on ``device``.
+    """Compute one block and return it in model units as float32 on ``device`` (NaN at
+    missing points).
 
     Scaled in slices of rows, so that the float64 temporaries stay small beside the block.
     """
     values = np.asarray(block.compute(), dtype=np.float64)
-    if not np.isfinite(values).all():
+    if np.isinf(values).any():
         raise _invalid_values_error()
+    check_observed_rows(values, where="A row block of X")
     return scaler.data_to_model_float32(values, device)
 
 
@@ -593,12 +612,18 @@ class DaskCurves:
         if 0 in sizes and any(sizes):  # dask's reductions fail on empty blocks
             dX = da.concatenate([dX.blocks[i] for i, size in enumerate(sizes) if size])
         self.dX = dX
+        #: whether some curve has a missing point: known after :meth:`fit_scaler`, assumed
+        #: before it
+        self.has_missing = True
         self.n_samples = int(sum(sizes))
         self.n_features = int(dX.shape[1])
 
     def fit_scaler(self):
-        """The :class:`~skvae._scaling.CurveScaler` of all curves (one pass of reductions)."""
-        return dask_scaler(self.dX)
+        """The :class:`~skvae._scaling.CurveScaler` of all curves (one pass of reductions);
+        also sets :attr:`has_missing`."""
+        scaler, counts = dask_scaler(self.dX, return_counts=True)
+        self.has_missing = bool((counts < self.n_samples).any())
+        return scaler
 
     def training_data(self, scaler, validation_fraction: float | None, rng, device):
         """``(source, held_out)``: see :func:`dask_training_data`."""

@@ -51,20 +51,36 @@ class CurveScaler:
     def fit(cls, X: np.ndarray) -> CurveScaler:
         """Scaler of the curves ``X`` (rows are curves).
 
+        The statistics are those of the observed values: NaN marks a missing point.
+
         Parameters
         ----------
         X : ndarray of shape (n_samples, n_features)
-            Finite training curves.
+            Training curves, finite or NaN.
 
         Returns
         -------
         scaler : CurveScaler
+
+        Raises
+        ------
+        ValueError
+            If a grid point has no observed value.
         """
-        with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported later
-            mean = X.mean(axis=0)
+        missing = np.isnan(X)
+        if not missing.any():
+            with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported later
+                mean = X.mean(axis=0)
+                centred = X - mean
+                peak = float(np.max(np.abs(centred))) if X.size else 0.0
+                variance = np.mean(np.var(centred / peak, axis=0)) if peak > 0 else 0.0
+            return cls.from_moments(mean, float(variance), peak)
+        check_observed_points(len(X) - missing.sum(axis=0))
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean = np.nanmean(X, axis=0)
             centred = X - mean
-            peak = float(np.max(np.abs(centred))) if X.size else 0.0
-            variance = np.mean(np.var(centred / peak, axis=0)) if peak > 0 else 0.0
+            peak = float(np.nanmax(np.abs(centred)))
+            variance = np.mean(np.nanvar(centred / peak, axis=0)) if peak > 0 else 0.0
         return cls.from_moments(mean, float(variance), peak)
 
     @classmethod
@@ -123,6 +139,8 @@ class CurveScaler:
 
         Scaled in slices of rows, so float64 temporaries stay small beside the result.
 
+        Missing points (NaN) stay NaN.
+
         Raises
         ------
         ValueError
@@ -133,7 +151,7 @@ class CurveScaler:
             for start in range(0, len(scaled), _SCALE_ROWS):
                 rows = slice(start, start + _SCALE_ROWS)
                 scaled[rows] = self.data_to_model(X[rows])
-        if not np.isfinite(scaled).all():
+        if np.isinf(scaled).any():
             raise ValueError(
                 "X has values too large in magnitude to train on: centred and divided by "
                 f"their scale ({self.scale:g}) they overflow float32. Rescale X "
@@ -155,7 +173,20 @@ class CurveScaler:
     to_model = data_to_model
     to_model_on_device = data_to_model_on_device
 
-    def log_likelihood_offset(self, n_features: int) -> float:
-        """What to subtract from a model-unit log-density of ``n_features`` points to get
-        the data-unit one: ``n_features * log(scale)``."""
+    def log_likelihood_offset(self, n_features: int | np.ndarray) -> float | np.ndarray:
+        """What to subtract from a model-unit log-density of ``n_features`` points (a
+        number, or one per curve) to get the data-unit one: ``n_features * log(scale)``."""
         return n_features * self.log_scale
+
+
+def check_observed_points(counts: np.ndarray) -> None:
+    """Raise a ValueError naming the grid points with no observed value (``counts``:
+    observed values per grid point)."""
+    empty = np.flatnonzero(np.asarray(counts) == 0)
+    if empty.size:
+        shown = ", ".join(str(i) for i in empty[:10]) + (", ..." if empty.size > 10 else "")
+        raise ValueError(
+            f"X has no observed value (only NaN) at {empty.size} grid point(s), columns "
+            f"[{shown}]: the curves' mean there is undefined. Drop those columns or provide "
+            "curves observed there."
+        )

@@ -1,4 +1,5 @@
-"""Small helpers shared by the estimators: transactional fits and torch threads."""
+"""Small helpers shared by the estimators: transactional fits, torch threads, and the
+check that every training curve has an observed point."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import torch
 
 
@@ -72,3 +74,23 @@ def one_torch_thread() -> Iterator[None]:
         with _THREADS_LOCK:
             _threads_state["inside"] -= 1
             torch.set_num_threads(restore)
+
+
+def check_observed_rows(X: np.ndarray, where: str = "X") -> None:
+    """Raise a ValueError naming the rows of ``X`` with no observed point (all NaN).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Curves; NaN marks missing points.
+    where : str, default="X"
+        What ``X`` is, for the message (row indices count from its first row).
+    """
+    empty = np.flatnonzero(np.isnan(X).all(axis=1))
+    if empty.size:
+        shown = ", ".join(str(i) for i in empty[:10]) + (", ..." if empty.size > 10 else "")
+        raise ValueError(
+            f"{where} has {empty.size} curve(s) with no observed point (every value NaN), "
+            f"rows [{shown}]: there is nothing to learn from them. Drop those rows before "
+            "fitting."
+        )

@@ -37,7 +37,7 @@ from ._progress import make_progress_callback
 from ._scaling import CurveScaler
 from ._torch import loop as _training
 from ._torch.networks import ACTIVATIONS, PROFILED, VAEModule
-from ._utils import unchanged_on_failure
+from ._utils import check_observed_rows, unchanged_on_failure
 from ._warnings import warn_at_caller
 
 __all__ = ["BetaCurveVAE"]
@@ -71,6 +71,7 @@ _ARCHITECTURE_PARAMS = {
     "activation": "activation",
     "noise": "noise",
     "residual": "residual",
+    "mask_aware": "gap_aware",
 }
 
 
@@ -104,6 +105,14 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     Features are centred per grid point and divided by one global scale (the root mean
     per-point variance) inside the estimator, so the Gaussian likelihood's shared noise is
     isotropic in the data's own units and the training loss is the L2 error users measure.
+
+    Curves may have missing points (NaN), in training and in inference: the scaling comes
+    from the observed values, the likelihood counts the observed points only, and the
+    encoder reads which points are observed. When the training curves have missing points
+    (or with ``gap_aware=True``), a share of them also hide random gaps from the encoder
+    in training (scattered points or one contiguous stretch, up to 80 % of the curve)
+    while the likelihood scores all their observed points, so that :meth:`transform`
+    encodes a curve from any part of it. See the user guide's page on missing points.
 
     Parameters
     ----------
@@ -172,6 +181,16 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     residual : bool, default=True
         Hidden-to-hidden layers of equal width are residual blocks ``h + act(W h + b)``
         (better conditioned, same cost per epoch as a plain MLP).
+    gap_aware : "auto" or bool, default="auto"
+        Whether the encoder reads which points of a curve are missing and is trained to
+        encode curves with gaps: in each mini-batch half of the curves hide a random gap
+        from it (scattered points or one contiguous stretch, up to 80 % of the curve)
+        while the likelihood scores all their observed points. ``"auto"``: when the
+        training curves have missing points. Costs on complete curves: more time per
+        epoch and a less precise encoder (its capacity is shared with the gaps); set
+        ``True`` to encode partial curves with a model trained on complete ones (or use
+        :class:`LatentMatcher`). An encoder that is not gap-aware reads missing points
+        interpolated along the grid.
     kl_weight : float, default=1.0
         Weight of the KL term in the training loss (1 is the ELBO; other values give a
         β-VAE). :meth:`score_samples` and :meth:`score` are the true ELBO whatever
@@ -214,9 +233,10 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     n_iter_ : int
         Number of epochs run (over all fits when warm starting).
     loss_curve_ : list of float
-        Training loss (negative ELBO per curve and grid point, data units) per epoch.
+        Training loss (negative ELBO per curve and observed grid point, data units) per
+        epoch.
     reconstruction_curve_ : list of float
-        The reconstruction part of the loss per epoch (per curve and grid point).
+        The reconstruction part of the loss per epoch (per curve and observed grid point).
     kl_curve_ : list of float
         Mean KL divergence per curve (in nats, not per grid point) per epoch.
     scaler_ : CurveScaler
@@ -294,6 +314,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "noise": [StrOptions({"profiled", "learned"}), Interval(Real, 0, None, closed="neither")],
         "residual": ["boolean"],
+        "gap_aware": ["boolean", StrOptions({"auto"})],
         "kl_weight": [Interval(Real, 0, None, closed="left")],
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
@@ -318,6 +339,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         validation_fraction=0.1,
         noise="profiled",
         residual=True,
+        gap_aware="auto",
         kl_weight=1.0,
         warm_start=False,
         verbose=0,
@@ -338,6 +360,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.validation_fraction = validation_fraction
         self.noise = noise
         self.residual = residual
+        self.gap_aware = gap_aware
         self.kl_weight = kl_weight
         self.warm_start = warm_start
         self.verbose = verbose
@@ -346,6 +369,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
         tags.transformer_tags.preserves_dtype = ["float64"]
         return tags
 
@@ -358,7 +382,9 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Training curves, one per row, all sampled on the same grid.
+            Training curves, one per row, all sampled on the same grid; NaN marks a
+            missing point (every curve needs an observed point, every grid point an
+            observed value).
         y : None
             Ignored.
 
@@ -385,7 +411,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Training curves.
+            Training curves; NaN marks a missing point.
         y : None
             Ignored.
 
@@ -405,7 +431,10 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         """The training curves, in memory or in a dask array: the one place where a fit
         tells the two apart. A dask array is checked but never materialised."""
         if not _dask.is_dask_array(X):
-            X = validate_data(self, X, reset=reset, dtype=np.float64, order="C")
+            X = validate_data(
+                self, X, reset=reset, dtype=np.float64, order="C", ensure_all_finite="allow-nan"
+            )
+            check_observed_rows(X)
             return _InMemoryCurves(X)
         X = _dask.check_dask_curves(X, None if reset else self.n_features_in_)
         if reset:
@@ -483,8 +512,9 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     # ------------------------------------------------------------------- state
 
-    def _network_config(self, n_features: int, scaler: CurveScaler) -> dict:
-        """The :class:`VAEModule` arguments that the hyper-parameters ask for."""
+    def _network_config(self, n_features: int, scaler: CurveScaler, has_missing: bool) -> dict:
+        """The :class:`VAEModule` arguments that the hyper-parameters ask for, for
+        training curves with (``has_missing``) or without missing points."""
         if isinstance(self.noise, str):
             noise = {"learned": None, "profiled": PROFILED}[self.noise]
         else:
@@ -504,12 +534,15 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             "activation": self.activation,
             "noise": noise,
             "residual": self.residual,
+            "mask_aware": has_missing if self.gap_aware == "auto" else bool(self.gap_aware),
             "linear": True,
         }
 
-    def _initialize(self, n_features: int, scaler: CurveScaler, seed: int) -> VAEModule:
+    def _initialize(
+        self, n_features: int, scaler: CurveScaler, has_missing: bool, seed: int
+    ) -> VAEModule:
         """Fresh networks for curves of ``n_features`` points (nothing assigned)."""
-        module = VAEModule(**self._network_config(n_features, scaler))
+        module = VAEModule(**self._network_config(n_features, scaler, has_missing))
         module.reset_parameters(torch.Generator().manual_seed(seed))
         return module
 
@@ -517,7 +550,8 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         """Raise if the networks that the hyper-parameters ask for differ from the fitted
         ones, which a continued fit (``warm_start``, ``partial_fit``) cannot change."""
         fitted = self.module_.config
-        wanted = self._network_config(fitted["n_features"], self.scaler_)
+        # "auto" follows the first fit's curves: any fitted encoder satisfies it
+        wanted = self._network_config(fitted["n_features"], self.scaler_, fitted["mask_aware"])
         changed = []
         for key, name in _ARCHITECTURE_PARAMS.items():
             a, b = wanted[key], fitted[key]
@@ -558,7 +592,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             scaler = self.scaler_
         else:
             scaler = curves.fit_scaler()
-            module = self._initialize(curves.n_features, scaler, init_seed)
+            module = self._initialize(curves.n_features, scaler, curves.has_missing, init_seed)
             state = _training.TrainingState()
         if continuing and incremental:
             generator.set_state(self._generator_state)
@@ -572,6 +606,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             module.start_at_pca(source.batches(_training.NOISE_SLAB, torch.Generator()))
         config = self._training_config(self._batch_size(source.n_samples))
         config.running_noise = incremental
+        config.complete_curves = not curves.has_missing
         config.start_margin = None if continuing else _START_MARGIN
         first_epoch = state.epoch
         if validation is not None:
@@ -685,10 +720,16 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     def transform(self, X):
         """Encode curves to their posterior means.
 
+        Curves with missing points (NaN) are encoded from their observed points. An encoder
+        that is not gap-aware (see ``gap_aware``; models saved by skvae 0.1.0) does not
+        read which points are missing: it reads them interpolated along the grid, which
+        serves short or scattered gaps; :class:`LatentMatcher` fits codes to the observed
+        points alone.
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Curves.
+            Curves; NaN marks a missing point.
 
         Returns
         -------
@@ -704,7 +745,9 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             return _dask.map_rows(
                 self.transform, X, self._n_features_out, n_features=self.n_features_in_
             )
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = validate_data(
+            self, X, reset=False, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan"
+        )
         message = _non_finite_message("transform", self.scale_)
         return self.latent_model().encode(X, message, return_std=False)
 
@@ -766,12 +809,14 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         unscented-transform points (exact for cubic integrands), so the result is
         deterministic and row-independent. It is the ELBO whatever ``kl_weight``: that
         parameter weights the KL term in training only, so scores of models fitted with
-        different ``kl_weight`` compare (model selection may tune it).
+        different ``kl_weight`` compare (model selection may tune it). For a curve with
+        missing points (NaN) it is the ELBO of its observed points: a density over fewer
+        points, so compare curves with the same observed points.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Curves.
+            Curves; NaN marks a missing point.
 
         Returns
         -------
@@ -781,7 +826,9 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         check_is_fitted(self)
         if _dask.is_dask_array(X):
             return _dask.map_rows(self.score_samples, X, 0, n_features=self.n_features_in_)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = validate_data(
+            self, X, reset=False, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan"
+        )
         model = self.latent_model()
         neg = apply_in_chunks(
             lambda t: _training.negative_elbo(model.module, t),
@@ -792,7 +839,8 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             device=model.device,
             non_finite_error=_non_finite_message("score_samples", self.scale_),
         )
-        return -neg - model.scaler.log_likelihood_offset(X.shape[1])
+        n_observed = X.shape[1] - np.isnan(X).sum(axis=1)
+        return -neg - model.scaler.log_likelihood_offset(n_observed)
 
     def score(self, X, y=None):
         """Mean ELBO of the curves in ``X`` (higher is better; usable by GridSearchCV).
@@ -846,6 +894,11 @@ class _InMemoryCurves:
 
     def fit_scaler(self) -> CurveScaler:
         return CurveScaler.fit(self.X)
+
+    @property
+    def has_missing(self) -> bool:
+        """Whether some curve has a missing point (NaN)."""
+        return bool(np.isnan(self.X).any())
 
     def training_data(self, scaler: CurveScaler, validation_fraction, rng, device):
         """``(source, held_out)``: a random ``validation_fraction`` of the rows held out

@@ -21,7 +21,6 @@ def read_only(X):
 
 # (id, make bad X from good float64 X, exception, message pattern)
 BAD_X = [
-    ("nan", lambda X: with_value(X, (0, 3), np.nan), ValueError, "NaN"),
     ("inf", lambda X: with_value(X, (1, 0), np.inf), ValueError, "infinity"),
     ("-inf", lambda X: with_value(X, (1, 0), -np.inf), ValueError, "infinity"),
     ("1-D", lambda X: X[0], ValueError, "Expected 2D array, got 1D array"),
@@ -59,6 +58,7 @@ GOOD_X = [
     ("constant columns", lambda X: with_value(X, (slice(None), slice(0, 10)), 2.0), None),
     ("huge 1e30", lambda X: X * 1e30, None),
     ("tiny 1e-30", lambda X: X * 1e-30, None),
+    ("missing points", lambda X: with_value(X, (0, slice(2, 9)), np.nan), None),
 ]
 
 BAD_Z = [
@@ -77,4 +77,16 @@ BAD_Z = [
 
 FIT_BAD = [c for c in BAD_X if c[0] not in {"too large for float32"}] + [
     ("overflowing mean", lambda X: np.full((20, 5), 1.7e308), ValueError, "too large in magnitude"),
+    (
+        "curve with no observed point",
+        lambda X: with_value(X, (1, slice(None)), np.nan),
+        ValueError,
+        r"1 curve\(s\) with no observed point.*rows \[1\]",
+    ),
+    (
+        "grid point never observed",
+        lambda X: with_value(X, (slice(None), 4), np.nan),
+        ValueError,
+        r"no observed value.*columns \[4\]",
+    ),
 ]

@@ -233,19 +233,20 @@ def test_prefit_semantics(fitted_vae, curves):
         LatentMatcher(fitted_vae, prefit=True).transform(X)
 
 
-def test_fit_clones_and_skips_incomplete_rows(curves):
+def test_fit_clones_and_keeps_incomplete_rows(curves):
     X = curves[0][:60].copy()
     X[:10, ::3] = np.nan
+    X[10] = np.nan  # no observed point: left out
     vae = BetaCurveVAE(max_iter=3, random_state=0)
     est = LatentMatcher(vae).fit(X)
     assert not hasattr(vae, "module_") and est.estimator_ is not vae
-    reference = BetaCurveVAE(max_iter=3, random_state=0).fit(X[10:])
-    assert_allclose(est.estimator_.transform(X[10:]), reference.transform(X[10:]))
-    assert est.transform(X).shape == (60, 2)
+    reference = BetaCurveVAE(max_iter=3, random_state=0).fit(np.delete(X, 10, axis=0))
+    assert_allclose(est.estimator_.transform(X[11:]), reference.transform(X[11:]))
+    assert est.transform(X[11:]).shape == (49, 2)
     default = LatentMatcher(random_state=0).set_params(estimator=None)
-    assert default.fit(X[10:20]).estimator_.random_state == 0
+    assert default.fit(X[11:20]).estimator_.random_state == 0
     X[:, 0] = np.nan
-    with pytest.raises(ValueError, match="complete curves"):
+    with pytest.raises(ValueError, match="no observed value"):
         LatentMatcher(vae).fit(X)
 
 

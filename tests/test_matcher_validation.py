@@ -27,7 +27,7 @@ def matcher(fitted_vae, curves):
     return LatentMatcher(fitted_vae, prefit=True).fit(curves[0])
 
 
-MATCHER_BAD_X = [c for c in BAD_X if c[0] != "nan"] + [
+MATCHER_BAD_X = BAD_X + [
     (
         "wrong width",
         lambda X: X[:, :50],
@@ -96,14 +96,11 @@ def test_matcher_inverse_transform_bad_input(matcher, Z, error, match):
 
 
 MATCHER_FIT_BAD = [
-    pytest.param(*c[1:], id=c[0]) for c in FIT_BAD if c[0] not in {"nan", "overflowing mean"}
+    pytest.param(*c[1:], id=c[0])
+    for c in FIT_BAD
+    if c[0] not in {"overflowing mean", "curve with no observed point"}
 ] + [
-    pytest.param(
-        lambda X: with_value(X, (slice(None), 0), np.nan),
-        ValueError,
-        "complete curves",
-        id="every row incomplete",
-    ),
+    pytest.param(lambda X: np.full(X.shape, np.nan), ValueError, "all NaN", id="every row empty"),
 ]
 
 
@@ -170,20 +167,20 @@ def fitted_matcher(curves):
     "params, make, error, match",
     [
         ({}, lambda X: with_value(X, (0, 0), np.inf), ValueError, "infinity"),
-        ({}, lambda X: with_value(X, (slice(None), 0), np.nan), ValueError, "complete curves"),
+        ({}, lambda X: with_value(X, (slice(None), 0), np.nan), ValueError, "no observed value"),
         ({"n_starts": 0}, None, InvalidParameterError, "n_starts"),
         ({"estimator__learning_rate_init": 1e12}, None, ValueError, "diverged"),
         ({"estimator__max_iter": 0}, None, InvalidParameterError, "max_iter"),
-        ({}, lambda X: np.full((3, 50), np.nan), ValueError, "complete curves"),
+        ({}, lambda X: np.full((3, 50), np.nan), ValueError, "all NaN"),
         ({"estimator__learning_rate_init": 1e12}, lambda X: X[:, :50], ValueError, "diverged"),
     ],
     ids=[
         "inf",
-        "no complete row",
+        "grid point never observed",
         "invalid parameter",
         "diverged",
         "invalid VAE parameter",
-        "no complete row, other width",
+        "no observed point, other width",
         "diverged, other width",
     ],
 )

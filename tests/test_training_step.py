@@ -24,7 +24,7 @@ needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="CUDA is not available")
 N_FEATURES, LATENT = 12, 2
 
 
-def module(noise="profiled", seed=0) -> VAEModule:
+def module(noise="profiled", seed=0, mask_aware=False) -> VAEModule:
     net = VAEModule(
         n_features=N_FEATURES,
         hidden=[16, 16],
@@ -32,6 +32,7 @@ def module(noise="profiled", seed=0) -> VAEModule:
         activation="silu",
         noise=noise,
         residual=True,
+        mask_aware=mask_aware,
     )
     net.reset_parameters(torch.Generator().manual_seed(seed))
     return net
@@ -44,7 +45,8 @@ def data(rows: int, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def reference_step(net, optimizer, batch, eps, average, kl_weight=1.0):
-    """The step written plainly, on exactly the given rows (no buffers, no padding)."""
+    """The step written plainly, on exactly the given complete rows (no buffers, no
+    padding)."""
     optimizer.zero_grad(set_to_none=True)
     squared_error, kl = net(batch, eps)
     nll = net.reconstruction_nll(squared_error, N_FEATURES)
@@ -52,7 +54,9 @@ def reference_step(net, optimizer, batch, eps, average, kl_weight=1.0):
     loss.backward()
     _training_step.clip_gradients([p for p in net.parameters() if p.requires_grad], average)
     optimizer.step()
-    return torch.stack([nll.sum(), kl.sum(), squared_error.sum()]).detach().double()
+    points = torch.tensor(float(batch.numel()))
+    totals = [nll.sum(), kl.sum(), points, squared_error.sum(), points]
+    return torch.stack(totals).detach().double()
 
 
 def stepped(sizes, noise="profiled", kl_weight=1.0):
@@ -62,7 +66,7 @@ def stepped(sizes, noise="profiled", kl_weight=1.0):
     optimizers = [make_optimizer(net, 1e-2) for net in nets]
     averages = [torch.zeros(()), torch.zeros(())]
     step = TrainingStep(nets[0], optimizers[0], max(sizes), kl_weight, averages[0], use_graph=False)
-    reference_totals = torch.zeros(3, dtype=torch.float64)
+    reference_totals = torch.zeros(5, dtype=torch.float64)
     for i, rows in enumerate(sizes):
         batch, eps = data(rows, seed=i)
         step.load(batch, eps)
@@ -97,13 +101,72 @@ def test_padding_is_reset_by_the_next_full_batch():
     step = TrainingStep(net, make_optimizer(net, 1e-3), 8, 1.0, torch.zeros(()), use_graph=False)
     step.load(*data(3))
     assert step.weight.tolist() == [1.0] * 3 + [0.0] * 5
-    assert float(step.points) == 3 * N_FEATURES
+    assert step.clean.tolist() == [1.0] * 3 + [0.0] * 5
     assert not step.batch[3:].any() and not step.eps[3:].any()
+    assert step.observed.all() and step.seen.all()  # padding rows: fully observed
     batch, eps = data(8)
     step.load(batch, eps)
     assert step.weight.tolist() == [1.0] * 8
-    assert float(step.points) == 8 * N_FEATURES
+    assert step.clean.tolist() == [1.0] * 8
     torch.testing.assert_close(step.batch, batch, rtol=0, atol=0)
+
+
+def test_missing_and_hidden_points_fill_the_mask_buffers():
+    """NaN points are zeroed and unobserved; hidden points are observed (scored) but not
+    seen by the encoder, and their rows leave the noise estimate."""
+    net = module()
+    step = TrainingStep(net, make_optimizer(net, 1e-3), 4, 1.0, torch.zeros(()), use_graph=False)
+    batch, eps = data(4)
+    batch[0, :3] = float("nan")
+    hidden = torch.zeros(4, N_FEATURES, dtype=torch.bool)
+    hidden[1, 5:9] = True
+    step.load(batch, eps, hidden)
+    assert step.batch[0, :3].tolist() == [0.0] * 3 and torch.isfinite(step.batch).all()
+    assert step.observed.sum(dim=1).tolist() == [N_FEATURES - 3] + [N_FEATURES] * 3
+    assert step.seen.sum(dim=1).tolist() == [N_FEATURES - 3, N_FEATURES - 4] + [N_FEATURES] * 2
+    assert step.clean.tolist() == [1.0, 0.0, 1.0, 1.0]
+    step()
+    nll, kl, n_observed, squared_error, n_clean = step.totals.tolist()
+    assert n_observed == 4 * N_FEATURES - 3 and n_clean == 3 * N_FEATURES - 3
+
+
+def test_the_step_minimises_the_masked_elbo_per_observed_point():
+    """The step's loss (read from its gradient) is the ELBO summed over the observed
+    points only, divided by their number: the same as the complete rows' sub-grids
+    written out by hand, row by row."""
+    batch, eps = data(3)
+    batch[0, ::2] = float("nan")
+    batch[2, -5:] = float("nan")
+    nets = module(0.5, mask_aware=True), module(0.5, mask_aware=True)
+    step = TrainingStep(
+        nets[0], make_optimizer(nets[0], 1e-2), 3, 1.0, torch.zeros(()), use_graph=False
+    )
+    step.load(batch, eps)
+    step()
+    optimizer = make_optimizer(nets[1], 1e-2)
+    optimizer.zero_grad()
+    total, points = 0.0, 0
+    for row, noise in zip(batch, eps):
+        kept = ~torch.isnan(row)
+        x = torch.where(kept, row, 0.0)[None]
+        mean, logvar = nets[1].encoder(x, kept[None].float())
+        z = mean + torch.exp(0.5 * logvar) * noise
+        decoded = nets[1].decoder(z)[0, kept]
+        sigma = 0.5
+        nll = ((row[kept] - decoded) ** 2).sum() / (2 * sigma**2) + kept.sum() * (
+            np.log(sigma) + 0.5 * np.log(2 * np.pi)
+        )
+        total = total + nll + _kl(mean, logvar)
+        points += int(kept.sum())
+    (total / points).backward()
+    _training_step.clip_gradients([p for p in nets[1].parameters()], torch.zeros(()))
+    optimizer.step()
+    for key, value in nets[1].state_dict().items():
+        torch.testing.assert_close(nets[0].state_dict()[key], value, rtol=1e-5, atol=1e-6)
+
+
+def _kl(mean, logvar):
+    return 0.5 * (mean**2 + torch.exp(logvar) - 1 - logvar).sum()
 
 
 def test_learning_rate_is_set_for_the_next_steps():

@@ -209,6 +209,7 @@ INVALID_PARAMS = {
     "kl_weight": [-1, np.inf, np.nan, "1"],
     "warm_start": ["no", 0, None],
     "residual": ["yes", 0, None],
+    "gap_aware": ["yes", "always", 0, None],
     "verbose": [-1, "loud", 0.5],
     "random_state": ["seed", -1, 1.5],
     "device": ["tpu", None, 0],
@@ -276,13 +277,20 @@ def named_vae(curves):
     return BetaCurveVAE(hidden_layer_sizes=(8,), max_iter=3, random_state=0).fit(X)
 
 
-def _nan(X):
-    return with_value(X, (0, 0), np.nan)
+def _empty_row(X):
+    return with_value(X, (0, slice(None)), np.nan)
 
 
 FAILED_FITS = [
-    ("NaN", {}, "fit", _nan, ValueError, "NaN"),
-    ("NaN, DataFrame", {}, "fit", lambda X: pd.DataFrame(_nan(X)), ValueError, "NaN"),
+    ("empty row", {}, "fit", _empty_row, ValueError, "no observed point"),
+    (
+        "empty row, DataFrame",
+        {},
+        "fit",
+        lambda X: pd.DataFrame(_empty_row(X)),
+        ValueError,
+        "no observed point",
+    ),
     ("sparse", {}, "fit", sp.csr_matrix, TypeError, "Sparse"),
     ("1-D", {}, "fit", lambda X: X[0], ValueError, "Expected 2D"),
     ("words", {}, "fit", lambda X: np.full(X.shape, "a"), ValueError, "convert string"),
@@ -308,7 +316,8 @@ FAILED_FITS = [
     ),
     ("warm start, other width", {"warm_start": True}, "fit", lambda X: X[:, :50], ValueError, "50"),
     ("partial_fit, other width", {}, "partial_fit", lambda X: X[:, :50], ValueError, "50"),
-    ("partial_fit, NaN", {}, "partial_fit", _nan, ValueError, "NaN"),
+    ("partial_fit, empty row", {}, "partial_fit", _empty_row, ValueError, "no observed point"),
+    ("infinity", {}, "fit", lambda X: with_value(X, (2, 3), np.inf), ValueError, "infinity"),
     (
         "partial_fit, invalid",
         {"batch_size": 0},

@@ -20,6 +20,7 @@ SECTIONS = [
     "real_curves",  # measured data sets (sktime, statsmodels), VAE vs PCA and KernelPCA
     "inference",  # transform / inverse_transform / score_samples / matcher speed, now vs 0.1.0
     "matching",  # LatentMatcher vs the blog post's per-target scipy loop; partial targets
+    "missing",  # incomplete curves: VAE encoder and matcher vs imputers on the missing points
     "methods",  # held-out error of every method: VAE, blog recipe, PCA, KernelPCA, FA
     "blog_recipe",  # the blog post's training recipe: time to quality and throughput
     "memory",  # peak RSS of fit and inference on 1M rows, each in a fresh process

@@ -92,9 +92,10 @@ class LatentMatcher(
         no refit); :meth:`fit` only checks it and the width of ``X``.
     start : {"encoder", "zero"}, default="encoder"
         First start point of each target: the encoder's posterior mean, or ``z = 0``
-        (the prior's mode, as in the blog post). A partial target is encoded after filling
-        its missing points with the training mean curve, refined a few times with the
-        decoded curve of its current code.
+        (the prior's mode, as in the blog post). The mask-aware encoder of a VAE fitted by
+        this version encodes a partial target as it is; an older VAE's encoder reads it
+        with its missing points filled with the training mean curve, refined a few times
+        with the decoded curve of its current code.
     n_starts : int, default=1
         Number of starts per target; the ``n_starts - 1`` extra starts are shared by all
         targets, and the best result is kept. With ``random_state=None`` they are fixed
@@ -150,8 +151,8 @@ class LatentMatcher(
 
     Notes
     -----
-    A VAE needs complete curves: with ``prefit=False``, :meth:`fit` trains it on the rows
-    of ``X`` without NaN (ValueError if there are none). Partial targets are matched on
+    With ``prefit=False``, :meth:`fit` trains the VAE on the rows of ``X``, gaps
+    included (rows with no observed point are left out). Partial targets are matched on
     their observed points, which completes them: ``inverse_transform(transform(X))``. A
     target with no observed point has nothing to match: it gets a warning and the code
     minimising the prior term from its start (the start itself when ``prior_weight=0``).
@@ -162,7 +163,7 @@ class LatentMatcher(
     few iterations.
 
     With a dask array, :meth:`fit` reads only its shape when ``prefit=True``, and
-    otherwise trains the VAE out of core on its complete rows; :meth:`transform` and
+    otherwise trains the VAE out of core on its rows; :meth:`transform` and
     :meth:`inverse_transform` return lazy dask arrays (with
     ``set_output(transform="pandas")``, ``transform`` returns a lazy dask DataFrame).
 
@@ -249,7 +250,8 @@ class LatentMatcher(
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Curves; NaN marks missing points (rows with NaN are not used to train).
+            Curves; NaN marks missing points (rows with no observed point are not used
+            to train).
         y : None
             Ignored.
 
@@ -368,26 +370,24 @@ class LatentMatcher(
         return self.estimator
 
     def _fit_estimator(self, X) -> BetaCurveVAE:
-        """A clone of ``estimator`` (or a default VAE) fitted on the complete rows of X
-        (out of core for a dask array)."""
-        complete = ~np.isnan(X).any(axis=1)
+        """A clone of ``estimator`` (or a default VAE) fitted on the rows of X with an
+        observed point, gaps included (out of core for a dask array)."""
+        kept = ~np.isnan(X).all(axis=1)
         if is_dask_array(X):
-            X_complete = X[complete].compute_chunk_sizes()  # one pass over the blocks
-            n_complete = X_complete.shape[0]
+            X_kept = X[kept].compute_chunk_sizes()  # one pass over the blocks
+            n_kept = X_kept.shape[0]
         else:
-            X_complete, n_complete = X[complete], int(complete.sum())
-        if not n_complete:
+            X_kept, n_kept = X[kept], int(kept.sum())
+        if not n_kept:
             raise ValueError(
-                "Every row of X has missing points (NaN), but fitting the VAE needs "
-                "complete curves. Fit on complete curves, or pass a fitted VAE with "
-                "prefit=True to match partial curves."
+                "Every row of X is missing (all NaN): there is nothing to fit the VAE on."
             )
         estimator = (
             BetaCurveVAE(random_state=self.random_state)
             if self.estimator is None
             else clone(self.estimator)
         )
-        return estimator.fit(X_complete)
+        return estimator.fit(X_kept)
 
     def _noise_in_model_units(self, model) -> float:
         """The noise of the posterior objective and covariance, in model units."""
@@ -491,7 +491,8 @@ LatentMatcher.transform = keep_dask_output_lazy(LatentMatcher.transform)
 
 
 def encode(model, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Posterior mean and standard deviation of complete curves (row-independent)."""
+    """Posterior mean and standard deviation of curves (row-independent; NaN marks a
+    missing point)."""
     return model.encode(
         X,
         non_finite_error=(
@@ -504,8 +505,11 @@ def encode(model, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def encoder_start(
     model, X: np.ndarray, observed: np.ndarray, n_refine: int = N_REFINE
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Posterior mean and std of the targets, whose missing points are filled with the
-    mean curve, then ``n_refine`` times with the decoded curve of the current code."""
+    """Posterior mean and std of the targets. A mask-aware encoder reads partial targets
+    as they are; another sees their missing points filled with the mean curve, then
+    ``n_refine`` times with the decoded curve of the current code."""
+    if model.module.config["mask_aware"]:
+        return encode(model, X)
     filled = np.where(observed, X, model.scaler.mean)
     partial = np.flatnonzero(~observed.all(axis=1))
     for _ in range(n_refine if partial.size else 0):

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._imputer import CurveImputer
 from .._matching.matcher import LatentMatcher
 from .._torch.networks import VAEModule
 from .._vae import BetaCurveVAE
@@ -78,6 +79,7 @@ REGISTRY = {
     "LatentMatcher": Registered(
         LatentMatcher, upgrade_v1=_upgrade_matcher_v1, renamed_params={"max_iter": "maxiter"}
     ),
+    "CurveImputer": Registered(CurveImputer),
 }
 #: The tensor dtypes a file may hold, by the name it uses.
 TORCH_DTYPES = {

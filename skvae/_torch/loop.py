@@ -15,6 +15,7 @@ from typing import Protocol
 
 import torch
 
+from .masking import draw_hidden_points
 from .networks import (
     PROFILE_FLOOR,
     VAEModule,
@@ -22,6 +23,7 @@ from .networks import (
     gaussian_nll,
     profiled_nll,
     sigma_points,
+    split_missing,
 )
 from .step import (
     TrainingStep,
@@ -62,13 +64,17 @@ class TrainingConfig:
     #: the best epoch replaces them only if a paired one-sided t-test of its per-curve
     #: held-out gains reaches this t statistic (None: the start does not compete)
     start_margin: float | None = None
+    #: no training curve has a missing point: the steps of an encoder that hides none
+    #: skip the masking
+    complete_curves: bool = False
 
 
 @dataclass
 class TrainingState:
     """Everything that carries over between epochs and fits (plain values only).
 
-    Losses are per curve and per grid point, in model units. ``optimizer_state`` is the
+    Losses are per curve and observed point (the KL per curve and grid point), in model
+    units. ``optimizer_state`` is the
     optimizer's ``state_dict`` (CPU tensors between fits), not a live optimizer, so the
     state pickles and saves anywhere.
     """
@@ -98,7 +104,8 @@ class BatchSource(Protocol):
     n_features: int
 
     def batches(self, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
-        """Yield the epoch's shuffled mini-batches: float32, model units, on the device."""
+        """Yield the epoch's shuffled mini-batches: float32, model units (NaN at missing
+        points), on the device."""
         ...
 
 
@@ -108,7 +115,7 @@ class TensorBatches:
     Parameters
     ----------
     X : torch.Tensor of shape (n_samples, n_features)
-        Training curves in model units, on the training device.
+        Training curves in model units (NaN at missing points), on the training device.
     """
 
     def __init__(self, X: torch.Tensor):
@@ -150,12 +157,16 @@ def run_epoch(
 ) -> torch.Tensor:
     """One pass over ``source`` in shuffled mini-batches, each through ``step``.
 
-    Returns a float64 tensor (on the device) of the mean loss, reconstruction and KL per
-    point, and the mean squared error per point (model units).
+    Returns a float64 tensor (on the device) of the loss and reconstruction term per
+    observed point, the KL per curve and grid point, and the mean squared error per
+    observed point of the curves that hid no point from the encoder (model units). A
+    mask-aware encoder reads curves with points hidden by
+    :func:`~skvae._torch.masking.draw_hidden_points`.
     """
     step.set_learning_rate(lr)
     module.train()
     latent_dims = module.config["latent_dims"]
+    hiding = module.config["mask_aware"]
     device = step.totals.device
     n_features = source.n_features
     step.totals.zero_()
@@ -168,12 +179,18 @@ def run_epoch(
         if used + len(batch) > len(noise):
             fresh = torch.randn(max(NOISE_SLAB, len(batch)), latent_dims, generator=generator)
             noise, used = torch.cat([noise[used:], to_device(fresh, device)]), 0
-        step.load(batch, noise[used : used + len(batch)])
+        hidden = None
+        if hiding:
+            hidden = to_device(draw_hidden_points(len(batch), n_features, generator), device)
+        step.load(batch, noise[used : used + len(batch)], hidden)
         used += len(batch)
         step()
         n_seen += len(batch)
-    recon, kl, mse = step.totals / (n_seen * n_features)
-    return torch.stack([recon + config.kl_weight * kl, recon, kl, mse])
+    nll, kl, n_observed, squared_error, n_clean = step.totals
+    recon = nll / n_observed
+    loss = recon + config.kl_weight * kl / n_observed
+    mse = squared_error / torch.clamp(n_clean, min=1.0)
+    return torch.stack([loss, recon, kl / (n_seen * n_features), mse])
 
 
 @torch.no_grad()
@@ -215,38 +232,42 @@ def negative_elbo(module: VAEModule, X: torch.Tensor) -> torch.Tensor:
     squares would overflow.
     """
     module.eval()
-    mean, logvar = module.encoder(X.to(torch.float32))
+    X, observed = split_missing(X)
+    mean, logvar = module.encoder(X.to(torch.float32), observed.to(torch.float32))
     eps = sigma_points(mean.shape[1], dtype=mean.dtype).to(X.device)  # (2d, d)
     z = mean[:, None, :] + torch.exp(0.5 * logvar)[:, None, :] * eps[None]
     decoded = module.decoder(z.reshape(-1, z.shape[-1])).reshape(len(X), len(eps), -1)
     log_sigma = module.log_sigma.to(X.dtype)
-    nll = gaussian_nll(X[:, None, :], decoded.to(X.dtype), log_sigma).mean(dim=1)
-    return nll + gaussian_kl(mean.to(X.dtype), logvar.to(X.dtype))
+    nll = gaussian_nll(X[:, None, :], decoded.to(X.dtype), log_sigma, observed[:, None, :])
+    return nll.mean(dim=1) + gaussian_kl(mean.to(X.dtype), logvar.to(X.dtype))
 
 
 @torch.no_grad()
 def reconstruction_log_likelihood(module: VAEModule, X: torch.Tensor) -> torch.Tensor:
-    """Per-row log-likelihood per grid point of ``X`` reconstructed from the encoder's
-    mean, at each row's maximum-likelihood noise: ``-½ (log(2π MSEᵢ) + 1)`` (float64).
+    """Per-row log-likelihood per observed point of ``X`` (NaN at missing points)
+    reconstructed from the encoder's mean, at each row's maximum-likelihood noise:
+    ``-½ (log(2π MSEᵢ) + 1)`` (float64).
 
     The reconstruction term of the profiled training loss (:func:`profiled_nll`) at the
     posterior mean: no sampling, no KL, so it ranks models by how well they reconstruct
     curves they never saw, each curve's relative error counting alike.
     """
     module.eval()
-    mean, _ = module.encoder(X.to(torch.float32))
-    squared_error = (module.decoder(mean).to(torch.float64) - X.to(torch.float64)).square()
-    n_features = X.shape[1]
-    return -profiled_nll(squared_error.sum(dim=1), n_features) / n_features
+    filled, observed = split_missing(X.to(torch.float64))
+    mean, _ = module.encoder(filled.to(torch.float32), observed.to(torch.float32))
+    residual = (module.decoder(mean).to(torch.float64) - filled) * observed
+    n_observed = observed.sum(dim=1)
+    return -profiled_nll(residual.square().sum(dim=1), n_observed) / n_observed
 
 
 class HeldOutCurves:
     """Curves held out for early stopping, scored by the reconstruction log-likelihood
-    per grid point of their encoder-mean reconstruction (see
+    per observed point of their encoder-mean reconstruction (see
     :func:`reconstruction_log_likelihood`), averaged over curves.
 
     The curves come from a source, in memory or streamed from blocks, as model-unit
-    tensors on the training device, in chunks of a bounded number of rows.
+    tensors (NaN at missing points) on the training device, in chunks of a bounded number
+    of rows.
 
     Parameters
     ----------
@@ -379,7 +400,13 @@ def train(
     )
     average = torch.tensor(state.grad_norm_average, dtype=torch.float32, device=device)
     step = TrainingStep(
-        module, optimizer, config.batch_size, config.kl_weight, average, use_graph=use_graph
+        module,
+        optimizer,
+        config.batch_size,
+        config.kl_weight,
+        average,
+        use_graph=use_graph,
+        complete=config.complete_curves and not module.config["mask_aware"],
     )
     # convergence and early stopping are judged within this run (fit or partial_fit call)
     state.best_loss, state.best_validation, state.no_improvement = math.inf, -math.inf, 0

@@ -74,11 +74,70 @@ def _stack_shapes(prefix: str, sizes: list[int], residual: bool) -> dict[str, tu
     return shapes
 
 
+def split_missing(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(filled, observed)``: ``x`` with its missing points (NaN) set to 0 (the mean
+    curve, in model units), and 1 at the observed points, 0 at the missing ones."""
+    missing = torch.isnan(x)
+    return x.masked_fill(missing, 0.0), (~missing).to(x.dtype)
+
+
+def interpolate_missing(x: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
+    """Curves ``x`` with each missing point replaced by the straight line between the
+    nearest observed points on either side along the grid (the nearest observed value
+    beyond the last one, 0 in a curve with none).
+
+    Parameters
+    ----------
+    x : torch.Tensor of shape (n, n_features)
+        Curves, finite (any value at the missing points).
+    observed : torch.Tensor of shape (n, n_features)
+        1 at the observed points, 0 at the missing ones.
+
+    Returns
+    -------
+    filled : torch.Tensor of shape (n, n_features)
+
+    Examples
+    --------
+    >>> x = torch.tensor([[0.0, 1.0, 0.0, 0.0, 4.0, 0.0]])
+    >>> interpolate_missing(x, torch.tensor([[0.0, 1, 0, 0, 1, 0]])).tolist()
+    [[1.0, 1.0, 2.0, 3.0, 4.0, 4.0]]
+    """
+    n_features = x.shape[-1]
+    seen = observed > 0
+    index = torch.arange(n_features, device=x.device, dtype=x.dtype).expand_as(x)
+    none = torch.full_like(x, -1.0)
+    before = torch.cummax(torch.where(seen, index, none), dim=-1).values
+    after = n_features - 1 - torch.cummax(torch.where(seen.flip(-1), index, none), dim=-1).values
+    after = after.flip(-1)  # n_features where no observed point follows
+    left = x.gather(-1, before.clamp(min=0).long())
+    right = x.gather(-1, after.clamp(max=n_features - 1).long())
+    has_left, has_right = before >= 0, after < n_features
+    weight = (index - before) / torch.clamp(after - before, min=1.0)
+    line = left + (right - left) * weight
+    filled = torch.where(has_left, torch.where(has_right, line, left), right)
+    filled = torch.where(has_left | has_right, filled, torch.zeros_like(x))
+    return torch.where(seen, x, filled)
+
+
 class Encoder(nn.Module):
     """MLP mapping a curve to the mean and log-variance of a diagonal Gaussian posterior.
 
-    With ``linear``, a bias-free linear map of the curve is added to the mean (the
-    projection of PCA when the module starts at PCA, see :meth:`VAEModule.start_at_pca`).
+    Missing points (NaN) are interpolated along the grid (:func:`interpolate_missing`).
+    A ``mask_aware`` encoder also reads which points are missing: its input is the
+    interpolated curve followed by the missing-point indicator, ``1 / sqrt(n_features)``
+    where a point is missing and 0 elsewhere (``2 * n_features`` values). A missing point
+    is never mistaken for an observed one, and a curve with scattered missing points looks
+    to the network much like the complete curve. A complete curve's indicator is all
+    zeros: its weights neither act nor train, so complete curves train as they would
+    without them. The indicator's small value keeps the many weights it feeds, which Adam
+    moves each by about one step whatever their gradient, from jolting the hidden units:
+    with indicators of 1, an encoder trained on incomplete curves encodes complete ones
+    poorly.
+
+    With ``linear``, a bias-free linear map of the interpolated curve is added to the
+    mean: the projection of PCA when the module starts at PCA, see
+    :meth:`VAEModule.start_at_pca`.
     """
 
     def __init__(
@@ -88,16 +147,42 @@ class Encoder(nn.Module):
         latent_dims: int,
         activation: str,
         residual: bool = False,
+        mask_aware: bool = False,
         linear: bool = False,
     ):
         super().__init__()
-        self.body = hidden_stack([n_features, *hidden], activation, residual)
+        n_inputs = 2 * n_features if mask_aware else n_features
+        self.mask_aware = mask_aware
+        self.body = hidden_stack([n_inputs, *hidden], activation, residual)
         self.mean = nn.Linear(hidden[-1], latent_dims)
         self.logvar = nn.Linear(hidden[-1], latent_dims)
         self.linear = nn.Linear(n_features, latent_dims, bias=False) if linear else None
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.body(x)
+    def forward(
+        self, x: torch.Tensor, observed: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean and log-variance of curves ``x``.
+
+        Without ``observed``, NaN entries of ``x`` are the missing points. With it (1 at
+        the points the encoder may read, 0 elsewhere), ``x`` must be 0 at the others.
+        """
+        if observed is None:
+            x, observed = split_missing(x)
+        return self.encode_finite(interpolate_missing(x, observed), observed)
+
+    def encode_finite(
+        self, x: torch.Tensor, observed: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward` of curves ``x`` with every point finite: complete curves
+        (``observed`` None) or curves whose missing points are already interpolated."""
+        inputs = x
+        if self.mask_aware:
+            if observed is None:
+                indicator = torch.zeros_like(x)
+            else:
+                indicator = (1.0 - observed) / math.sqrt(observed.shape[-1])
+            inputs = torch.cat([x, indicator], dim=-1)
+        h = self.body(inputs)
         raw = self.logvar(h)
         mean = self.mean(h)
         if self.linear is not None:
@@ -140,6 +225,7 @@ CONFIG_KEYS = {
     "activation": None,
     "noise": None,
     "residual": False,
+    "mask_aware": False,
     "linear": False,
 }
 
@@ -168,6 +254,8 @@ class VAEModule(nn.Module):
         ``log_sigma`` a buffer that training sets to the shared value afterwards.
     residual : bool, default=False
         Hidden-to-hidden layers of equal width are residual blocks ``h + act(W h + b)``.
+    mask_aware : bool, default=False
+        The encoder reads the observation mask next to the curve (see :class:`Encoder`).
     linear : bool, default=False
         The encoder's mean and the decoder's output each add a bias-free linear map of
         their input to the MLP's (see :meth:`start_at_pca`).
@@ -188,6 +276,7 @@ class VAEModule(nn.Module):
         activation: str,
         noise: float | str | None,
         residual: bool = False,
+        mask_aware: bool = False,
         linear: bool = False,
     ):
         super().__init__()
@@ -200,13 +289,16 @@ class VAEModule(nn.Module):
             "activation": str(activation),
             "noise": noise if noise is None or noise == PROFILED else float(noise),
             "residual": bool(residual),
+            "mask_aware": bool(mask_aware),
             "linear": bool(linear),
         }
         # Construction draws default initial weights from torch's global generator; do it
         # in a forked RNG so that user code's global random stream is left untouched.
         # The estimator then calls ``reset_parameters`` with its own generator.
         with torch.random.fork_rng(devices=[]):
-            self.encoder = Encoder(n_features, hidden, latent_dims, activation, residual, linear)
+            self.encoder = Encoder(
+                n_features, hidden, latent_dims, activation, residual, mask_aware, linear
+            )
             self.decoder = Decoder(
                 latent_dims, hidden[::-1], n_features, activation, residual, linear
             )
@@ -244,7 +336,8 @@ class VAEModule(nn.Module):
             )
         n, hidden, d = config["n_features"], list(config["hidden"]), config["latent_dims"]
         residual = bool(config.get("residual", False))
-        shapes = _stack_shapes("encoder.body", [n, *hidden], residual)
+        n_inputs = 2 * n if config.get("mask_aware", False) else n
+        shapes = _stack_shapes("encoder.body", [n_inputs, *hidden], residual)
         for head in ("mean", "logvar"):
             shapes[f"encoder.{head}.weight"] = (d, hidden[-1])
             shapes[f"encoder.{head}.bias"] = (d,)
@@ -270,7 +363,8 @@ class VAEModule(nn.Module):
         log-variance to probabilistic PCA's posterior variance in those units, so the
         mean reconstruction is PCA's. A profiled or learned noise starts at PCA's RMS
         residual. The mean and covariance are accumulated in float64 over the batches
-        (one pass; streamed data is never held in memory at once).
+        (one pass; streamed data is never held in memory at once), missing points (NaN)
+        interpolated along the grid (:func:`interpolate_missing`).
 
         Parameters
         ----------
@@ -288,6 +382,7 @@ class VAEModule(nn.Module):
         count = 0
         for batch in batches:
             batch = batch.to(device=device, dtype=torch.float64)
+            batch = interpolate_missing(*split_missing(batch))
             total += batch.sum(0)
             outer += batch.T @ batch
             count += len(batch)
@@ -318,10 +413,19 @@ class VAEModule(nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self, generator: torch.Generator) -> None:
-        """Draw every linear layer's weights as ``nn.Linear`` does, from ``generator``."""
+        """Draw every linear layer's weights as ``nn.Linear`` does, from ``generator``.
+
+        The first layer of a mask-aware encoder is drawn as if it read the curve alone
+        (its fan-in is ``n_features``), so a complete curve starts as in an encoder
+        without the indicator.
+        """
+        first = self.encoder.body[0]
         for layer in self.modules():
             if isinstance(layer, nn.Linear):
-                bound = 1.0 / math.sqrt(layer.in_features)
+                fan_in = layer.in_features
+                if layer is first and self.config["mask_aware"]:
+                    fan_in = self.config["n_features"]
+                bound = 1.0 / math.sqrt(fan_in)
                 # kaiming_uniform_ with a=sqrt(5) is uniform(-1/sqrt(fan_in), 1/sqrt(fan_in))
                 layer.weight.uniform_(-bound, bound, generator=generator)
                 if layer.bias is not None:
@@ -332,27 +436,50 @@ class VAEModule(nn.Module):
         """Whether the noise is profiled (set to its maximum-likelihood value) in training."""
         return self.config["noise"] == PROFILED
 
-    def forward(self, x: torch.Tensor, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-curve squared reconstruction error (summed over points) and KL, with
-        ``z = mean + std * eps``."""
-        mean, logvar = self.encoder(x)
+    def forward(
+        self,
+        x: torch.Tensor,
+        eps: torch.Tensor,
+        observed: torch.Tensor | None = None,
+        seen: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-curve squared reconstruction error (summed over the observed points) and KL,
+        with ``z = mean + std * eps``.
+
+        ``x`` is 0 at its missing points; ``observed`` is 1 at the points the likelihood
+        scores, ``seen`` (default: ``observed``) at the points the encoder reads, a subset
+        of them. Without ``observed`` the curves are complete: nothing is masked or
+        interpolated.
+        """
+        if observed is None:
+            mean, logvar = self.encoder.encode_finite(x)
+            z = mean + torch.exp(0.5 * logvar) * eps
+            return (x - self.decoder(z)).square().sum(dim=-1), gaussian_kl(mean, logvar)
+        if seen is None:
+            seen = observed
+        mean, logvar = self.encoder(x * seen, seen)
         z = mean + torch.exp(0.5 * logvar) * eps
-        return (x - self.decoder(z)).square().sum(dim=-1), gaussian_kl(mean, logvar)
+        squared_error = ((x - self.decoder(z)).square() * observed).sum(dim=-1)
+        return squared_error, gaussian_kl(mean, logvar)
 
-    def reconstruction_nll(self, squared_error: torch.Tensor, n_features: int) -> torch.Tensor:
-        """Per-curve negative log-likelihood from :meth:`forward`'s squared errors: with
-        the module's σ, or each curve's own maximum-likelihood σ when profiled."""
+    def reconstruction_nll(
+        self, squared_error: torch.Tensor, n_observed: int | torch.Tensor
+    ) -> torch.Tensor:
+        """Per-curve negative log-likelihood from :meth:`forward`'s squared errors over
+        ``n_observed`` points per curve: with the module's σ, or each curve's own
+        maximum-likelihood σ when profiled."""
         if self.profiled:
-            return profiled_nll(squared_error, n_features)
+            return profiled_nll(squared_error, n_observed)
         scaled = squared_error * torch.exp(-2 * self.log_sigma)
-        return gaussian_nll_of_scaled_error(scaled, n_features, self.log_sigma)
+        return gaussian_nll_of_scaled_error(scaled, n_observed, self.log_sigma)
 
 
-def profiled_nll(squared_error: torch.Tensor, n_features: int) -> torch.Tensor:
+def profiled_nll(squared_error: torch.Tensor, n_features: int | torch.Tensor) -> torch.Tensor:
     """Per-curve Gaussian negative log-likelihood at the curve's maximum-likelihood noise.
 
-    With σᵢ² = MSEᵢ (the curve's mean squared error; Rybkin et al. 2021's "optimal σ",
-    per curve) the negative log-likelihood is ``D/2 · (log(2π MSEᵢ) + 1)``. Its gradient
+    With σᵢ² = MSEᵢ (the curve's mean squared error over its ``n_features`` observed
+    points, a number or one per curve; Rybkin et al. 2021's "optimal σ", per curve) the
+    negative log-likelihood is ``D/2 · (log(2π MSEᵢ) + 1)``. Its gradient
     is the squared error's divided by MSEᵢ: every curve's *relative* error counts, the
     step size follows the noise as it shrinks (no edge-of-stability spikes), and curves
     that span large ranges weigh no more than others. ``PROFILE_FLOOR`` keeps the log finite.
@@ -362,18 +489,28 @@ def profiled_nll(squared_error: torch.Tensor, n_features: int) -> torch.Tensor:
 
 
 def gaussian_nll_of_scaled_error(
-    scaled_squared_error: torch.Tensor, n_features: int, log_sigma: torch.Tensor
+    scaled_squared_error: torch.Tensor, n_features: int | torch.Tensor, log_sigma: torch.Tensor
 ) -> torch.Tensor:
     """Negative log-density under N(x_hat, σ² I), σ = exp(log_sigma), of curves of
-    ``n_features`` points whose squared distance to ``x_hat`` divided by σ² is
-    ``scaled_squared_error``."""
+    ``n_features`` points (a number, or one per curve) whose squared distance to ``x_hat``
+    divided by σ² is ``scaled_squared_error``."""
     return 0.5 * scaled_squared_error + n_features * (log_sigma + 0.5 * _LOG_2PI)
 
 
-def gaussian_nll(x: torch.Tensor, x_hat: torch.Tensor, log_sigma: torch.Tensor) -> torch.Tensor:
-    """Per-row negative log-density of ``x`` under N(x_hat, σ² I), σ = exp(log_sigma)."""
+def gaussian_nll(
+    x: torch.Tensor,
+    x_hat: torch.Tensor,
+    log_sigma: torch.Tensor,
+    observed: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Per-row negative log-density of ``x`` under N(x_hat, σ² I), σ = exp(log_sigma),
+    over the points where ``observed`` is 1 (default: all of them)."""
     scaled = ((x - x_hat) * torch.exp(-log_sigma)) ** 2  # scaled first: no overflow
-    return gaussian_nll_of_scaled_error(scaled.sum(dim=-1), x.shape[-1], log_sigma)
+    if observed is None:
+        return gaussian_nll_of_scaled_error(scaled.sum(dim=-1), x.shape[-1], log_sigma)
+    return gaussian_nll_of_scaled_error(
+        (scaled * observed).sum(dim=-1), observed.sum(dim=-1), log_sigma
+    )
 
 
 def gaussian_kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

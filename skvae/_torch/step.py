@@ -101,11 +101,13 @@ class TrainingStep:
     """Forward, backward, clipping and Adam update of one mini-batch on fixed buffers.
 
     Call :meth:`load` with a batch and its reparametrisation noise, then call the step.
-    The per-point loss of the batch's real rows is minimised; sums of the batch's
-    reconstruction term, KL and squared error accumulate in :attr:`totals` (float64, on
-    the device). With ``use_graph`` (CUDA devices) the first :data:`WARMUP_STEPS` steps
-    run eagerly on a side stream, the next one is captured in a CUDA graph, and every
-    later step replays it. If the capture fails, training goes on eagerly with a warning.
+    The loss per observed point of the batch's real rows is minimised; the batch's sums
+    accumulate in :attr:`totals` (float64, on the device): the reconstruction term, the
+    KL, the observed points, and the squared error and observed points of the rows that
+    hid no point from the encoder (from which the shared noise is estimated). With
+    ``use_graph`` (CUDA devices) the first :data:`WARMUP_STEPS` steps run eagerly on a
+    side stream, the next one is captured in a CUDA graph, and every later step replays
+    it. If the capture fails, training goes on eagerly with a warning.
 
     Parameters
     ----------
@@ -121,6 +123,9 @@ class TrainingStep:
         Running gradient norm (0-d, on the device), updated in place by each step.
     use_graph : bool
         Capture and replay the step as a CUDA graph.
+    complete : bool, default=False
+        Every batch is complete (no NaN) and hides nothing from the encoder: the step
+        neither masks nor interpolates.
 
     Examples
     --------
@@ -128,9 +133,11 @@ class TrainingStep:
     ...                 noise="profiled")
     >>> step = TrainingStep(net, make_optimizer(net, 1e-3), batch_size=4, kl_weight=1.0,
     ...                     average=torch.zeros(()), use_graph=False)
-    >>> step.load(torch.randn(3, 6), torch.randn(3, 2))  # a short batch: one padding row
-    >>> step.weight.tolist(), float(step.points)
-    ([1.0, 1.0, 1.0, 0.0], 18.0)
+    >>> batch = torch.randn(3, 6)
+    >>> batch[0, :2] = float("nan")  # two missing points
+    >>> step.load(batch, torch.randn(3, 2))  # a short batch: one padding row
+    >>> step.weight.tolist(), step.observed.sum(dim=1).tolist()
+    ([1.0, 1.0, 1.0, 0.0], [4.0, 6.0, 6.0, 6.0])
     >>> step()
     >>> bool(torch.isfinite(step.totals).all())
     True
@@ -145,17 +152,21 @@ class TrainingStep:
         average: torch.Tensor,
         *,
         use_graph: bool,
+        complete: bool = False,
     ):
         device = average.device
+        self.complete = complete
         n_features, latent_dims = module.config["n_features"], module.config["latent_dims"]
         self.module, self.optimizer, self.average = module, optimizer, average
         self.kl_weight, self.n_features = kl_weight, n_features
         self.parameters = [p for p in module.parameters() if p.requires_grad]
-        self.batch = torch.zeros(batch_size, n_features, device=device)
+        self.batch = torch.zeros(batch_size, n_features, device=device)  # 0 where missing
+        self.observed = torch.ones(batch_size, n_features, device=device)  # 1 where observed
+        self.seen = torch.ones(batch_size, n_features, device=device)  # what the encoder reads
         self.eps = torch.zeros(batch_size, latent_dims, device=device)
         self.weight = torch.ones(batch_size, device=device)  # 0 for padding rows
-        self.points = torch.tensor(float(batch_size * n_features), device=device)
-        self.totals = torch.zeros(3, dtype=torch.float64, device=device)
+        self.clean = torch.ones(batch_size, device=device)  # 0 also where points were hidden
+        self.totals = torch.zeros(5, dtype=torch.float64, device=device)
         self.rows = batch_size
         self.use_graph = use_graph
         self.graph: torch.cuda.CUDAGraph | None = None
@@ -169,25 +180,47 @@ class TrainingStep:
             else:
                 group["lr"] = lr
 
-    def load(self, batch: torch.Tensor, eps: torch.Tensor) -> None:
-        """Copy a batch (at most ``batch_size`` rows) and its noise into the buffers."""
+    def load(
+        self, batch: torch.Tensor, eps: torch.Tensor, hidden: torch.Tensor | None = None
+    ) -> None:
+        """Copy a batch (at most ``batch_size`` rows, NaN at missing points), its noise and
+        the points hidden from the encoder (boolean, default none) into the buffers."""
         n = len(batch)
-        self.batch[:n].copy_(batch)
+        if self.complete:
+            self.batch[:n].copy_(batch)
+            self.clean[:n].fill_(1.0)
+        else:
+            missing = torch.isnan(batch)
+            self.batch[:n].copy_(batch.masked_fill(missing, 0.0))
+            self.observed[:n].copy_(~missing)
+            if hidden is None:
+                self.seen[:n].copy_(self.observed[:n])
+                self.clean[:n].fill_(1.0)
+            else:
+                self.seen[:n].copy_(~(missing | hidden))
+                self.clean[:n].copy_(~hidden.any(dim=1))
         self.eps[:n].copy_(eps)
-        if n != self.rows:  # pad: finite zero rows that carry no weight
+        if n != self.rows:  # pad: finite zero rows, fully observed, that carry no weight
             self.batch[n:].zero_()
+            self.observed[n:].fill_(1.0)
+            self.seen[n:].fill_(1.0)
             self.eps[n:].zero_()
             self.weight[:n].fill_(1.0)
             self.weight[n:].zero_()
-            self.points.fill_(float(n * self.n_features))
             self.rows = n
+        self.clean[n:].zero_()
 
     def _compute(self) -> None:
         self.optimizer.zero_grad(set_to_none=True)
-        squared_error, kl = self.module(self.batch, self.eps)
-        nll = self.module.reconstruction_nll(squared_error, self.n_features)
-        sums = [(term * self.weight).sum() for term in (nll, kl, squared_error)]
-        loss = (sums[0] + self.kl_weight * sums[1]) / self.points
+        if self.complete:  # ``observed`` stays all ones
+            squared_error, kl = self.module(self.batch, self.eps)
+        else:
+            squared_error, kl = self.module(self.batch, self.eps, self.observed, self.seen)
+        n_observed = self.observed.sum(dim=1)
+        nll = self.module.reconstruction_nll(squared_error, n_observed)
+        sums = [(term * self.weight).sum() for term in (nll, kl, n_observed)]
+        sums += [(term * self.clean).sum() for term in (squared_error, n_observed)]
+        loss = (sums[0] + self.kl_weight * sums[1]) / sums[2]
         loss.backward()
         clip_gradients(self.parameters, self.average)
         self.optimizer.step()

@@ -1,0 +1,179 @@
+"""Missing points: a VAE trained on incomplete curves fills the gaps of held-out ones.
+
+For each data set and mask, the same mask kind hides points of the training and of the
+held-out curves: 30 % of the points at random, one contiguous gap of 30 % of the grid at a
+random position, or 60 % of the points at random. A default ``BetaCurveVAE`` (this
+checkout, ``random_state`` the first seed) is fitted on the masked training curves; the
+held-out curves' missing points are then filled by its encoder
+(``inverse_transform(transform(X))``), by ``LatentMatcher(prefit=True)``, and by three
+baselines fitted on the same masked training curves: row-wise linear interpolation along
+the grid (the nearest observed value beyond the ends), ``KNNImputer(n_neighbors=5)`` and
+``IterativeImputer(random_state=0)``. The score is the RMSE over the missing points only.
+
+Data: the non-linear synthetic families of ``benchmarks/workloads/data.py`` (Beta *pdf*
+-- the log-pdf lies in a 3-D linear subspace where linear imputers are exact --, Gaussian
+bumps, logistic steps, damped oscillations) and three real sets shipped with sktime
+(Tecator spectra, GunPoint motion, ItalyPowerDemand daily loads; an optional package: the
+real sets are skipped without it), each split 75/25 in a fixed random order.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+from sklearn.experimental import enable_iterative_imputer  # noqa: F401
+from sklearn.impute import IterativeImputer, KNNImputer
+
+from benchmarks.harness import markdown as md
+from benchmarks.harness.modes import Mode
+from benchmarks.workloads.data import family_split
+from skvae import BetaCurveVAE, LatentMatcher
+
+TITLE = "Missing points: filling gaps, VAE vs imputers"
+FAMILIES = ("beta_pdf", "gaussian_bumps", "smoothed_steps", "damped_oscillations")
+REAL_SETS = ("tecator", "gunpoint", "italy_power_demand")
+MASKS = ("random30", "gap30", "random60")
+BASELINES = ("interpolation", "KNNImputer(5)", "IterativeImputer")
+
+
+def masked(X: np.ndarray, kind: str, seed: int) -> np.ndarray:
+    """A copy of ``X`` with the points of mask ``kind`` set to NaN."""
+    rng = np.random.default_rng(seed)
+    X = np.array(X, dtype=np.float64)
+    if kind.startswith("random"):
+        X[rng.random(X.shape) < int(kind[6:]) / 100] = np.nan
+        return X
+    length = round(int(kind[3:]) / 100 * X.shape[1])
+    for row, start in zip(X, rng.integers(0, X.shape[1] - length + 1, len(X))):
+        row[start : start + length] = np.nan
+    return X
+
+
+def interpolate_rows(X: np.ndarray) -> np.ndarray:
+    """Each row's missing points linearly interpolated along the grid index."""
+    out = X.copy()
+    index = np.arange(X.shape[1])
+    for row in out:
+        missing = np.isnan(row)
+        if missing.any() and not missing.all():
+            row[missing] = np.interp(index[missing], index[~missing], row[~missing])
+    return out
+
+
+def real_set(name: str) -> np.ndarray:
+    """The curves of one of sktime's bundled data sets (rows with NaN dropped)."""
+    from sktime import datasets
+
+    X, _ = getattr(datasets, f"load_{name}")(return_type="numpy2D")
+    X = np.asarray(X, dtype=np.float64)
+    return X[~np.isnan(X).any(axis=1)]
+
+
+def _rmse(filled: np.ndarray, truth: np.ndarray, missing: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((filled[missing] - truth[missing]) ** 2)))
+
+
+def compare(X_train, X_test, kind: str, mode: Mode) -> dict:
+    """RMSE on the held-out missing points of every method, and the encoder/matcher times."""
+    seed = mode.seeds[0]
+    train, test = masked(X_train, kind, seed), masked(X_test, kind, seed + 1)
+    missing = np.isnan(test)
+    out: dict = {"rmse": {}}
+    out["rmse"]["interpolation"] = _rmse(interpolate_rows(test), X_test, missing)
+    for name, imputer in (
+        ("KNNImputer(5)", KNNImputer(n_neighbors=5)),
+        ("IterativeImputer", IterativeImputer(random_state=0)),
+    ):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            filled = imputer.fit(train).transform(test)
+        out["rmse"][name] = _rmse(filled, X_test, missing)
+    start = time.perf_counter()
+    vae = BetaCurveVAE(random_state=seed, **mode.fit_params).fit(train)
+    out["fit_seconds"] = time.perf_counter() - start
+    start = time.perf_counter()
+    encoded = vae.inverse_transform(vae.transform(test))
+    out["encoder_seconds"] = time.perf_counter() - start
+    out["rmse"]["VAE encoder"] = _rmse(encoded, X_test, missing)
+    matcher = LatentMatcher(vae, prefit=True).fit(train)
+    start = time.perf_counter()
+    matched = matcher.inverse_transform(matcher.transform(test))
+    out["matcher_seconds"] = time.perf_counter() - start
+    out["rmse"]["LatentMatcher"] = _rmse(matched, X_test, missing)
+    whole = {"VAE encoder": encoded, "LatentMatcher": matched}
+    out["median_l2_whole_curve"] = {
+        name: float(np.median(np.linalg.norm(curves - X_test, axis=1)))
+        for name, curves in whole.items()
+    }
+    return out
+
+
+def measure(mode: Mode) -> dict:
+    n_train, n_test = (2_000, 500) if mode.quick else (mode.n_train, mode.n_test)
+    data = {family: family_split(family, n_train, n_test) for family in FAMILIES}
+    skipped = None
+    try:
+        for name in REAL_SETS:
+            X = real_set(name)
+            order = np.random.default_rng(0).permutation(len(X))
+            cut = int(0.75 * len(X))
+            data[name] = X[order[:cut]], X[order[cut:]]
+    except ModuleNotFoundError as exc:
+        skipped = f"real sets skipped: needs the optional package {exc.name!r}"
+    results = {"quick": mode.quick, "random_state": mode.seeds[0], "skipped": skipped, "sets": {}}
+    for name, (X_train, X_test) in data.items():
+        results["sets"][name] = {
+            "shape": [len(X_train), len(X_test), X_train.shape[1]],
+            "masks": {kind: compare(X_train, X_test, kind, mode) for kind in MASKS},
+        }
+    return results
+
+
+def table(results: dict) -> str:
+    rows = []
+    for name, entry in results["sets"].items():
+        for kind, r in entry["masks"].items():
+            rmse = r["rmse"]
+            best = min(rmse[b] for b in BASELINES)
+            rows.append(
+                [
+                    name,
+                    kind,
+                    *(rmse[b] for b in BASELINES),
+                    rmse["VAE encoder"],
+                    rmse["LatentMatcher"],
+                    md.ratio(rmse["VAE encoder"], best),
+                    md.ratio(rmse["LatentMatcher"], best),
+                    md.ratio(
+                        r["median_l2_whole_curve"]["VAE encoder"],
+                        r["median_l2_whole_curve"]["LatentMatcher"],
+                    ),
+                    md.ratio(r["matcher_seconds"], r["encoder_seconds"]),
+                ]
+            )
+    note = f" {results['skipped']}." if results.get("skipped") else ""
+    return (
+        f"Default `BetaCurveVAE(random_state={results['random_state']})` trained on the masked "
+        "training curves"
+        + (" (quick mode: 2,000 curves, few epochs)" if results["quick"] else "")
+        + "; RMSE over the held-out missing points. Ratios below 1 favour the VAE; "
+        "'encoder speed-up' is the matcher's time over the encoder's on the same curves."
+        + note
+        + "\n\n"
+        + md.table(
+            [
+                "data",
+                "mask",
+                *BASELINES,
+                "VAE encoder",
+                "LatentMatcher",
+                "encoder / best baseline",
+                "matcher / best baseline",
+                "whole-curve L2, encoder / matcher",
+                "encoder speed-up",
+            ],
+            rows,
+        )
+    )

@@ -1,0 +1,352 @@
+"""Curves with missing points (NaN): the scaling, the masked ELBO, the mask-aware encoder
+and its training gaps, fits on incomplete curves, and filling the gaps in."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.decomposition import PCA
+from sklearn.impute import KNNImputer
+from sklearn.pipeline import make_pipeline
+
+from skvae import BetaCurveVAE, CurveImputer, LatentMatcher
+from skvae._scaling import CurveScaler
+from skvae._torch.masking import HIDING_SHARE, MAX_HIDDEN, draw_hidden_points
+from skvae._torch.networks import VAEModule, sigma_points
+from tests._helpers import TINY_NET
+
+pytestmark = pytest.mark.usefixtures("torch_on_one_thread")
+
+#: The conftest's gap_aware_vae settings: a usable model in a few seconds.
+QUICK = dict(max_iter=40, batch_size=128, learning_rate_init=3e-3, random_state=0)
+
+
+def with_missing(X, share, seed=0):
+    """A copy of ``X`` with a ``share`` of its points, drawn at random, set to NaN."""
+    X = np.array(X, dtype=float)
+    X[np.random.default_rng(seed).random(X.shape) < share] = np.nan
+    return X
+
+
+def with_gap(X, length, seed=0):
+    """A copy of ``X`` with one contiguous gap of ``length`` points per row, at random."""
+    X = np.array(X, dtype=float)
+    starts = np.random.default_rng(seed).integers(0, X.shape[1] - length + 1, len(X))
+    for row, start in zip(X, starts):
+        row[start : start + length] = np.nan
+    return X
+
+
+def median_l2(A, B):
+    return float(np.median(np.linalg.norm(A - B, axis=1)))
+
+
+@pytest.fixture(scope="module")
+def gap_aware_vae(curves):
+    """The conftest's ``fitted_vae`` with a gap-aware encoder, trained on complete curves."""
+    return BetaCurveVAE(
+        max_iter=40,
+        batch_size=128,
+        learning_rate_init=3e-3,
+        early_stopping=False,
+        gap_aware=True,
+        random_state=0,
+    ).fit(curves[0])
+
+
+@pytest.fixture(scope="module")
+def partial_vae(curves):
+    """The conftest's gap_aware_vae, trained on its curves with 30 % of the points missing."""
+    return BetaCurveVAE(**QUICK).fit(with_missing(curves[0], 0.3))
+
+
+# ---------------------------------------------------------------------------- scaling
+
+
+def test_scaler_statistics_come_from_the_observed_values():
+    X = np.random.default_rng(0).normal(2.0, 3.0, size=(50, 6))
+    X_missing = with_missing(X, 0.4)
+    scaler = CurveScaler.fit(X_missing)
+    np.testing.assert_allclose(scaler.mean, np.nanmean(X_missing, axis=0), rtol=1e-14)
+    expected = math.sqrt(np.mean(np.nanvar(X_missing, axis=0)))
+    assert scaler.scale == pytest.approx(expected, rel=1e-12)
+    # the missing points change nothing: the same observed values in other rows agree
+    observed_once = np.where(np.isnan(X_missing), np.nan, X)
+    assert CurveScaler.fit(observed_once).scale == scaler.scale
+
+
+def test_scaler_names_grid_points_never_observed():
+    X = np.ones((5, 4))
+    X[:, [1, 3]] = np.nan
+    with pytest.raises(ValueError, match=r"2 grid point\(s\), columns \[1, 3\]"):
+        CurveScaler.fit(X)
+
+
+def test_dask_scaler_ignores_missing_points():
+    da = pytest.importorskip("dask.array")
+    from skvae._dask import dask_scaler
+
+    X = with_missing(np.random.default_rng(1).normal(size=(60, 5)) * 4 + 1, 0.3)
+    expected = CurveScaler.fit(X)
+    scaler = dask_scaler(da.from_array(X, chunks=(17, 5)))
+    np.testing.assert_allclose(scaler.mean, expected.mean, rtol=1e-12)
+    assert scaler.scale == pytest.approx(expected.scale, rel=1e-10)
+
+
+# ------------------------------------------------------------------------- the ELBO
+
+
+def test_score_samples_is_the_elbo_of_the_observed_sub_grid(partial_vae, curves):
+    """The masked ELBO equals the ELBO written out by hand on each curve's observed
+    points: unscented expectation of the Gaussian log-density of those points only (in
+    data units, with noise_), minus the KL of the encoder's posterior."""
+    X = with_missing(curves[1][:5], 0.4, seed=3)
+    X[0] = curves[1][0]  # one complete curve among them
+    module = partial_vae.module_
+    sigma, mean_curve, scale = partial_vae.noise_, partial_vae.mean_, partial_vae.scale_
+    eps = sigma_points(2).double()
+    expected = []
+    for row in X:
+        kept = ~np.isnan(row)
+        x = torch.tensor(np.where(kept, (row - mean_curve) / scale, 0.0), dtype=torch.float32)
+        with torch.no_grad():
+            mu, logvar = module.encoder(x[None], torch.tensor(kept, dtype=torch.float32)[None])
+            codes = (mu + torch.exp(0.5 * logvar) * eps.float()).double()
+            decoded = module.decoder(codes.float()).double().numpy() * scale + mean_curve
+        mu, var = mu.double().numpy()[0], np.exp(logvar.double().numpy()[0])
+        log_density = [
+            -0.5 * np.sum((row[kept] - g[kept]) ** 2) / sigma**2
+            - kept.sum() * (math.log(sigma) + 0.5 * math.log(2 * math.pi))
+            for g in decoded
+        ]
+        kl = 0.5 * np.sum(mu**2 + var - 1 - np.log(var))
+        expected.append(np.mean(log_density) - kl)
+    np.testing.assert_allclose(partial_vae.score_samples(X), expected, rtol=1e-5)
+
+
+def test_missing_points_are_not_scored(partial_vae, curves):
+    """Changing the value of a point that is missing changes nothing; marking it missing
+    takes its term out of the bound."""
+    X = curves[1][:4].copy()
+    X[:, 10:20] = np.nan
+    score = partial_vae.score_samples(X)
+    assert np.isfinite(score).all()
+    X_complete = curves[1][:4]
+    assert not np.allclose(score, partial_vae.score_samples(X_complete))
+
+
+# ------------------------------------------------------------------------- training
+
+
+def test_curves_with_no_observed_point_are_named(curves):
+    X = curves[0][:30].copy()
+    X[[4, 17]] = np.nan
+    for method in ("fit", "partial_fit"):
+        with pytest.raises(ValueError, match=r"2 curve\(s\) with no observed point.*\[4, 17\]"):
+            getattr(BetaCurveVAE(hidden_layer_sizes=(8,), max_iter=2), method)(X)
+
+
+def test_fit_with_missing_points_is_deterministic(curves):
+    X = with_missing(curves[0][:200], 0.3)
+    params = dict(hidden_layer_sizes=(16,), max_iter=3, batch_size=64, random_state=0)
+    a, b = BetaCurveVAE(**params).fit(X), BetaCurveVAE(**params).fit(X)
+    for key, value in a.module_.state_dict().items():
+        torch.testing.assert_close(b.module_.state_dict()[key], value, rtol=0, atol=0)
+    assert a.loss_curve_ == b.loss_curve_
+
+
+def test_fit_on_incomplete_curves_is_close_to_the_complete_fit(partial_vae, gap_aware_vae, curves):
+    """30 % of the training points missing: the decoder's curves, and the encoder's
+    codes of incomplete curves, are nearly as good as those of the model trained on the
+    complete curves (the conftest's gap_aware_vae, same settings)."""
+    X_test = curves[1]
+    X_partial = with_missing(X_test, 0.3, seed=1)
+    complete = median_l2(gap_aware_vae.inverse_transform(gap_aware_vae.transform(X_test)), X_test)
+    from_partial = median_l2(
+        partial_vae.inverse_transform(partial_vae.transform(X_partial)), X_test
+    )
+    assert from_partial < 3 * complete
+    assert gap_aware_vae.noise_ / 3 < partial_vae.noise_ < 3 * gap_aware_vae.noise_
+
+
+def test_dask_fit_accepts_missing_points(curves):
+    da = pytest.importorskip("dask.array")
+    X = with_missing(curves[0][:200], 0.3)
+    params = dict(hidden_layer_sizes=(16,), max_iter=2, batch_size=64, random_state=0)
+    vae = BetaCurveVAE(**params).fit(da.from_array(X, chunks=(50, 100)))
+    assert np.isfinite(vae.loss_curve_).all()
+    np.testing.assert_allclose(vae.mean_, np.nanmean(X, axis=0), rtol=1e-12)
+    X[3] = np.nan
+    with pytest.raises(ValueError, match="no observed point"):
+        BetaCurveVAE(**params).fit(da.from_array(X, chunks=(50, 100)))
+
+
+# ------------------------------------------------------------- the mask-aware encoder
+
+
+def test_gap_aware_encoders_read_the_mask(gap_aware_vae):
+    config = gap_aware_vae.module_.config
+    assert config["mask_aware"] is True
+    shapes = VAEModule.parameter_shapes(config)
+    assert shapes["encoder.body.0.weight"] == (128, 2 * config["n_features"])
+    old = {key: value for key, value in config.items() if key != "mask_aware"}
+    assert VAEModule.parameter_shapes(old)["encoder.body.0.weight"] == (128, 100)
+
+
+def test_gap_aware_auto_follows_the_training_curves(fitted_vae, partial_vae):
+    assert fitted_vae.gap_aware == partial_vae.gap_aware == "auto"
+    assert fitted_vae.module_.config["mask_aware"] is False  # complete curves
+    assert partial_vae.module_.config["mask_aware"] is True
+
+
+def test_continued_fits_keep_the_first_fits_encoder(curves):
+    X = curves[0][:200]
+    vae = BetaCurveVAE(**TINY_NET)
+    vae.partial_fit(X)
+    vae.partial_fit(with_missing(X, 0.3))  # "auto" follows the first call's curves
+    assert vae.module_.config["mask_aware"] is False
+    vae.set_params(gap_aware=True)
+    with pytest.raises(ValueError, match="gap_aware changed"):
+        vae.partial_fit(X)
+    assert vae.module_.config["mask_aware"] is False
+
+
+def test_the_encoder_reads_the_mask_not_a_zero(gap_aware_vae, curves):
+    """A missing point differs from a point observed on the mean curve."""
+    X = curves[1][:3].copy()
+    X[:, 30:60] = np.nan
+    on_mean = np.where(np.isnan(X), gap_aware_vae.mean_, X)
+    assert not np.allclose(gap_aware_vae.transform(X), gap_aware_vae.transform(on_mean))
+
+
+def test_transform_of_partial_curves_is_deterministic_and_row_independent(gap_aware_vae, curves):
+    X = with_gap(curves[1], 30)
+    Z = gap_aware_vae.transform(X)
+    np.testing.assert_array_equal(Z, gap_aware_vae.transform(X))
+    np.testing.assert_array_equal(Z[7:12], gap_aware_vae.transform(X[7:12]))
+    order = np.random.default_rng(0).permutation(len(X))
+    np.testing.assert_array_equal(Z[order], gap_aware_vae.transform(X[order]))
+
+
+def test_encoder_completes_curves_with_gaps(gap_aware_vae, curves):
+    """Trained on complete curves only, the encoder codes curves with a 30 % gap or
+    30 % of scattered points missing nearly as well as complete ones."""
+    X_test = curves[1]
+    complete = median_l2(gap_aware_vae.inverse_transform(gap_aware_vae.transform(X_test)), X_test)
+    for X in (with_gap(X_test, 30), with_missing(X_test, 0.3)):
+        error = median_l2(gap_aware_vae.inverse_transform(gap_aware_vae.transform(X)), X_test)
+        assert error < 4 * complete
+
+
+def test_hidden_points_follow_the_documented_draws():
+    hidden = draw_hidden_points(20_000, 50, torch.Generator().manual_seed(0))
+    again = draw_hidden_points(20_000, 50, torch.Generator().manual_seed(0))
+    assert torch.equal(hidden, again) and hidden.dtype == torch.bool
+    hiding = hidden.any(dim=1)
+    assert float(hiding.float().mean()) == pytest.approx(HIDING_SHARE, abs=0.02)
+    shares = hidden[hiding].float().mean(dim=1)
+    assert float(shares.mean()) == pytest.approx(MAX_HIDDEN / 2, abs=0.03)
+    # about half the hiding rows hide one contiguous run, of at most MAX_HIDDEN
+    runs = (hidden[hiding, 1:] & ~hidden[hiding, :-1]).sum(dim=1) + hidden[hiding, 0]
+    assert 0.45 < float((runs == 1).float().mean()) < 0.7
+    many_points = hiding.nonzero()[:, 0][runs > 1]
+    assert float(hidden[many_points].float().mean(dim=1).max()) > MAX_HIDDEN  # scattered
+    long_runs = hidden[hiding][runs == 1].float().mean(dim=1)
+    assert float(long_runs.max()) <= MAX_HIDDEN + 0.01
+
+
+def test_an_encoder_without_mask_reads_missing_points_interpolated():
+    module = VAEModule(n_features=5, hidden=[4], latent_dims=2, activation="silu", noise=None)
+    module.reset_parameters(torch.Generator().manual_seed(0))
+    x = torch.tensor([[0.5, float("nan"), -1.0, float("nan"), 2.0]])
+    interpolated = torch.tensor([[0.5, -0.25, -1.0, 0.5, 2.0]])
+    with torch.no_grad():
+        torch.testing.assert_close(module.encoder(x), module.encoder(interpolated))
+
+
+# ------------------------------------------------------------------------ filling in
+
+
+@pytest.fixture(scope="module")
+def imputer(gap_aware_vae, curves):
+    return CurveImputer(gap_aware_vae, prefit=True).fit(curves[0])
+
+
+def test_imputer_keeps_observed_points_and_fills_the_rest(imputer, gap_aware_vae, curves):
+    X = with_gap(curves[1][:20], 25)
+    filled = imputer.transform(X)
+    observed = ~np.isnan(X)
+    np.testing.assert_array_equal(filled[observed], X[observed])
+    assert np.isfinite(filled).all()
+    completed = gap_aware_vae.inverse_transform(gap_aware_vae.transform(X))
+    np.testing.assert_array_equal(filled[~observed], completed[~observed])
+
+
+def test_imputer_band_is_zero_on_observed_points(imputer, curves):
+    X = with_gap(curves[1][:10], 40)
+    filled, std = imputer.transform(X, return_std=True)
+    np.testing.assert_array_equal(filled, imputer.transform(X))
+    missing = np.isnan(X)
+    assert (std[~missing] == 0).all() and (std[missing] >= imputer.estimator_.noise_).all()
+    # the truth lies inside ±3 std at most filled points
+    inside = np.abs(curves[1][:10] - filled)[missing] <= 3 * std[missing]
+    assert inside.mean() > 0.5
+
+
+def test_imputer_fits_its_own_vae_and_drops_empty_rows(curves):
+    X = with_missing(curves[0][:100], 0.2)
+    X[5] = np.nan
+    imputer = CurveImputer(BetaCurveVAE(hidden_layer_sizes=(8,), max_iter=2, random_state=0))
+    filled = imputer.fit_transform(X)
+    assert imputer.estimator_ is not imputer.estimator and imputer.n_features_in_ == 100
+    assert np.isfinite(filled).all()
+
+
+def test_imputer_checks_a_prefit_vae(gap_aware_vae, curves):
+    with pytest.raises(ValueError, match="50 features.*100 points"):
+        CurveImputer(gap_aware_vae, prefit=True).fit(curves[0][:, :50])
+    with pytest.raises(ValueError, match="needs a fitted estimator"):
+        CurveImputer(prefit=True).fit(curves[0])
+
+
+def test_imputer_is_a_drop_in_for_knn_imputer_in_a_pipeline(gap_aware_vae, curves):
+    X = with_gap(curves[1][:30], 20)
+    for imputer in (KNNImputer(n_neighbors=5), CurveImputer(gap_aware_vae, prefit=True)):
+        out = make_pipeline(imputer, PCA(n_components=2)).fit_transform(X)
+        assert out.shape == (30, 2) and np.isfinite(out).all()
+    names = CurveImputer(gap_aware_vae, prefit=True).fit(X).get_feature_names_out()
+    assert list(names) == [f"x{i}" for i in range(100)]
+
+
+def test_imputer_round_trips_through_the_skvae_format(curves, tmp_path):
+    from skvae import load, save
+
+    X = with_gap(curves[1][:10], 30)
+    vae = BetaCurveVAE(hidden_layer_sizes=(8,), max_iter=2, random_state=0)
+    imputer = CurveImputer(vae).fit(with_missing(curves[0][:100], 0.2))
+    path = tmp_path / "imputer.skvae"
+    save(imputer, path)
+    loaded = load(path)
+    assert type(loaded) is CurveImputer and loaded.get_params()["prefit"] is False
+    np.testing.assert_array_equal(loaded.transform(X), imputer.transform(X))
+
+
+def test_matcher_fit_keeps_incomplete_rows(curves):
+    X = with_missing(curves[0][:120], 0.3)  # every row has missing points
+    X[7] = np.nan
+    vae = BetaCurveVAE(hidden_layer_sizes=(8,), max_iter=2, random_state=0)
+    matcher = LatentMatcher(vae).fit(X)
+    assert matcher.estimator_.n_features_in_ == 100
+    np.testing.assert_allclose(
+        matcher.estimator_.mean_, np.nanmean(np.delete(X, 7, axis=0), axis=0), rtol=1e-12
+    )
+    with pytest.raises(ValueError, match="all NaN"):
+        LatentMatcher(vae).fit(np.full((3, 100), np.nan))
+
+
+def test_matcher_starts_partial_targets_at_the_encoders_code(gap_aware_vae, curves):
+    X = with_gap(curves[1][:20], 30)
+    result = LatentMatcher(gap_aware_vae, prefit=True).fit(curves[0]).match(X)
+    np.testing.assert_array_equal(result.start_codes, gap_aware_vae.transform(X))
+    assert np.all(result.residuals <= result.start_residuals)
