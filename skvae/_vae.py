@@ -60,7 +60,7 @@ _AUTO_EARLY_STOPPING_MIN_CURVES = 20
 #: In memory, at least ``min(_MIN_HELD_OUT, n_samples // 4)`` curves are held out.
 _MIN_HELD_OUT = 20
 #: t statistic by which the best epoch must beat the PCA start on the held-out curves.
-_START_MARGIN = 1.0
+_START_MARGIN = 2.0
 #: the stall rule may stop the "cosine" schedule only after this share of ``max_iter``
 #: epochs, where its rate has fallen to about a tenth of its peak: while the rate is
 #: high the held-out score is noisy and its progress hidden by the noise
@@ -160,7 +160,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         ``-½ (log(2π MSE) + 1)``, averaged over curves), stop when it stops improving and
         restore the best weights. The networks start at PCA (see Notes), which competes
         as epoch 0: the best epoch is kept only if its per-curve held-out scores beat
-        PCA's by a paired one-sided t-test (t ≥ 1); otherwise the fit returns PCA,
+        PCA's by a paired one-sided t-test (t ≥ 2); otherwise the fit returns PCA,
         refitted on all the curves. "auto": on for :meth:`fit` on at least 20
         curves in memory, off for dask arrays.
     validation_fraction : float, default=0.1
