@@ -14,7 +14,8 @@ Data: the non-linear synthetic families of ``benchmarks/workloads/data.py`` (Bet
 -- the log-pdf lies in a 3-D linear subspace where linear imputers are exact --, Gaussian
 bumps, logistic steps, damped oscillations) and three real sets shipped with sktime
 (Tecator spectra, GunPoint motion, ItalyPowerDemand daily loads; an optional package: the
-real sets are skipped without it), each split 75/25 in a fixed random order.
+real sets are skipped without it), split as in the real-curves section
+(``benchmarks/workloads/real_curves.py``).
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ from sklearn.impute import IterativeImputer, KNNImputer
 from benchmarks.harness import markdown as md
 from benchmarks.harness.modes import Mode
 from benchmarks.workloads.data import family_split
+from benchmarks.workloads.real_curves import REAL_SETS as REAL_SET_NAMES
+from benchmarks.workloads.real_curves import real_split
 from skvae import BetaCurveVAE, LatentMatcher
 
 TITLE = "Missing points: filling gaps, VAE vs imputers"
 FAMILIES = ("beta_pdf", "gaussian_bumps", "smoothed_steps", "damped_oscillations")
-REAL_SETS = ("tecator", "gunpoint", "italy_power_demand")
+REAL_SETS = ("tecator", "gunpoint", "italy_power")
 MASKS = ("random30", "gap30", "random60")
 BASELINES = ("interpolation", "KNNImputer(5)", "IterativeImputer")
 
@@ -60,15 +63,6 @@ def interpolate_rows(X: np.ndarray) -> np.ndarray:
         if missing.any() and not missing.all():
             row[missing] = np.interp(index[missing], index[~missing], row[~missing])
     return out
-
-
-def real_set(name: str) -> np.ndarray:
-    """The curves of one of sktime's bundled data sets (rows with NaN dropped)."""
-    from sktime import datasets
-
-    X, _ = getattr(datasets, f"load_{name}")(return_type="numpy2D")
-    X = np.asarray(X, dtype=np.float64)
-    return X[~np.isnan(X).any(axis=1)]
 
 
 def _rmse(filled: np.ndarray, truth: np.ndarray, missing: np.ndarray) -> float:
@@ -113,16 +107,14 @@ def compare(X_train, X_test, kind: str, mode: Mode) -> dict:
 def measure(mode: Mode) -> dict:
     n_train, n_test = (2_000, 500) if mode.quick else (mode.n_train, mode.n_test)
     data = {family: family_split(family, n_train, n_test) for family in FAMILIES}
-    skipped = None
+    left_out = None
     try:
         for name in REAL_SETS:
-            X = real_set(name)
-            order = np.random.default_rng(0).permutation(len(X))
-            cut = int(0.75 * len(X))
-            data[name] = X[order[:cut]], X[order[cut:]]
+            data[name] = real_split(name)
     except ModuleNotFoundError as exc:
-        skipped = f"real sets skipped: needs the optional package {exc.name!r}"
-    results = {"quick": mode.quick, "random_state": mode.seeds[0], "skipped": skipped, "sets": {}}
+        left_out = f"real sets left out: needs the optional package {exc.name!r}"
+    results = {"quick": mode.quick, "random_state": mode.seeds[0], "left_out": left_out}
+    results["sets"] = {}
     for name, (X_train, X_test) in data.items():
         results["sets"][name] = {
             "shape": [len(X_train), len(X_test), X_train.shape[1]],
@@ -134,6 +126,7 @@ def measure(mode: Mode) -> dict:
 def table(results: dict) -> str:
     rows = []
     for name, entry in results["sets"].items():
+        name = REAL_SET_NAMES.get(name, name)
         for kind, r in entry["masks"].items():
             rmse = r["rmse"]
             best = min(rmse[b] for b in BASELINES)
@@ -153,7 +146,7 @@ def table(results: dict) -> str:
                     md.ratio(r["matcher_seconds"], r["encoder_seconds"]),
                 ]
             )
-    note = f" {results['skipped']}." if results.get("skipped") else ""
+    note = f" {results['left_out']}." if results.get("left_out") else ""
     return (
         f"Default `BetaCurveVAE(random_state={results['random_state']})` trained on the masked "
         "training curves"
