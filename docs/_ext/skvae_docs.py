@@ -80,14 +80,17 @@ def api_members(cls: type) -> dict[str, list[str]]:
     ending with ``_``), which the class docstring's Attributes section describes.
     ``"fitted"``: those fitted-attribute properties. ``"inherited"``: public names that
     come from scikit-learn's (or other libraries') base classes, such as ``get_params`` or
-    ``fit_transform``, named on the page and documented by their library.
+    ``fit_transform``, named on the page and documented by their library; with them the
+    ``set_{method}_request`` setters of metadata routing, which scikit-learn writes into
+    the class itself when one of its methods takes an argument beyond ``X`` and ``y``.
     """
     own, fitted, inherited = [], [], []
     for name in sorted(dir(cls)):
         if name.startswith("_"):
             continue
         owner = next(klass for klass in cls.__mro__ if name in vars(klass))
-        if not _is_skvae(owner):
+        routing_setter = name.startswith("set_") and name.endswith("_request")
+        if routing_setter or not _is_skvae(owner):
             inherited.append(name)
         elif name.endswith("_"):
             fitted.append(name)
