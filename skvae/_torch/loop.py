@@ -232,13 +232,18 @@ def negative_elbo(module: VAEModule, X: torch.Tensor) -> torch.Tensor:
     squares would overflow.
     """
     module.eval()
-    X, observed = split_missing(X)
-    mean, logvar = module.encoder(X.to(torch.float32), observed.to(torch.float32))
+    if bool(torch.isnan(X).any()):
+        X, observed = split_missing(X)
+        mean, logvar = module.encoder(X.to(torch.float32), observed.to(torch.float32))
+        observed = observed[:, None, :]
+    else:  # complete curves: no mask
+        mean, logvar = module.encoder.encode_finite(X.to(torch.float32))
+        observed = None
     eps = sigma_points(mean.shape[1], dtype=mean.dtype).to(X.device)  # (2d, d)
     z = mean[:, None, :] + torch.exp(0.5 * logvar)[:, None, :] * eps[None]
     decoded = module.decoder(z.reshape(-1, z.shape[-1])).reshape(len(X), len(eps), -1)
     log_sigma = module.log_sigma.to(X.dtype)
-    nll = gaussian_nll(X[:, None, :], decoded.to(X.dtype), log_sigma, observed[:, None, :])
+    nll = gaussian_nll(X[:, None, :], decoded.to(X.dtype), log_sigma, observed)
     return nll.mean(dim=1) + gaussian_kl(mean.to(X.dtype), logvar.to(X.dtype))
 
 
