@@ -134,6 +134,7 @@ GALLERY_ORDER = (
     "plot_real_spectra.py",  # measured curves, next to PCA
     "plot_sampling.py",  # what the model generates
     "plot_partial_curves.py",  # matching and completing curves
+    "plot_fill_gaps.py",  # training on and filling gaps in measured curves
     "plot_match_uncertainty.py",  # how sure a match is
     "plot_recover_parameters.py",  # pipelines and grid search
     "plot_dask_scaling.py",  # scaling out
