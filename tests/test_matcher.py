@@ -86,28 +86,90 @@ def test_match_diagnostics(matcher, result, targets):
 def test_never_worse_than_start_and_better_than_encoder(fitted_vae, result, targets):
     assert np.all(result.residuals <= result.start_residuals)
     encoded = fitted_vae.transform(targets)
-    assert_allclose(result.start_codes, encoded, atol=1e-12)
     encoder_error = np.linalg.norm(fitted_vae.inverse_transform(encoded) - targets, axis=1)
-    assert_allclose(result.start_residuals, encoder_error, rtol=1e-4, atol=1e-5)
+    # The start is the encoder's code, unless a screened candidate is closer to the target.
+    kept = np.all(np.abs(result.start_codes - encoded) <= 1e-12, axis=1)
+    assert kept.mean() >= 0.6
+    assert_allclose(result.start_residuals[kept], encoder_error[kept], rtol=1e-4, atol=1e-5)
+    assert np.all(result.start_residuals[~kept] < encoder_error[~kept])
     # the PCA start leaves the encoder close to the decoder's best codes: a smaller gap
     assert result.residuals.mean() < 0.95 * encoder_error.mean()
     assert np.median(result.residuals) < np.median(encoder_error)
 
 
 @pytest.mark.parametrize(
-    "params", [{"start": "zero"}, {"prior_weight": 1.0}, {"n_starts": 3, "random_state": 0}]
+    "params",
+    [
+        {"start": "zero", "n_candidates": 0},
+        {"start": "zero"},
+        {"prior_weight": 1.0},
+        {"n_starts": 3, "random_state": 0},
+    ],
 )
 def test_never_worse_than_start_other_settings(fitted_vae, targets, params):
     res = LatentMatcher(fitted_vae, prefit=True, **params).fit(targets).match(targets[:40])
     assert np.all(res.objective <= res.start_objective)
-    if "start" in params:
+    if params.get("n_candidates") == 0:
         assert_array_equal(res.start_codes, 0.0)
+
+
+def _screening_inputs(matcher, targets):
+    """Targets with one long gap each, and the objective of the candidates for them."""
+    X = targets[:30].copy()
+    for i, row in enumerate(X):
+        row[(3 * i) % 40 : (3 * i) % 40 + 60] = np.nan
+    model = matcher.estimator_.latent_model()
+    problem = MatchProblem.from_curves(model, X, 1.0, kind="l2", prior_weight=0.0)
+    codes = torch.as_tensor(_matcher.extra_starts(64, 2, None))
+    curves = model.decoder(codes.float()).detach()
+    return X, problem, codes, curves
+
+
+@pytest.mark.parametrize(
+    "kind, sigma, prior_weight", [("l2", 1.0, 0.0), ("l2", 1.0, 0.5), ("posterior", 0.3, 0.0)]
+)
+def test_best_of_curves_picks_the_lowest_objective(matcher, targets, kind, sigma, prior_weight):
+    X, _, codes, curves = _screening_inputs(matcher, targets)
+    X[::4] = targets[:30:4]  # complete and partial targets mixed
+    problem = MatchProblem.from_curves(
+        matcher.estimator_.latent_model(), X, sigma, kind=kind, prior_weight=prior_weight
+    )
+    rows = torch.arange(len(X))
+    best = problem.best_of_curves(codes, curves, rows).numpy()
+    pairs = problem(codes.double().repeat(len(X), 1), rows.repeat_interleave(len(codes)))
+    pairs = pairs.view(len(X), -1).numpy()
+    # ranked in float32: the chosen code is the best one, up to float32 rounding
+    chosen = pairs[np.arange(len(X)), best]
+    assert_allclose(chosen, pairs.min(axis=1), rtol=1e-4)
+    assert np.mean(best == pairs.argmin(axis=1)) >= 0.9
+    assert_array_equal(problem.best_of_curves(codes, curves, rows[7:9]).numpy(), best[7:9])
+
+
+def test_screened_start_is_the_better_of_start_and_best_candidate(matcher, targets):
+    X, problem, codes, curves = _screening_inputs(matcher, targets)
+    plain = LatentMatcher(matcher.estimator_, prefit=True, n_candidates=0).fit(X)
+    screened = LatentMatcher(matcher.estimator_, prefit=True, n_candidates=64).fit(X)
+    before, after = plain.match(X), screened.match(X)
+    rows = torch.arange(len(X))
+    chosen = codes.double()[problem.best_of_curves(codes, curves, rows)]
+    best = problem(chosen, rows).numpy()
+    moved = best < before.start_objective
+    assert moved.any()  # with 60 % of the curve hidden, the encoder is not always best
+    assert_array_equal(after.start_objective, np.minimum(best, before.start_objective))
+    assert_array_equal(after.start_codes[~moved], before.start_codes[~moved])
+    assert_array_equal(after.start_codes[moved], chosen.numpy()[moved])
+    assert np.all(after.objective <= after.start_objective)
+    # the unscreened start is searched too: never worse than without screening
+    assert np.all(after.objective <= before.objective)
+    assert np.mean(after.objective) < np.mean(before.objective)
+    # Screening is per target: a target's result does not depend on the others.
+    assert_array_equal(screened.transform(X[3:5]), after.codes[3:5])
 
 
 def test_agrees_with_scipy(fitted_vae, targets, monkeypatch):
     """Same start and simplex, same objective: scipy's Nelder-Mead reaches the same codes."""
     X, step = targets[:12], 0.05
-    est = LatentMatcher(fitted_vae, prefit=True, initial_step=step).fit(X)
+    est = LatentMatcher(fitted_vae, prefit=True, initial_step=step, n_candidates=0).fit(X)
     res = est.match(X)
     objective = _objective(fitted_vae, X)
 

@@ -127,6 +127,7 @@ MATCHER_INVALID_PARAMS = {
     "estimator": ["vae", 3, BetaCurveVAE],
     "prefit": ["yes", 1],
     "start": ["random", None],
+    "n_candidates": [-1, 2.5, None],
     "n_starts": [0, 1.5, None],
     "initial_step": [0, -1.0, "big", np.nan],
     "prior_weight": [-1.0, np.inf, "1"],

@@ -268,9 +268,9 @@ def test_an_encoder_without_mask_reads_missing_points_interpolated():
 # ------------------------------------------------------------------------ filling in
 
 
-@pytest.fixture(scope="module")
-def imputer(gap_aware_vae, curves):
-    return CurveImputer(gap_aware_vae, prefit=True).fit(curves[0])
+@pytest.fixture(scope="module", params=["match", "encode"])
+def imputer(request, gap_aware_vae, curves):
+    return CurveImputer(gap_aware_vae, method=request.param, prefit=True).fit(curves[0])
 
 
 def test_imputer_keeps_observed_points_and_fills_the_rest(imputer, gap_aware_vae, curves):
@@ -279,8 +279,31 @@ def test_imputer_keeps_observed_points_and_fills_the_rest(imputer, gap_aware_vae
     observed = ~np.isnan(X)
     np.testing.assert_array_equal(filled[observed], X[observed])
     assert np.isfinite(filled).all()
-    completed = gap_aware_vae.inverse_transform(gap_aware_vae.transform(X))
+    if imputer.method == "encode":
+        completed = gap_aware_vae.inverse_transform(gap_aware_vae.transform(X))
+    else:
+        matcher = LatentMatcher(gap_aware_vae, prefit=True).fit(X)
+        completed = matcher.inverse_transform(matcher.transform(X))
     np.testing.assert_array_equal(filled[~observed], completed[~observed])
+
+
+def test_matched_fill_is_closer_to_the_observed_points_than_the_encoders(gap_aware_vae, curves):
+    X = with_gap(curves[1][:40], 50)
+    observed = ~np.isnan(X)
+    matched, encoded = (
+        CurveImputer(gap_aware_vae, method=method, prefit=True).fit(X).transform(X)
+        for method in ("match", "encode")
+    )
+    decoded = {}
+    for name, codes in (
+        ("match", LatentMatcher(gap_aware_vae, prefit=True).fit(X).transform(X)),
+        ("encode", gap_aware_vae.transform(X)),
+    ):
+        decoded[name] = np.where(observed, gap_aware_vae.inverse_transform(codes) - X, 0.0)
+    errors = {name: np.linalg.norm(diff, axis=1) for name, diff in decoded.items()}
+    assert np.all(errors["match"] <= errors["encode"] + 1e-5)
+    assert errors["match"].mean() < 0.9 * errors["encode"].mean()
+    assert not np.array_equal(matched, encoded)
 
 
 def test_imputer_band_is_zero_on_observed_points(imputer, curves):
@@ -308,6 +331,8 @@ def test_imputer_checks_a_prefit_vae(gap_aware_vae, curves):
         CurveImputer(gap_aware_vae, prefit=True).fit(curves[0][:, :50])
     with pytest.raises(ValueError, match="needs a fitted estimator"):
         CurveImputer(prefit=True).fit(curves[0])
+    with pytest.raises(ValueError, match="'method' parameter of CurveImputer"):
+        CurveImputer(gap_aware_vae, method="knn", prefit=True).fit(curves[0])
 
 
 def test_imputer_is_a_drop_in_for_knn_imputer_in_a_pipeline(gap_aware_vae, curves):
@@ -347,6 +372,7 @@ def test_matcher_fit_keeps_incomplete_rows(curves):
 
 def test_matcher_starts_partial_targets_at_the_encoders_code(gap_aware_vae, curves):
     X = with_gap(curves[1][:20], 30)
-    result = LatentMatcher(gap_aware_vae, prefit=True).fit(curves[0]).match(X)
+    matcher = LatentMatcher(gap_aware_vae, prefit=True, n_candidates=0)
+    result = matcher.fit(curves[0]).match(X)
     np.testing.assert_array_equal(result.start_codes, gap_aware_vae.transform(X))
     assert np.all(result.residuals <= result.start_residuals)

@@ -151,7 +151,10 @@ def table(results: dict) -> str:
         f"Default `BetaCurveVAE(random_state={results['random_state']})` trained on the masked "
         "training curves"
         + (" (quick mode: 2,000 curves, few epochs)" if results["quick"] else "")
-        + "; RMSE over the held-out missing points. Ratios below 1 favour the VAE; "
+        + "; RMSE over the held-out missing points. 'VAE encoder' fills with "
+        '`inverse_transform(transform(X))` (`CurveImputer(method="encode")`), '
+        "'LatentMatcher' with the default matcher's codes (`CurveImputer()`'s default fill). "
+        "Ratios below 1 favour the VAE; "
         "'encoder speed-up' is the matcher's time over the encoder's on the same curves."
         + note
         + "\n\n"

@@ -41,6 +41,9 @@ PARTIAL_STEP, PRIOR_STEP = 0.1, 0.5
 GAUSS_NEWTON_STEPS = 5
 #: Refinements of partial targets' encoder fill (see :func:`encoder_start`).
 N_REFINE = 4
+#: Targets scored against the candidate codes at once (bounds the (targets, candidates)
+#: matrix of :func:`screened_starts`).
+SCREEN_BLOCK = 4096
 
 
 class LatentMatcher(
@@ -96,6 +99,15 @@ class LatentMatcher(
         this version encodes a partial target as it is; an older VAE's encoder reads it
         with its missing points filled with the training mean curve, refined a few times
         with the decoded curve of its current code.
+    n_candidates : int, default=1024
+        Candidate codes screened before the search: fixed quasi-random points of the
+        N(0, I) prior (the unscrambled Halton sequence after its first point, mapped
+        through the normal quantile function), decoded once and scored against every
+        target by the objective. Where a candidate scores better than a target's first
+        start (``start``), the search starts there instead, with an initial simplex as
+        wide as the candidates' spacing. This finds the right basin when the start lies
+        in another one: partial targets whose observed points the encoder reads poorly,
+        many-moded objectives such as oscillating curves. 0 turns screening off.
     n_starts : int, default=1
         Number of starts per target; the ``n_starts - 1`` extra starts are shared by all
         targets, and the best result is kept. With ``random_state=None`` they are fixed
@@ -189,6 +201,7 @@ class LatentMatcher(
         "estimator": [BetaCurveVAE, None],
         "prefit": ["boolean"],
         "start": [StrOptions({"encoder", "zero"})],
+        "n_candidates": [Interval(Integral, 0, None, closed="left")],
         "n_starts": [Interval(Integral, 1, None, closed="left")],
         "initial_step": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
         "prior_weight": [Interval(Real, 0, None, closed="left")],
@@ -207,6 +220,7 @@ class LatentMatcher(
         *,
         prefit=False,
         start="encoder",
+        n_candidates=1024,
         n_starts=1,
         initial_step="auto",
         prior_weight=0.0,
@@ -221,6 +235,7 @@ class LatentMatcher(
         self.estimator = estimator
         self.prefit = prefit
         self.start = start
+        self.n_candidates = n_candidates
         self.n_starts = n_starts
         self.initial_step = initial_step
         self.prior_weight = prior_weight
@@ -450,7 +465,6 @@ class LatentMatcher(
         out = Bunch(codes=np.empty((n, d)), objective=np.empty(n), converged=np.empty(n, bool))
         out.n_iter, out.n_fev = np.empty(n, np.int64), np.empty(n, np.int64)
         if diagnostics:
-            out.start_codes = starts[:, 0].copy()
             out.residuals, out.start_residuals, out.start_objective = np.empty((3, n))
             out.covariance = np.empty((n, d, d))
         block = BLOCK_SIZE if device.type == "cpu" else DEVICE_BLOCK_SIZE
@@ -459,31 +473,63 @@ class LatentMatcher(
             problem = MatchProblem.from_curves(
                 model, X[lo:hi], sigma, kind=self.objective, prior_weight=self.prior_weight
             )
-            res = batched_nelder_mead(
-                lambda Z, problems, f=problem: f(Z, torch.div(problems, k, rounding_mode="floor")),
-                torch.as_tensor(starts[lo:hi].reshape(-1, d), device=device),
-                initial_step=torch.as_tensor(steps[lo:hi].reshape(-1, d), device=device),
-                xatol=self.xatol,
-                fatol=self.fatol,
-                max_iter=maxiter,
+            unscreened = starts[lo:hi, 0].copy(), steps[lo:hi, 0].copy()
+            moved = np.zeros(hi - lo, dtype=bool)
+            if self.n_candidates:
+                moved = screened_starts(
+                    problem,
+                    starts[lo:hi, 0],
+                    steps[lo:hi, 0],
+                    self.n_candidates,
+                    None if self.initial_step == "auto" else float(self.initial_step),
+                )
+            # A screened start's basin may hold a worse minimum than the start it replaced:
+            # both are searched, in the same run (problems past n * k are the replaced ones).
+            n_block = hi - lo
+            again = torch.as_tensor(np.flatnonzero(moved), device=device)
+            res = self._nelder_mead(
+                problem,
+                torch.cat([torch.arange(n_block, device=device).repeat_interleave(k), again]),
+                np.concatenate([starts[lo:hi].reshape(-1, d), unscreened[0][moved]]),
+                np.concatenate([steps[lo:hi].reshape(-1, d), unscreened[1][moved]]),
+                maxiter,
             )
-            rows = torch.arange(hi - lo, device=device)
-            best = rows * k + torch.argmin(res.fun.view(-1, k), dim=1)
+            rows = torch.arange(n_block, device=device)
+            best = rows * k + torch.argmin(res.fun[: n_block * k].view(-1, k), dim=1)
+            replaced = n_block * k + torch.arange(len(again), device=device)
+            won = res.fun[replaced] < res.fun[best[again]]
+            best[again[won]] = replaced[won]
             codes, values = res.x[best], res.fun[best]
+            n_iter, n_fev, converged = res.nit[best], res.nfev[best], res.converged[best]
             if self.polish is not None:  # never raises the objective
                 codes = gauss_newton_polish(problem, codes, rows, n_steps=GAUSS_NEWTON_STEPS)
                 values = problem(codes, rows)
             out.codes[lo:hi], out.objective[lo:hi] = codes.cpu().numpy(), values.cpu().numpy()
-            out.n_iter[lo:hi] = res.nit[best].cpu().numpy()
-            out.n_fev[lo:hi] = res.nfev[best].cpu().numpy()
-            out.converged[lo:hi] = res.converged[best].cpu().numpy()
+            out.n_iter[lo:hi] = n_iter.cpu().numpy()
+            out.n_fev[lo:hi] = n_fev.cpu().numpy()
+            out.converged[lo:hi] = converged.cpu().numpy()
             if diagnostics:
                 first = torch.as_tensor(starts[lo:hi, 0], device=device)
                 out.residuals[lo:hi] = problem.residuals(codes, rows).cpu().numpy()
                 out.start_residuals[lo:hi] = problem.residuals(first, rows).cpu().numpy()
                 out.start_objective[lo:hi] = problem(first, rows).cpu().numpy()
                 out.covariance[lo:hi] = laplace_covariance(problem, codes, rows).cpu().numpy()
+        if diagnostics:
+            out.start_codes = starts[:, 0].copy()
         return out
+
+    def _nelder_mead(self, problem, rows, starts, steps, maxiter):
+        """Nelder-Mead on ``problem`` from ``starts`` (numpy), start ``i`` matching target
+        ``rows[i]``."""
+        device = problem.device
+        return batched_nelder_mead(
+            lambda Z, problems: problem(Z, rows[problems]),
+            torch.as_tensor(starts, device=device),
+            initial_step=torch.as_tensor(steps, device=device),
+            xatol=self.xatol,
+            fatol=self.fatol,
+            max_iter=maxiter,
+        )
 
 
 # sklearn's set_output would compute a dask array into a pandas DataFrame: keep it lazy
@@ -516,6 +562,43 @@ def encoder_start(
         decoded = model.decode(encode(model, filled[partial])[0])
         filled[partial] = np.where(observed[partial], X[partial], decoded)
     return encode(model, filled)
+
+
+def screened_starts(
+    problem: MatchProblem,
+    starts: np.ndarray,
+    steps: np.ndarray,
+    n_candidates: int,
+    step: float | None = None,
+) -> np.ndarray:
+    """Move each start to the best of ``n_candidates`` prior points where it scores better.
+
+    ``starts`` and ``steps`` (shape (n_targets, latent_dims), the first start of each
+    target of ``problem`` and its initial simplex edges) are updated in place. The
+    candidates are the quasi-random prior points of :func:`extra_starts`, decoded once;
+    a moved start gets simplex edges ``step``, or with None the candidates' typical
+    spacing, ``4 / n_candidates ** (1 / latent_dims)`` (the prior's central ±2 box shared
+    among them). Returns the moved targets, a boolean array of shape (n_targets,).
+    """
+    n, d = starts.shape
+    device = problem.device
+    codes = torch.as_tensor(extra_starts(n_candidates, d, None), device=device)
+    with torch.no_grad():
+        decoded = codes.to(problem.dtype).split(problem.chunk_size)
+        curves = torch.cat([problem.decoder(chunk) for chunk in decoded])
+    rows = torch.arange(n, device=device)
+    start_values = problem(torch.as_tensor(starts, device=device), rows)
+    moved = np.zeros(n, dtype=bool)
+    for lo in range(0, n, SCREEN_BLOCK):
+        block = rows[lo : lo + SCREEN_BLOCK]
+        chosen = codes[problem.best_of_curves(codes, curves, block)]
+        better = (problem(chosen, block) < start_values[block]).cpu().numpy()
+        moved[lo : lo + SCREEN_BLOCK] = better
+        starts[lo : lo + SCREEN_BLOCK][better] = chosen.cpu().numpy()[better]
+        steps[lo : lo + SCREEN_BLOCK][better] = (
+            4.0 / n_candidates ** (1.0 / d) if step is None else step
+        )
+    return moved
 
 
 def extra_starts(n_extra: int, latent_dims: int, random_state) -> np.ndarray:

@@ -355,6 +355,36 @@ class MatchProblem:
         return values.add_(squared_norms(Z.to(self.acc)), alpha=0.5)
 
     @torch.no_grad()
+    def best_of_curves(
+        self, codes: torch.Tensor, curves: torch.Tensor, rows: torch.Tensor
+    ) -> torch.Tensor:
+        """For each target row in ``rows``, the index of the code of lowest objective.
+
+        ``curves`` (model units) are ``g(codes)``, decoded once by the caller, so scoring a
+        shared set of codes against many targets costs no decoding: the squared errors over
+        the observed points come from matrix products (targets are 0 at their missing
+        points), in the decoder's precision, less each target's constant ``‖m ⊙ x‖²``.
+        Ranks are therefore approximate where two codes' objectives nearly tie; evaluate
+        the chosen codes with :meth:`__call__` for exact values.
+        """
+        curves = curves.to(self.dtype)
+        targets = self.targets[rows].to(self.dtype)
+        square = curves * curves
+        if self.weights is None:
+            bias = torch.sum(square, dim=1).expand(len(rows), -1)
+        else:
+            bias = self.weights[rows].to(self.dtype) @ square.T
+        norms = squared_norms(codes.to(self.dtype))
+        if self.kind == "posterior":  # 2 σ² E(z) − ‖m ⊙ x‖²
+            bias = bias + self.sigma**2 * norms
+        scores = torch.addmm(bias, targets, curves.T, alpha=-2.0)
+        if self.kind == "l2" and self.prior_weight:
+            errors = scores + torch.sum(targets * targets, dim=1, keepdim=True)
+            scores = errors.clamp_(min=0.0).sqrt_().mul_(self.scale)
+            scores += 0.5 * self.prior_weight * norms
+        return torch.argmin(scores, dim=1)
+
+    @torch.no_grad()
     def __call__(self, Z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """The objective (``kind``) of each code given its target row."""
         if self.kind == "posterior":

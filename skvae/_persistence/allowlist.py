@@ -77,7 +77,10 @@ REGISTRY = {
         upgrade_v1=_upgrade_vae_v1,
     ),
     "LatentMatcher": Registered(
-        LatentMatcher, upgrade_v1=_upgrade_matcher_v1, renamed_params={"max_iter": "maxiter"}
+        LatentMatcher,
+        new_params_v1={"n_candidates": 0},
+        upgrade_v1=_upgrade_matcher_v1,
+        renamed_params={"max_iter": "maxiter"},
     ),
     "CurveImputer": Registered(CurveImputer),
 }
