@@ -468,6 +468,7 @@ class LatentMatcher(
             out.residuals, out.start_residuals, out.start_objective = np.empty((3, n))
             out.covariance = np.empty((n, d, d))
         block = BLOCK_SIZE if device.type == "cpu" else DEVICE_BLOCK_SIZE
+        candidates = extra_starts(self.n_candidates, d, None) if self.n_candidates else None
         for lo in range(0, n, block):
             hi = min(lo + block, n)
             problem = MatchProblem.from_curves(
@@ -480,7 +481,7 @@ class LatentMatcher(
                     problem,
                     starts[lo:hi, 0],
                     steps[lo:hi, 0],
-                    self.n_candidates,
+                    candidates,
                     None if self.initial_step == "auto" else float(self.initial_step),
                 )
             # A screened start's basin may hold a worse minimum than the start it replaced:
@@ -568,21 +569,23 @@ def screened_starts(
     problem: MatchProblem,
     starts: np.ndarray,
     steps: np.ndarray,
-    n_candidates: int,
+    candidates: np.ndarray,
     step: float | None = None,
 ) -> np.ndarray:
-    """Move each start to the best of ``n_candidates`` prior points where it scores better.
+    """Move each start to the best of the ``candidates`` codes where it scores better.
 
     ``starts`` and ``steps`` (shape (n_targets, latent_dims), the first start of each
     target of ``problem`` and its initial simplex edges) are updated in place. The
-    candidates are the quasi-random prior points of :func:`extra_starts`, decoded once;
+    candidates (shape (n_candidates, latent_dims), the prior points of :func:`extra_starts`)
+    are decoded once;
     a moved start gets simplex edges ``step``, or with None the candidates' typical
     spacing, ``4 / n_candidates ** (1 / latent_dims)`` (the prior's central ±2 box shared
     among them). Returns the moved targets, a boolean array of shape (n_targets,).
     """
     n, d = starts.shape
     device = problem.device
-    codes = torch.as_tensor(extra_starts(n_candidates, d, None), device=device)
+    n_candidates = len(candidates)
+    codes = torch.as_tensor(candidates, device=device)
     with torch.no_grad():
         decoded = codes.to(problem.dtype).split(problem.chunk_size)
         curves = torch.cat([problem.decoder(chunk) for chunk in decoded])
