@@ -3,12 +3,15 @@
 :class:`LatentModel` is the small contract between :class:`~skvae.BetaCurveVAE` and
 code that searches its latent space (:class:`~skvae.LatentMatcher`, the Laplace
 posterior): the encoder and decoder on the estimator's device, the scaler between data
-and model units, the noise, and the chunk size that keeps results row-independent.
+and model units, the noise, and the chunk size that keeps results row-independent. It
+also refines encoder codes against the decoder (semi-amortised encoding, what
+:meth:`BetaCurveVAE.transform` returns).
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import weakref
 from dataclasses import dataclass
 
@@ -16,12 +19,24 @@ import numpy as np
 import torch
 
 from ._chunks import apply_in_chunks, chunk_size_for
+from ._matching.laplace import gauss_newton_polish
+from ._matching.problem import MatchProblem
 from ._scaling import CurveScaler
 from ._torch.networks import VAEModule
 
 #: Per-device copies of fitted modules, keyed weakly by the fitted (CPU) module: the
 #: estimator's own attributes are never touched by inference, and nothing here pickles.
 _DEVICE_COPIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: Weight of the N(0, I) prior in the refinement of codes, relative to the Gaussian
+#: likelihood of the observed points at the noise ``σ``. Faint, so that a refined code
+#: is all but the least-squares fit of the observed points (the reconstruction users
+#: measure; PCA's projection, to three digits, where a fit kept its PCA start), yet
+#: every Gauss-Newton step stays well-posed however few points a curve has. A weight of
+#: 1 (the posterior mode) shrinks codes toward 0: measured on the 10k damped-oscillation
+#: curves with 30 % gaps, median whole-curve L2 0.0040 against 0.0033 here.
+REFINE_PRIOR_WEIGHT = 0.01
+#: Curves per block of a refinement (bounds the float64 copy of the targets).
+REFINE_BLOCK = 65536
 
 
 def module_on(module: VAEModule, device: torch.device) -> VAEModule:
@@ -123,6 +138,43 @@ class LatentModel:
         np.multiply(std, 0.5, out=std)
         np.exp(std, out=std)
         return out[:, :d], std
+
+    def refine(self, X: np.ndarray, Z: np.ndarray, n_steps: int) -> np.ndarray:
+        """Codes ``Z`` of curves ``X`` (data units, NaN missing) refined against the decoder.
+
+        Each code takes ``n_steps`` damped Gauss-Newton steps (from
+        :func:`~skvae._matching.laplace.gauss_newton_polish`) on
+        ``‖m ⊙ (g(z) − x)‖² / (2σ²) + (w / 2) ‖z‖²``: ``g`` the decoder, ``m`` the observed
+        points, ``σ`` the noise and ``w`` :data:`REFINE_PRIOR_WEIGHT`. A step is kept only
+        where it lowers that objective, so a refined code never fits a curve's observed
+        points worse (up to the faint prior) than the code it started from. Rows are
+        independent; a curve without observed points moves toward the prior's mode.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+        Z : ndarray of shape (n_samples, latent_dims)
+            Start codes (the encoder's means).
+        n_steps : int
+            Gauss-Newton steps; 0 returns ``Z``.
+
+        Returns
+        -------
+        Z_refined : ndarray of shape (n_samples, latent_dims), float64
+        """
+        sigma = self.noise / float(self.scaler.scale) * math.sqrt(REFINE_PRIOR_WEIGHT)
+        if n_steps == 0 or len(X) == 0 or not 0 < sigma < math.inf:
+            return Z
+        out = np.empty_like(Z, dtype=np.float64)
+        for start in range(0, len(X), REFINE_BLOCK):
+            block = slice(start, start + REFINE_BLOCK)
+            problem = MatchProblem.from_curves(
+                self, X[block], sigma, kind="posterior", prior_weight=0.0
+            )
+            codes = torch.as_tensor(Z[block], dtype=problem.acc, device=problem.device)
+            codes = gauss_newton_polish(problem, codes, n_steps=n_steps)
+            out[block] = codes.cpu().numpy()
+        return out
 
     def decode(self, Z: np.ndarray, non_finite_error: str | None = None) -> np.ndarray:
         """Decoded curves of codes ``Z``, in data units (float64)."""

@@ -191,6 +191,15 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         ``True`` to encode partial curves with a model trained on complete ones (or use
         :class:`LatentMatcher`). An encoder that is not gap-aware reads missing points
         interpolated along the grid.
+    refine_steps : int, default=3
+        Gauss-Newton steps by which :meth:`transform` refines each encoder mean against
+        the decoder (semi-amortised encoding): each step is kept only where it brings the
+        decoded curve closer to the curve's observed points (least squares, with a faint
+        N(0, I) prior that keeps the step well-posed), so a code never reconstructs worse
+        than the encoder's mean. The encoder alone leaves an amortisation gap that these
+        steps close: on held-out real curves and on curves with gaps the codes
+        reconstruct about as well as :class:`LatentMatcher`'s, for a few decoder
+        Jacobians per curve. 0: the encoder's mean alone (the fastest, as skvae 0.1.0).
     kl_weight : float, default=1.0
         Weight of the KL term in the training loss (1 is the ELBO; other values give a
         β-VAE). :meth:`score_samples` and :meth:`score` are the true ELBO whatever
@@ -315,6 +324,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         "noise": [StrOptions({"profiled", "learned"}), Interval(Real, 0, None, closed="neither")],
         "residual": ["boolean"],
         "gap_aware": ["boolean", StrOptions({"auto"})],
+        "refine_steps": [Interval(Integral, 0, None, closed="left")],
         "kl_weight": [Interval(Real, 0, None, closed="left")],
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
@@ -340,6 +350,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         noise="profiled",
         residual=True,
         gap_aware="auto",
+        refine_steps=3,
         kl_weight=1.0,
         warm_start=False,
         verbose=0,
@@ -361,6 +372,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.noise = noise
         self.residual = residual
         self.gap_aware = gap_aware
+        self.refine_steps = refine_steps
         self.kl_weight = kl_weight
         self.warm_start = warm_start
         self.verbose = verbose
@@ -718,13 +730,16 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         return LatentModel.of(self.module_, self.scaler_, self._compute_device(), self.noise_)
 
     def transform(self, X):
-        """Encode curves to their posterior means.
+        """Encode curves to latent codes.
 
-        Curves with missing points (NaN) are encoded from their observed points. An encoder
-        that is not gap-aware (see ``gap_aware``; models saved by skvae 0.1.0) does not
-        read which points are missing: it reads them interpolated along the grid, which
-        serves short or scattered gaps; :class:`LatentMatcher` fits codes to the observed
-        points alone.
+        Each code is the encoder's posterior mean, refined by ``refine_steps``
+        Gauss-Newton steps against the decoder on the curve's observed points (a step is
+        kept only where the decoded curve fits them better). Curves with missing points
+        (NaN) are encoded from their observed points. An encoder that is not gap-aware
+        (see ``gap_aware``; models saved by skvae 0.1.0) does not read which points are
+        missing: it reads them interpolated along the grid; the refinement then fits the
+        observed points alone. :class:`LatentMatcher` searches the whole latent space
+        instead, for curves whose best code lies far from the encoder's.
 
         Parameters
         ----------
@@ -734,8 +749,8 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         Returns
         -------
         Z : ndarray of shape (n_samples, latent_dims)
-            Posterior mean of each curve's latent code (deterministic, row-independent).
-            For a dask array ``X``, a lazy dask array with ``X``'s row chunks, or with
+            Each curve's latent code (deterministic, row-independent). For a dask array
+            ``X``, a lazy dask array with ``X``'s row chunks, or with
             ``set_output(transform="pandas")`` a lazy dask DataFrame whose columns are
             :meth:`get_feature_names_out` (a pandas DataFrame, computed, where
             ``dask.dataframe`` cannot be imported).
@@ -749,7 +764,9 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             self, X, reset=False, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan"
         )
         message = _non_finite_message("transform", self.scale_)
-        return self.latent_model().encode(X, message, return_std=False)
+        model = self.latent_model()
+        Z = model.encode(X, message, return_std=False)
+        return model.refine(X, Z, self.refine_steps)
 
     def _decode(self, Z: np.ndarray, method: str) -> np.ndarray:
         """Decode validated latent codes to curves in data units (row-independent)."""

@@ -137,11 +137,13 @@ def check_v010_matcher(expected):
 
 def check_v010_unfitted(expected):
     unfitted = skvae.load(DATA / "v010_unfitted.skvae")
-    # parameters that 0.1.0 lacked take the value that reproduces 0.1.0 (residual=False);
+    # parameters that 0.1.0 lacked take the value that reproduces 0.1.0 (refine_steps=0,
+    # residual=False);
     # those whose default changed since keep the file's value (batch_size, early_stopping)
     assert " ".join(repr(unfitted).split()) == (
         "BetaCurveVAE(batch_size=512, early_stopping=False, hidden_layer_sizes=[5, 4],"
-        " latent_dims=3, max_iter=400, noise='learned', residual=False, tol=0.0001)"
+        " latent_dims=3, max_iter=400, noise='learned', refine_steps=0, residual=False,"
+        " tol=0.0001)"
     )
 
 

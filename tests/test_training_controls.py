@@ -128,8 +128,10 @@ def test_warm_start_with_other_width_raises_and_keeps_model(X):
 
 def held_out_score(vae, X_val) -> float:
     """The early-stopping score of ``vae`` on ``X_val``: the reconstruction
-    log-likelihood per grid point at each curve's own noise, averaged over curves."""
-    mse = np.mean((vae.inverse_transform(vae.transform(X_val)) - X_val) ** 2, axis=1)
+    log-likelihood per grid point at each curve's own noise, averaged over curves, of the
+    encoder means' reconstructions."""
+    codes = vae.latent_model().encode(X_val, return_std=False)
+    mse = np.mean((vae.inverse_transform(codes) - X_val) ** 2, axis=1)
     return float(np.mean(-0.5 * (np.log(2 * np.pi * mse) + 1)))
 
 

@@ -210,6 +210,7 @@ INVALID_PARAMS = {
     "warm_start": ["no", 0, None],
     "residual": ["yes", 0, None],
     "gap_aware": ["yes", "always", 0, None],
+    "refine_steps": [-1, 2.5, "3", None],
     "verbose": [-1, "loud", 0.5],
     "random_state": ["seed", -1, 1.5],
     "device": ["tpu", None, 0],

@@ -15,6 +15,7 @@ devices without float64), on the decoder's device.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from numbers import Integral, Real
 
@@ -27,6 +28,11 @@ __all__ = ["decoder_jacobian", "gauss_newton_polish", "laplace_covariance"]
 
 #: Bounds of the Levenberg-Marquardt damping (prior units: the Hessian is at least I).
 _MIN_DAMPING, _MAX_DAMPING = 1e-9, 1e9
+#: Serialises Jacobian evaluations across threads: torch's forward-mode AD keeps its
+#: current dual level in one process-wide variable (``torch.autograd.forward_ad``), so two
+#: threads inside ``jacfwd`` at once (dask's threaded scheduler encoding two blocks)
+#: break each other's level.
+_JACOBIAN_LOCK = threading.Lock()
 
 
 def _import_forward_ad_decompositions() -> None:
@@ -56,7 +62,8 @@ def _value_and_jacobian(decoder: CodesToCurves, d: int, D: int | None = None):
     jacobian = torch.func.vmap(transform(single, has_aux=True))
 
     def value_and_jacobian(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        J, g = jacobian(z)
+        with _JACOBIAN_LOCK:
+            J, g = jacobian(z)
         return g, J
 
     return value_and_jacobian

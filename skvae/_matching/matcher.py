@@ -94,11 +94,12 @@ class LatentMatcher(
         If True, ``estimator`` must already be fitted and is used as it is (no clone,
         no refit); :meth:`fit` only checks it and the width of ``X``.
     start : {"encoder", "zero"}, default="encoder"
-        First start point of each target: the encoder's posterior mean, or ``z = 0``
-        (the prior's mode, as in the blog post). The mask-aware encoder of a VAE fitted by
-        this version encodes a partial target as it is; an older VAE's encoder reads it
-        with its missing points filled with the training mean curve, refined a few times
-        with the decoded curve of its current code.
+        First start point of each target: the VAE's code (its :meth:`~BetaCurveVAE.transform`:
+        the encoder's posterior mean refined by the VAE's ``refine_steps`` Gauss-Newton
+        steps), or ``z = 0`` (the prior's mode, as in the blog post). The mask-aware
+        encoder of a VAE fitted by this version encodes a partial target as it is; an
+        older VAE's encoder reads it with its missing points filled with the training mean
+        curve, refined a few times with the decoded curve of its current code.
     n_candidates : int, default=1024
         Candidate codes screened before the search: fixed quasi-random points of the
         N(0, I) prior (the unscrambled Halton sequence after its first point, mapped
@@ -439,6 +440,7 @@ class LatentMatcher(
         (n, d), k = (X.shape[0], model.latent_dims), self.n_starts
         if self.start == "encoder":
             first, std = encoder_start(model, X, observed)
+            first = model.refine(X, first, self.estimator_.refine_steps)
             complete = observed.all(axis=1)[:, None]
             auto = np.where(complete, np.maximum(std, 10 * self.xatol), PARTIAL_STEP)
         else:

@@ -73,7 +73,7 @@ REGISTRY = {
     "BetaCurveVAE": Registered(
         BetaCurveVAE,
         trained=(("_state", "module_"),),
-        new_params_v1={"residual": False},
+        new_params_v1={"residual": False, "refine_steps": 0},
         upgrade_v1=_upgrade_vae_v1,
     ),
     "LatentMatcher": Registered(
