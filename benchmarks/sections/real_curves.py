@@ -39,6 +39,9 @@ TITLE = "Real curves: VAE vs PCA and KernelPCA"
 #: seed) and its median over the sets (of the seeds' means), and the largest relative
 #: change of the held-out error with five times the default ``max_iter``.
 TARGETS = {"worst_ratio": 1.0, "median_ratio": 0.70, "max_iter_x5_change": 0.02}
+#: A ratio this close above 1 is PCA itself (a fit that kept its PCA start), computed in
+#: float32 by the networks against float64 by scikit-learn.
+FLOAT32_TOLERANCE = 1e-5
 #: ``max_iter`` multiple of the "more budget" fits.
 BUDGET_FACTOR = 5
 #: KernelPCA grid: ``gamma`` as multiples of scikit-learn's default 1 / points, and ``alpha``.
@@ -310,7 +313,7 @@ def _targets_table(results: dict) -> str:
         ],
     ]
     met = [
-        worst_new is not None and worst_new <= t["worst_ratio"],
+        worst_new is not None and worst_new <= t["worst_ratio"] + FLOAT32_TOLERANCE,
         median_new is not None and median_new <= t["median_ratio"],
         worst_change is not None and worst_change <= t["max_iter_x5_change"],
     ]

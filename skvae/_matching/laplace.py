@@ -6,17 +6,16 @@ Around a minimum ``ẑ`` (the MAP code) of the negative log-posterior ``E`` of a
 decoder's Jacobian at ``ẑ``, ``M`` the diagonal 0/1 mask of observed points): the Laplace
 approximation. The same Hessian drives damped Gauss-Newton steps that refine a code.
 
-Jacobians are computed by batched autograd (``torch.func.jacfwd`` or ``jacrev``,
-vectorised with ``vmap``) in the decoder's dtype, on fixed-size zero-padded chunks of the
-problem's ``chunk_size`` rows (row-independent results); Hessians and their Cholesky
-factorisations are accumulated in the problem's accumulation dtype (float64, float32 on
-devices without float64), on the decoder's device.
+Jacobians are computed by batched reverse-mode autograd (a vector-Jacobian product
+differentiated once more, one pass per latent axis) in the decoder's dtype, on
+fixed-size zero-padded chunks of the problem's ``chunk_size`` rows (row-independent
+results); Hessians and their Cholesky factorisations are accumulated in the problem's
+accumulation dtype (float64, float32 on devices without float64), on the decoder's
+device.
 """
 
 from __future__ import annotations
 
-import threading
-import warnings
 from numbers import Integral, Real
 
 import torch
@@ -28,43 +27,33 @@ __all__ = ["decoder_jacobian", "gauss_newton_polish", "laplace_covariance"]
 
 #: Bounds of the Levenberg-Marquardt damping (prior units: the Hessian is at least I).
 _MIN_DAMPING, _MAX_DAMPING = 1e-9, 1e9
-#: Serialises Jacobian evaluations across threads: torch's forward-mode AD keeps its
-#: current dual level in one process-wide variable (``torch.autograd.forward_ad``), so two
-#: threads inside ``jacfwd`` at once (dask's threaded scheduler encoding two blocks)
-#: break each other's level.
-_JACOBIAN_LOCK = threading.Lock()
 
 
-def _import_forward_ad_decompositions() -> None:
-    """Import what ``jacfwd`` imports on first use, without its ``torch.jit`` warnings.
+def _value_and_jacobian(decoder: CodesToCurves, d: int):
+    """A function mapping a chunk of codes (c, d) to (g (c, D), J (c, D, d)).
 
-    torch registers its forward-mode decompositions with ``torch.jit.script``, which warns
-    (DeprecationWarning, 18 times) on first use: an internal detail users cannot act on.
+    Reverse-mode autograd, twice: ``v = Jᵀu`` is a linear function of a zero cotangent
+    ``u`` whose graph is kept, and the gradient of ``v_j`` with respect to ``u`` is
+    ``J``'s column ``j``. One decoder pass, one backward pass and ``d`` double-backward
+    passes per chunk: as fast as forward mode for short codes, and unlike torch's
+    forward-mode AD (whose dual level is one process-wide variable, and whose first use
+    imports ``torch._dynamo``) safe from several threads at once and quick to start.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            import torch._decomp.decompositions_for_jvp  # noqa: F401
-        except ImportError:  # pragma: no cover - moved in another torch version
-            pass
-
-
-def _value_and_jacobian(decoder: CodesToCurves, d: int, D: int | None = None):
-    """A function mapping a chunk of codes (c, d) to (g (c, D), J (c, D, d))."""
-    _import_forward_ad_decompositions()
-
-    def single(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        g = decoder(z.unsqueeze(0)).squeeze(0)
-        return g, g
-
-    # Forward mode costs d decoder passes, reverse mode D: codes are short, curves long.
-    transform = torch.func.jacfwd if D is None or d <= D else torch.func.jacrev
-    jacobian = torch.func.vmap(transform(single, has_aux=True))
 
     def value_and_jacobian(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        with _JACOBIAN_LOCK:
-            J, g = jacobian(z)
-        return g, J
+        with torch.enable_grad():
+            z = z.detach().requires_grad_(True)
+            g = decoder(z)
+            u = torch.zeros_like(g, requires_grad=True)
+            (v,) = torch.autograd.grad(g, z, u, create_graph=True)
+            columns = [
+                torch.autograd.grad(v[:, j].sum(), u, retain_graph=j < d - 1, allow_unused=True)[0]
+                for j in range(d)
+            ]
+        g = g.detach()
+        if columns[0] is None:  # the decoder ignores its input
+            return g, torch.zeros((*g.shape, d), dtype=g.dtype, device=g.device)
+        return g, torch.stack(columns, dim=2)
 
     return value_and_jacobian
 
@@ -141,7 +130,8 @@ def decoder_jacobian(
     G : torch.Tensor of shape (n, D)
         Decoded curves ``g(z)``, in the decoder's dtype, on its device.
     J : torch.Tensor of shape (n, D, d)
-        Jacobians ``∂g/∂z`` (``torch.func.jacfwd`` vectorised with ``vmap``).
+        Jacobians ``∂g/∂z`` (reverse-mode autograd, one double-backward pass per latent
+        axis).
 
     Examples
     --------
@@ -215,7 +205,7 @@ def laplace_covariance(
     """
     Z, rows = _codes_and_rows(problem, Z, rows)
     n, d = Z.shape
-    value_and_jacobian = _value_and_jacobian(problem.decoder, d, problem.n_features)
+    value_and_jacobian = _value_and_jacobian(problem.decoder, d)
 
     def covariance_of_chunk(z: torch.Tensor, chunk_rows: torch.Tensor) -> torch.Tensor:
         _, J = value_and_jacobian(z.to(problem.dtype))
@@ -285,7 +275,7 @@ def gauss_newton_polish(
     if n_steps == 0:
         return Z.clone()
     n, d = Z.shape
-    value_and_jacobian = _value_and_jacobian(problem.decoder, d, problem.n_features)
+    value_and_jacobian = _value_and_jacobian(problem.decoder, d)
     eye = torch.eye(d, dtype=problem.acc, device=problem.device)
 
     def polish_chunk(z: torch.Tensor, chunk_rows: torch.Tensor) -> torch.Tensor:
