@@ -42,9 +42,10 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
     method : {"match", "encode"}, default="match"
         How a curve's code is found from its observed points. ``"match"``: the code whose
         decoded curve is closest to the observed points (L2), by
-        ``LatentMatcher(estimator_, prefit=True)`` -- Nelder-Mead from the better of the
-        encoder's code and the best of 1,024 screened prior points, which finds the right
-        curve across long gaps where the encoder alone can be far off. ``"encode"``: the
+        ``matcher_`` -- Nelder-Mead from the better of the encoder's code and the best
+        of the screened candidates (1,024 prior points and the codes of up to 1,024 of
+        the training curves), which finds the right curve across long gaps where the
+        encoder alone can be far off. ``"encode"``: the
         VAE's own code (:meth:`BetaCurveVAE.transform`: the mask-aware encoder's posterior
         mean refined by ``refine_steps`` Gauss-Newton steps on the observed points),
         several times faster, as close to the observed points but more often in the
@@ -60,6 +61,10 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
     estimator_ : BetaCurveVAE
         The fitted VAE: a fitted clone of ``estimator``, or ``estimator`` itself when
         ``prefit=True``.
+    matcher_ : LatentMatcher
+        ``LatentMatcher(estimator_, prefit=True)`` fitted on the curves given to
+        :meth:`fit`: ``method="match"`` screens the codes of those curves
+        (``reference_codes_``) before each search.
     n_features_in_ : int
         Number of grid points of the curves.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -132,7 +137,9 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
         """
         with unchanged_on_failure(self):
             X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan")
-            self.estimator_ = self._prefit_estimator(X) if self.prefit else self._fit_estimator(X)
+            estimator = self._prefit_estimator(X) if self.prefit else self._fit_estimator(X)
+            self.matcher_ = LatentMatcher(estimator, prefit=True).fit(X)
+            self.estimator_ = estimator
         return self
 
     def _prefit_estimator(self, X: np.ndarray) -> BetaCurveVAE:
@@ -196,7 +203,10 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
         if self.method == "encode":
             code[rows] = model.refine(X[rows], code[rows], self.estimator_.refine_steps)
         elif rows.size:
-            matcher = LatentMatcher(self.estimator_, prefit=True).fit(X)
+            # an imputer saved before it kept a matcher screens the codes of these curves
+            matcher = getattr(self, "matcher_", None) or LatentMatcher(
+                self.estimator_, prefit=True
+            ).fit(X)
             if return_std:
                 result = matcher.match(X[rows])
                 code[rows], root[rows] = result.codes, np.linalg.cholesky(result.covariance)

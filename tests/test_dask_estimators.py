@@ -62,13 +62,15 @@ def test_matcher_takes_and_returns_dask_arrays(client, fitted_vae, curves):
     np.testing.assert_array_equal(completed.compute(), matcher.inverse_transform(expected))
 
 
-def test_matcher_fit_reads_only_the_shape_when_prefit(fitted_vae, curves, monkeypatch):
+def test_matcher_fit_reads_only_the_reference_rows_when_prefit(fitted_vae, curves, monkeypatch):
     reader = CountingReader(curves[0])
     dX = da.from_array(reader, chunks=(150, 100), asarray=True, lock=False)
     monkeypatch.setattr(type(dX), "__array__", _refuse_materialising)
     with dask.config.set(scheduler="sync"):
-        matcher = LatentMatcher(fitted_vae, prefit=True).fit(dX)
-        assert reader.reads == [] and matcher.n_features_in_ == 100
+        matcher = LatentMatcher(fitted_vae, prefit=True, n_candidates=20).fit(dX)
+        assert len(reader.reads) <= 4 and matcher.n_features_in_ == 100  # each block once
+        expected = LatentMatcher(fitted_vae, prefit=True, n_candidates=20).fit(curves[0])
+        np.testing.assert_array_equal(matcher.reference_codes_, expected.reference_codes_)
         with pytest.raises(ValueError, match="features"):
             LatentMatcher(fitted_vae, prefit=True).fit(dX[:, :50])
     assert not hasattr(matcher, "feature_names_in_")

@@ -148,10 +148,14 @@ def test_best_of_curves_picks_the_lowest_objective(matcher, targets, kind, sigma
     assert_array_equal(problem.best_of_curves(codes, curves, rows[7:9]).numpy(), best[7:9])
 
 
-def test_screened_start_is_the_better_of_start_and_best_candidate(matcher, targets):
-    X, problem, codes, curves = _screening_inputs(matcher, targets)
+def test_screened_start_is_the_better_of_start_and_best_candidate(matcher, targets, curves):
+    X, problem, _, _ = _screening_inputs(matcher, targets)
     plain = LatentMatcher(matcher.estimator_, prefit=True, n_candidates=0).fit(X)
-    screened = LatentMatcher(matcher.estimator_, prefit=True, n_candidates=64).fit(X)
+    screened = LatentMatcher(matcher.estimator_, prefit=True, n_candidates=64).fit(curves[0])
+    # the prior points, then the codes of 64 of the fitting curves
+    codes = torch.as_tensor(screened._candidates(2))
+    assert codes.shape == (128, 2)
+    curves = matcher.estimator_.latent_model().decoder(codes.float()).detach()
     before, after = plain.match(X), screened.match(X)
     rows = torch.arange(len(X))
     chosen = codes.double()[problem.best_of_curves(codes, curves, rows)]
@@ -167,6 +171,41 @@ def test_screened_start_is_the_better_of_start_and_best_candidate(matcher, targe
     assert np.mean(after.objective) < np.mean(before.objective)
     # Screening is per target: a target's result does not depend on the others.
     assert_array_equal(screened.transform(X[3:5]), after.codes[3:5])
+
+
+def test_reference_codes_are_codes_of_evenly_spaced_fitting_curves(fitted_vae, curves):
+    X = curves[0][:49].copy()
+    X[8] = np.nan  # no observed point: left out
+    X[16, ::2] = np.nan  # partial curves are encoded as transform encodes them
+    matcher = LatentMatcher(fitted_vae, prefit=True, n_candidates=7).fit(X)
+    rows = [0, 16, 24, 32, 40, 48]
+    assert_allclose(matcher.reference_codes_, fitted_vae.transform(X[rows]), atol=1e-12)
+    few = LatentMatcher(fitted_vae, prefit=True).fit(X[:10])
+    assert few.reference_codes_.shape == (9, 2)
+    off = LatentMatcher(fitted_vae, prefit=True, n_candidates=0).fit(X)
+    assert off.reference_codes_.shape == (0, 2)
+    assert off._candidates(2) is None
+
+
+def test_reference_codes_find_basins_that_the_prior_points_miss(fitted_vae, curves):
+    """Partial targets screened against the codes of the fitting curves match at least as
+    well as the codes of the complete curves they were cut from, where a few prior points
+    (all near the origin) do worse (a short search from z = 0 shows the screened start)."""
+    codes = fitted_vae.transform(curves[0])
+    outer = np.argsort(np.linalg.norm(codes, axis=1))[-10:]  # the prior's sparse tails
+    X = curves[0][np.sort(outer)]
+    params = {"prefit": True, "n_candidates": 10, "start": "zero", "maxiter": 2}
+    matcher = LatentMatcher(fitted_vae, **params).fit(X)
+    targets = X.copy()
+    for i, row in enumerate(targets):
+        row[(7 * i) % 40 : (7 * i) % 40 + 60] = np.nan
+    objective = _objective(matcher, targets)
+    at_reference = objective(matcher.reference_codes_, np.arange(len(targets)))
+    result = matcher.match(targets)
+    assert np.all(result.objective <= at_reference * (1 + 1e-9))
+    prior_only = LatentMatcher(fitted_vae, **params).fit(X)
+    prior_only.reference_codes_ = np.empty((0, 2))
+    assert np.mean(result.objective) < np.mean(prior_only.match(targets).objective)
 
 
 def test_agrees_with_scipy(fitted_vae, targets, monkeypatch):

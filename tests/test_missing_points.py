@@ -329,6 +329,10 @@ def test_imputer_fits_its_own_vae_and_drops_empty_rows(curves):
     filled = imputer.fit_transform(X)
     assert imputer.estimator_ is not imputer.estimator and imputer.n_features_in_ == 100
     assert np.isfinite(filled).all()
+    # the matcher screens the codes of the training curves (the empty row left out)
+    assert imputer.matcher_.estimator_ is imputer.estimator_
+    expected = imputer.estimator_.transform(np.delete(X, 5, axis=0))
+    np.testing.assert_allclose(imputer.matcher_.reference_codes_, expected)
 
 
 def test_imputer_checks_a_prefit_vae(gap_aware_vae, curves):
@@ -360,6 +364,7 @@ def test_imputer_round_trips_through_the_skvae_format(curves, tmp_path):
     loaded = load(path)
     assert type(loaded) is CurveImputer and loaded.get_params()["prefit"] is False
     np.testing.assert_array_equal(loaded.transform(X), imputer.transform(X))
+    assert loaded.matcher_.estimator_ is loaded.estimator_  # stored once
 
 
 def test_matcher_fit_keeps_incomplete_rows(curves):

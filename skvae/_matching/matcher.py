@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from numbers import Integral, Real
 
 import numpy as np
@@ -101,14 +102,18 @@ class LatentMatcher(
         older VAE's encoder reads it with its missing points filled with the training mean
         curve, refined a few times with the decoded curve of its current code.
     n_candidates : int, default=1024
-        Candidate codes screened before the search: fixed quasi-random points of the
-        N(0, I) prior (the unscrambled Halton sequence after its first point, mapped
-        through the normal quantile function), decoded once and scored against every
-        target by the objective. Where a candidate scores better than a target's first
-        start (``start``), the search starts there instead, with an initial simplex as
-        wide as the candidates' spacing. This finds the right basin when the start lies
-        in another one: partial targets whose observed points the encoder reads poorly,
-        many-moded objectives such as oscillating curves. 0 turns screening off.
+        Candidate codes screened before the search: ``n_candidates`` fixed quasi-random
+        points of the N(0, I) prior (the unscrambled Halton sequence after its first
+        point, mapped through the normal quantile function) and the codes of up to
+        ``n_candidates`` of the curves given to :meth:`fit` (``reference_codes_``),
+        decoded once and scored against every target by the objective. Where a candidate
+        scores better than a target's first start (``start``), the search starts there
+        instead, with an initial simplex as wide as the prior points' spacing. This finds
+        the right basin when the start lies in another one: partial targets whose
+        observed points the encoder reads poorly, many-moded objectives such as
+        oscillating curves. The reference codes cover where the codes of real curves
+        lie, prior tails included, which the prior points cover sparsely. 0 turns
+        screening off.
     n_starts : int, default=1
         Number of starts per target; the ``n_starts - 1`` extra starts are shared by all
         targets, and the best result is kept. With ``random_state=None`` they are fixed
@@ -152,6 +157,11 @@ class LatentMatcher(
     estimator_ : BetaCurveVAE
         The fitted VAE: a fitted clone of ``estimator``, or ``estimator`` itself when
         ``prefit=True``.
+    reference_codes_ : ndarray of shape (n_reference, latent_dims)
+        Codes (:meth:`BetaCurveVAE.transform`) of up to ``n_candidates`` curves of the
+        ``X`` given to :meth:`fit`, evenly spaced over its rows (rows with no observed
+        point left out); screened with the prior points before each search (see
+        ``n_candidates``).
     n_features_in_ : int
         Number of grid points of the curves.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -175,10 +185,11 @@ class LatentMatcher(
     calls are small, and faster so. On a GPU the engine reads back to the host only every
     few iterations.
 
-    With a dask array, :meth:`fit` reads only its shape when ``prefit=True``, and
-    otherwise trains the VAE out of core on its rows; :meth:`transform` and
-    :meth:`inverse_transform` return lazy dask arrays (with
-    ``set_output(transform="pandas")``, ``transform`` returns a lazy dask DataFrame).
+    With a dask array, :meth:`fit` computes only the rows of ``reference_codes_`` when
+    ``prefit=True`` (reading once each block that holds one), and otherwise trains the
+    VAE out of core on its rows; :meth:`transform` and :meth:`inverse_transform` return
+    lazy dask arrays (with ``set_output(transform="pandas")``, ``transform`` returns a
+    lazy dask DataFrame).
 
     Examples
     --------
@@ -261,13 +272,14 @@ class LatentMatcher(
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y=None) -> LatentMatcher:
-        """Fit the VAE (unless ``prefit``) and remember the curves' grid width.
+        """Fit the VAE (unless ``prefit``) and keep the codes of some of the curves.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or dask array of shape (n_samples, n_features)
             Curves; NaN marks missing points (rows with no observed point are not used
-            to train).
+            to train). The codes of up to ``n_candidates`` of them become
+            ``reference_codes_``.
         y : None
             Ignored.
 
@@ -289,6 +301,7 @@ class LatentMatcher(
             estimator = self._prefit_estimator(X) if self.prefit else self._fit_estimator(X)
             if self.noise is not None:
                 self._noise_in_model_units(estimator.latent_model())
+            self.reference_codes_ = reference_codes(estimator, X, self.n_candidates)
             self.estimator_ = estimator
         return self
 
@@ -470,7 +483,14 @@ class LatentMatcher(
             out.residuals, out.start_residuals, out.start_objective = np.empty((3, n))
             out.covariance = np.empty((n, d, d))
         block = BLOCK_SIZE if device.type == "cpu" else DEVICE_BLOCK_SIZE
-        candidates = extra_starts(self.n_candidates, d, None) if self.n_candidates else None
+        candidates = self._candidates(d)
+        # a moved start's simplex is as wide as the prior points' typical spacing (their
+        # central ±2 box shared among them), or the user's initial step
+        screened_step = (
+            4.0 / max(self.n_candidates, 1) ** (1.0 / d)
+            if self.initial_step == "auto"
+            else float(self.initial_step)
+        )
         for lo in range(0, n, block):
             hi = min(lo + block, n)
             problem = MatchProblem.from_curves(
@@ -480,11 +500,7 @@ class LatentMatcher(
             moved = np.zeros(hi - lo, dtype=bool)
             if self.n_candidates:
                 moved = screened_starts(
-                    problem,
-                    starts[lo:hi, 0],
-                    steps[lo:hi, 0],
-                    candidates,
-                    None if self.initial_step == "auto" else float(self.initial_step),
+                    problem, starts[lo:hi, 0], steps[lo:hi, 0], candidates, screened_step
                 )
             # A screened start's basin may hold a worse minimum than the start it replaced:
             # both are searched, in the same run (problems past n * k are the replaced ones).
@@ -520,6 +536,15 @@ class LatentMatcher(
         if diagnostics:
             out.start_codes = starts[:, 0].copy()
         return out
+
+    def _candidates(self, latent_dims: int) -> np.ndarray | None:
+        """The screened codes: the prior points, then the reference codes (None when
+        ``n_candidates=0``)."""
+        if not self.n_candidates:
+            return None
+        # a matcher saved before reference codes existed screens the prior points only
+        reference = getattr(self, "reference_codes_", np.empty((0, latent_dims)))
+        return np.concatenate([extra_starts(self.n_candidates, latent_dims, None), reference])
 
     def _nelder_mead(self, problem, rows, starts, steps, maxiter):
         """Nelder-Mead on ``problem`` from ``starts`` (numpy), start ``i`` matching target
@@ -567,26 +592,41 @@ def encoder_start(
     return encode(model, filled)
 
 
+def reference_codes(estimator: BetaCurveVAE, X, n_codes: int) -> np.ndarray:
+    """The codes of up to ``n_codes`` rows of ``X`` evenly spaced over its rows (rows with
+    no observed point dropped), shape (n, latent_dims); of a dask array, only those rows
+    are computed (each block holding one is read once)."""
+    model = estimator.latent_model()
+    if is_dask_array(X) and math.isnan(X.shape[0]):
+        X = X.compute_chunk_sizes()
+    n_rows = X.shape[0]
+    rows = np.unique(np.linspace(0, n_rows - 1, min(n_codes, n_rows)).round().astype(np.intp))
+    X = X[rows].compute() if is_dask_array(X) else X[rows]
+    X = np.asarray(X, dtype=np.float64)
+    kept = ~np.isnan(X).all(axis=1)
+    if not kept.any():
+        return np.empty((0, model.latent_dims))
+    X = X[kept]
+    with one_torch_thread():  # what estimator.transform does, without re-validating X
+        return model.refine(X, model.encode(X, return_std=False), estimator.refine_steps)
+
+
 def screened_starts(
     problem: MatchProblem,
     starts: np.ndarray,
     steps: np.ndarray,
     candidates: np.ndarray,
-    step: float | None = None,
+    step: float,
 ) -> np.ndarray:
     """Move each start to the best of the ``candidates`` codes where it scores better.
 
     ``starts`` and ``steps`` (shape (n_targets, latent_dims), the first start of each
-    target of ``problem`` and its initial simplex edges) are updated in place. The
-    candidates (shape (n_candidates, latent_dims), the prior points of :func:`extra_starts`)
-    are decoded once;
-    a moved start gets simplex edges ``step``, or with None the candidates' typical
-    spacing, ``4 / n_candidates ** (1 / latent_dims)`` (the prior's central ±2 box shared
-    among them). Returns the moved targets, a boolean array of shape (n_targets,).
+    target of ``problem`` and its initial simplex edges) are updated in place: a moved
+    start gets simplex edges ``step``. The candidates (shape (n_candidates, latent_dims))
+    are decoded once. Returns the moved targets, a boolean array of shape (n_targets,).
     """
-    n, d = starts.shape
+    n = len(starts)
     device = problem.device
-    n_candidates = len(candidates)
     codes = torch.as_tensor(candidates, device=device)
     with torch.no_grad():
         decoded = codes.to(problem.dtype).split(problem.chunk_size)
@@ -600,9 +640,7 @@ def screened_starts(
         better = (problem(chosen, block) < start_values[block]).cpu().numpy()
         moved[lo : lo + SCREEN_BLOCK] = better
         starts[lo : lo + SCREEN_BLOCK][better] = chosen.cpu().numpy()[better]
-        steps[lo : lo + SCREEN_BLOCK][better] = (
-            4.0 / n_candidates ** (1.0 / d) if step is None else step
-        )
+        steps[lo : lo + SCREEN_BLOCK][better] = step
     return moved
 
 
