@@ -119,7 +119,9 @@ def table(results: dict) -> str:
     now, old = runs.get(versions.NOW, []), runs.get(versions.BASELINE, [])
     parts = [
         f"`BetaCurveVAE(random_state=s).fit(X)` on {results['n_train']:,} independent Beta "
-        f"log-pdf curves; held-out median L2 on {results['n_test']:,} curves. "
+        f"log-pdf curves; held-out median L2 on {results['n_test']:,} curves ('encoder': "
+        "`inverse_transform(transform(X))`, which refines the encoder's means by "
+        "`refine_steps` Gauss-Newton steps in this checkout, not in 0.1.0). "
         + (
             f"**Quick mode: {results['fit_params']}** -- the targets apply to full mode."
             if results["quick"]
