@@ -49,6 +49,21 @@ def module_on(module: VAEModule, device: torch.device) -> VAEModule:
     return copies[device]
 
 
+def refined_codes(
+    module: VAEModule, X: torch.Tensor, Z: torch.Tensor, *, n_steps: int
+) -> torch.Tensor:
+    """Codes ``Z`` of model-unit curves ``X`` (NaN missing, on the module's device)
+    refined as :meth:`LatentModel.refine` refines data-unit ones, at the module's own
+    noise ``exp(log_sigma)``: what ``transform`` would return for a fit ending with
+    these weights. Returns codes of ``Z``'s dtype, on the device."""
+    sigma = math.exp(float(module.log_sigma)) * math.sqrt(REFINE_PRIOR_WEIGHT)
+    if n_steps == 0 or len(X) == 0 or not 0 < sigma < math.inf:
+        return Z
+    problem = MatchProblem(module.decoder, X, None, sigma, chunk_size_for(X.device))
+    codes = gauss_newton_polish(problem, Z.to(problem.acc), n_steps=n_steps)
+    return codes.to(Z.dtype)
+
+
 @dataclass(frozen=True, eq=False)
 class LatentModel:
     """A fitted VAE's networks, units and device, for code that searches its latent space.

@@ -13,6 +13,7 @@ outputs are float64.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import re
 from numbers import Integral, Real
@@ -32,7 +33,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import _dask
 from ._chunks import apply_in_chunks, chunk_size_for
-from ._latent_model import LatentModel
+from ._latent_model import LatentModel, refined_codes
 from ._progress import make_progress_callback
 from ._scaling import CurveScaler
 from ._torch import loop as _training
@@ -160,8 +161,9 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         ``-½ (log(2π MSE) + 1)``, averaged over curves), stop when it stops improving and
         restore the best weights. The networks start at PCA (see Notes), which competes
         as epoch 0: the best epoch is kept only if its per-curve held-out scores beat
-        PCA's by a paired one-sided t-test (t ≥ 2); otherwise the fit returns PCA,
-        refitted on all the curves. "auto": on for :meth:`fit` on at least 20
+        PCA's by a paired one-sided t-test (t ≥ 2), both scored at the codes
+        :meth:`transform` gives (refined by ``refine_steps``); otherwise the fit returns
+        PCA, refitted on all the curves. "auto": on for :meth:`fit` on at least 20
         curves in memory, off for dask arrays.
     validation_fraction : float, default=0.1
         Fraction of the training curves held out when ``early_stopping``; in memory, at
@@ -614,6 +616,9 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         module.to(device)
         hold_out = self.validation_fraction if self._holds_out(curves, incremental) else None
         source, validation = curves.training_data(scaler, hold_out, rng, device)
+        if validation is not None and self.refine_steps:
+            # the start-or-best-epoch decision scores the codes that transform will give
+            validation.refine = functools.partial(refined_codes, n_steps=self.refine_steps)
         if not continuing:  # start at PCA of the training part (a throwaway shuffle)
             module.start_at_pca(source.batches(_training.NOISE_SLAB, torch.Generator()))
         config = self._training_config(self._batch_size(source.n_samples))

@@ -103,3 +103,31 @@ def test_auto_batch_size_sets_the_steps_of_a_fit(monkeypatch):
     X = nearly_linear_curves(200)
     BetaCurveVAE(hidden_layer_sizes=(8,), max_iter=1, early_stopping=False).fit(X)
     assert sizes == [25]  # 200 curves: 8 steps of 25
+
+
+def test_start_or_best_epoch_is_decided_on_the_codes_transform_gives(fitted_vae, curves):
+    """The held-out scores of the restore decision use the codes of ``transform``: the
+    encoder's means refined against the decoder, at the module's own noise."""
+    import functools
+
+    from skvae._latent_model import refined_codes
+    from skvae._torch.loop import HeldOutCurves
+    from skvae._torch.networks import split_missing
+
+    X = curves[1][:40].copy()
+    X[::3, 10:40] = np.nan  # partial curves too
+    model = fitted_vae.latent_model()
+    X_model = torch.as_tensor(model.scaler.data_to_model(X), dtype=torch.float32)
+    module = model.module
+    filled, observed = split_missing(X_model.double())
+    with torch.no_grad():
+        means, _ = module.encoder(filled.float(), observed.float())
+    codes = refined_codes(module, X_model, means, n_steps=fitted_vae.refine_steps)
+    np.testing.assert_allclose(codes.numpy(), fitted_vae.transform(X), atol=1e-4)
+
+    plain = HeldOutCurves(lambda: X_model.split(16), len(X))
+    refine = functools.partial(refined_codes, n_steps=fitted_vae.refine_steps)
+    refined = HeldOutCurves(lambda: X_model.split(16), len(X), refine=refine)
+    before, after = plain.per_curve(module), refined.per_curve(module)
+    assert torch.all(after >= before - 1e-6) and after.mean() > before.mean()
+    assert torch.equal(refined(module), plain(module))  # every epoch: the encoder's means

@@ -247,11 +247,18 @@ def negative_elbo(module: VAEModule, X: torch.Tensor) -> torch.Tensor:
     return nll.mean(dim=1) + gaussian_kl(mean.to(X.dtype), logvar.to(X.dtype))
 
 
+#: ``refine(module, X, Z) -> Z'``: codes ``Z`` of model-unit curves ``X`` (NaN missing)
+#: refined against the module's decoder (see :class:`HeldOutCurves`).
+Refine = Callable[[VAEModule, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
 @torch.no_grad()
-def reconstruction_log_likelihood(module: VAEModule, X: torch.Tensor) -> torch.Tensor:
+def reconstruction_log_likelihood(
+    module: VAEModule, X: torch.Tensor, refine: Refine | None = None
+) -> torch.Tensor:
     """Per-row log-likelihood per observed point of ``X`` (NaN at missing points)
-    reconstructed from the encoder's mean, at each row's maximum-likelihood noise:
-    ``-½ (log(2π MSEᵢ) + 1)`` (float64).
+    reconstructed from the encoder's mean (refined by ``refine`` when given), at each
+    row's maximum-likelihood noise: ``-½ (log(2π MSEᵢ) + 1)`` (float64).
 
     The reconstruction term of the profiled training loss (:func:`profiled_nll`) at the
     posterior mean: no sampling, no KL, so it ranks models by how well they reconstruct
@@ -260,6 +267,8 @@ def reconstruction_log_likelihood(module: VAEModule, X: torch.Tensor) -> torch.T
     module.eval()
     filled, observed = split_missing(X.to(torch.float64))
     mean, _ = module.encoder(filled.to(torch.float32), observed.to(torch.float32))
+    if refine is not None:
+        mean = refine(module, X, mean)
     residual = (module.decoder(mean).to(torch.float64) - filled) * observed
     n_observed = observed.sum(dim=1)
     return -profiled_nll(residual.square().sum(dim=1), n_observed) / n_observed
@@ -281,11 +290,23 @@ class HeldOutCurves:
         (n_rows_i, n_features), model units, on the training device.
     n_rows : int
         Number of held-out curves (the sum of the chunks' rows).
+    refine : callable, default=None
+        ``refine(module, X, Z)``: the codes ``Z`` of curves ``X`` refined as the fitted
+        estimator's ``transform`` refines them. :meth:`per_curve`, which decides between
+        the start and the best epoch once per fit, scores the reconstructions of those
+        codes, what a user will get; the score of every epoch (:meth:`__call__`) keeps
+        the encoder's means, which cost one network pass.
     """
 
-    def __init__(self, chunks: Callable[[], Iterable[torch.Tensor]], n_rows: int):
+    def __init__(
+        self,
+        chunks: Callable[[], Iterable[torch.Tensor]],
+        n_rows: int,
+        refine: Refine | None = None,
+    ):
         self.chunks = chunks
         self.n_rows = n_rows
+        self.refine = refine
 
     @torch.no_grad()
     def __call__(self, module: VAEModule) -> torch.Tensor:
@@ -299,9 +320,11 @@ class HeldOutCurves:
 
     @torch.no_grad()
     def per_curve(self, module: VAEModule) -> torch.Tensor:
-        """Each held-out curve's score (float64, on the device); their mean is
-        :meth:`__call__`'s."""
-        return torch.cat([reconstruction_log_likelihood(module, c) for c in self.chunks()])
+        """Each held-out curve's score (float64, on the device) at its refined code; with
+        no ``refine``, their mean is :meth:`__call__`'s."""
+        return torch.cat(
+            [reconstruction_log_likelihood(module, c, self.refine) for c in self.chunks()]
+        )
 
 
 def clearly_better(gains: torch.Tensor, margin: float) -> bool:
