@@ -203,15 +203,11 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
         if self.method == "encode":
             code[rows] = model.refine(X[rows], code[rows], self.estimator_.refine_steps)
         elif rows.size:
-            # an imputer saved before it kept a matcher screens the codes of these curves
-            matcher = getattr(self, "matcher_", None) or LatentMatcher(
-                self.estimator_, prefit=True
-            ).fit(X)
             if return_std:
-                result = matcher.match(X[rows])
+                result = self.matcher_.match(X[rows])
                 code[rows], root[rows] = result.codes, np.linalg.cholesky(result.covariance)
             else:
-                code[rows] = matcher.transform(X[rows])
+                code[rows] = self.matcher_.transform(X[rows])
         filled = np.where(missing, model.decode(code), X)
         if not return_std:
             return filled

@@ -542,9 +542,8 @@ class LatentMatcher(
         ``n_candidates=0``)."""
         if not self.n_candidates:
             return None
-        # a matcher saved before reference codes existed screens the prior points only
-        reference = getattr(self, "reference_codes_", np.empty((0, latent_dims)))
-        return np.concatenate([extra_starts(self.n_candidates, latent_dims, None), reference])
+        prior = extra_starts(self.n_candidates, latent_dims, None)
+        return np.concatenate([prior, self.reference_codes_])
 
     def _nelder_mead(self, problem, rows, starts, steps, maxiter):
         """Nelder-Mead on ``problem`` from ``starts`` (numpy), start ``i`` matching target

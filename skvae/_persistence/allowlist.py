@@ -63,8 +63,12 @@ def _upgrade_vae_v1(attributes: dict) -> dict:
 
 
 def _upgrade_matcher_v1(attributes: dict) -> dict:
-    """Format 1 holds an ``n_iter_`` (the VAE's epochs) that the matcher does not have."""
+    """Format 1 holds an ``n_iter_`` (the VAE's epochs) that the matcher does not have,
+    and no ``reference_codes_``: such a matcher screens the prior points only."""
     attributes.pop("n_iter_", None)
+    estimator = attributes.get("estimator_")
+    if type(estimator) is BetaCurveVAE and "reference_codes_" not in attributes:
+        attributes["reference_codes_"] = np.empty((0, estimator.latent_dims))
     return attributes
 
 
