@@ -49,6 +49,17 @@ def module_on(module: VAEModule, device: torch.device) -> VAEModule:
     return copies[device]
 
 
+def _refinement_sigma(noise: float) -> float | None:
+    """The σ of the refinement's posterior objective at model-unit ``noise``.
+
+    ``noise · √w`` (``w`` :data:`REFINE_PRIOR_WEIGHT`): with the unit N(0, I) prior of
+    the posterior objective, the prior then weighs ``w`` against the likelihood at
+    ``noise``. None where that is not a positive finite number (nothing to refine with).
+    """
+    sigma = noise * math.sqrt(REFINE_PRIOR_WEIGHT)
+    return sigma if 0 < sigma < math.inf else None
+
+
 def refined_codes(
     module: VAEModule, X: torch.Tensor, Z: torch.Tensor, *, n_steps: int
 ) -> torch.Tensor:
@@ -56,8 +67,8 @@ def refined_codes(
     refined as :meth:`LatentModel.refine` refines data-unit ones, at the module's own
     noise ``exp(log_sigma)``: what ``transform`` would return for a fit ending with
     these weights. Returns codes of ``Z``'s dtype, on the device."""
-    sigma = math.exp(float(module.log_sigma)) * math.sqrt(REFINE_PRIOR_WEIGHT)
-    if n_steps == 0 or len(X) == 0 or not 0 < sigma < math.inf:
+    sigma = _refinement_sigma(math.exp(float(module.log_sigma)))
+    if n_steps == 0 or len(X) == 0 or sigma is None:
         return Z
     problem = MatchProblem(module.decoder, X, None, sigma, chunk_size_for(X.device))
     codes = gauss_newton_polish(problem, Z.to(problem.acc), n_steps=n_steps)
@@ -177,8 +188,8 @@ class LatentModel:
         -------
         Z_refined : ndarray of shape (n_samples, latent_dims), float64
         """
-        sigma = self.noise / float(self.scaler.scale) * math.sqrt(REFINE_PRIOR_WEIGHT)
-        if n_steps == 0 or len(X) == 0 or not 0 < sigma < math.inf:
+        sigma = _refinement_sigma(self.noise / float(self.scaler.scale))
+        if n_steps == 0 or len(X) == 0 or sigma is None:
             return Z
         out = np.empty_like(Z, dtype=np.float64)
         for start in range(0, len(X), REFINE_BLOCK):

@@ -8,7 +8,8 @@ import pytest
 import torch
 from sklearn.decomposition import PCA
 
-from skvae import BetaCurveVAE
+from skvae import BetaCurveVAE, make_beta_curves
+from skvae._latent_model import refined_codes
 from skvae._torch.networks import VAEModule
 
 
@@ -131,3 +132,29 @@ def test_start_or_best_epoch_is_decided_on_the_codes_transform_gives(fitted_vae,
     before, after = plain.per_curve(module), refined.per_curve(module)
     assert torch.all(after >= before - 1e-6) and after.mean() > before.mean()
     assert torch.equal(refined(module), plain(module))  # every epoch: the encoder's means
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("refine_steps", [0, 2])
+def test_fit_decides_start_or_best_epoch_with_its_own_refine_steps(monkeypatch, refine_steps):
+    """A fit with a hold-out scores its restore decision at the codes its ``transform``
+    gives: refined by ``refine_steps`` Gauss-Newton steps, the encoder's means at 0."""
+    from skvae import _vae
+
+    calls = []
+
+    def spy(module, X, Z, *, n_steps):
+        calls.append((len(X), n_steps))
+        return refined_codes(module, X, Z, n_steps=n_steps)
+
+    monkeypatch.setattr(_vae, "refined_codes", spy)
+    X, _ = make_beta_curves(120, random_state=0)  # non-linear: epochs beat the start
+    vae = BetaCurveVAE(
+        hidden_layer_sizes=(16,), max_iter=20, refine_steps=refine_steps, random_state=0
+    ).fit(X)
+    if refine_steps == 0:
+        assert calls == []
+        assert vae._state.best_epoch > 0  # the decision was reached, and kept training
+    else:  # the 20 held-out curves, scored at the start and at the best epoch
+        assert calls and {n_steps for _, n_steps in calls} == {refine_steps}
+        assert sum(n for n, _ in calls) == 2 * 20
