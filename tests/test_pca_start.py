@@ -11,6 +11,7 @@ from sklearn.decomposition import PCA
 from skvae import BetaCurveVAE, make_beta_curves
 from skvae._latent_model import refined_codes
 from skvae._torch.networks import VAEModule
+from skvae._vae import _beats_pca_start
 
 
 def nearly_linear_curves(n_samples: int, seed: int = 0) -> np.ndarray:
@@ -62,6 +63,28 @@ def test_fit_that_does_not_beat_pca_returns_pca_of_every_curve():
     )
     assert vae.best_validation_score_ > max(vae.validation_scores_)
 
+
+
+def test_a_consistent_gain_beats_the_start_despite_one_heavy_loss():
+    """Nineteen held-out curves fit better, one much worse, the mean gain still positive:
+    the rank test keeps the trained model, where a t statistic (0.25 here) would not."""
+    gains = torch.tensor([0.1] * 19 + [-1.5])
+    assert gains.mean() / (gains.std() / math.sqrt(len(gains))) < 1.0
+    assert _beats_pca_start(gains)
+
+
+@pytest.mark.parametrize(
+    "gains",
+    [
+        [0.0] * 20,  # no curve changed
+        [0.1] * 15 + [-1.0] * 5,  # most curves better, but a worse mean
+        [1.0, -1.0, 2.0, -2.0, 3.0, -2.9, 0.5, -0.5],  # a positive mean by chance
+        [0.2, 0.3],  # too few curves for the test to reach its level
+        [0.1] * 19 + [float("nan")],  # a held-out score that could not be computed
+    ],
+)
+def test_the_start_is_kept_unless_clearly_beaten(gains):
+    assert not _beats_pca_start(torch.tensor(gains))
 
 def test_more_iterations_are_never_worse_on_held_out_curves():
     X = nearly_linear_curves(160, seed=1)

@@ -61,9 +61,9 @@ class TrainingConfig:
     #: the stall rule never stops training before this epoch (counted over all fits)
     min_epochs: int = 0
     #: with a validation score, the starting weights compete as epoch 0 of a fresh fit:
-    #: the best epoch replaces them only if a paired one-sided t-test of its per-curve
-    #: held-out gains reaches this t statistic (None: the start does not compete)
-    start_margin: float | None = None
+    #: the best epoch replaces them only if this is True of its per-curve held-out
+    #: gains over them (None: the start does not compete)
+    beats_start: Callable[[torch.Tensor], bool] | None = None
     #: no training curve has a missing point: the steps of an encoder that hides none
     #: skip the masking
     complete_curves: bool = False
@@ -327,15 +327,6 @@ class HeldOutCurves:
         )
 
 
-def clearly_better(gains: torch.Tensor, margin: float) -> bool:
-    """Whether per-curve ``gains`` are positive by a paired one-sided t-test: their mean
-    at least ``margin`` standard errors above zero (False for fewer than two gains)."""
-    if len(gains) < 2:
-        return False
-    standard_error = gains.std() / math.sqrt(len(gains))
-    return bool(gains.mean() >= margin * standard_error) and bool(gains.mean() > 0)
-
-
 def still_improving(
     losses: list[float], window: int, tol: float, higher_is_better: bool = False
 ) -> bool:
@@ -376,14 +367,14 @@ def _is_finite(module: VAEModule) -> torch.Tensor:
     return torch.stack([torch.isfinite(p).all() for p in module.state_dict().values()]).all()
 
 
-def _keep_start_unless_beaten(module, validation, state, start_weights, best_weights, margin):
-    """The best epoch's weights if their per-curve held-out scores beat the start's
-    clearly (:func:`clearly_better`), otherwise the start's (``state`` updated)."""
+def _keep_start_unless_beaten(module, validation, state, start_weights, best_weights, beats):
+    """The best epoch's weights if ``beats`` is True of their per-curve held-out gains
+    over the start's scores, otherwise the start's (``state`` updated)."""
     module.load_state_dict(best_weights)
     best = validation.per_curve(module)
     module.load_state_dict(start_weights)
     start = validation.per_curve(module)
-    if clearly_better(best - start, margin):
+    if beats(best - start):
         return best_weights
     state.best_epoch, state.best_validation = 0, float(start.mean())
     return start_weights
@@ -410,8 +401,8 @@ def train(
     ``validation`` is given), ``"max_epochs"``, or ``"interrupted"`` (KeyboardInterrupt;
     the weights are then those of the last completed epoch, or the best ones with
     ``validation``). With ``validation``, the best weights are restored before returning;
-    with ``config.start_margin`` too, a fresh run's starting weights compete as epoch 0
-    (``state.best_epoch``), and are kept unless the best epoch beats them clearly.
+    with ``config.beats_start`` too, a fresh run's starting weights compete as epoch 0
+    (``state.best_epoch``), and are kept unless the best epoch beats them by that test.
 
     Raises
     ------
@@ -439,7 +430,7 @@ def train(
     # convergence and early stopping are judged within this run (fit or partial_fit call)
     state.best_loss, state.best_validation, state.no_improvement = math.inf, -math.inf, 0
     best_weights = start_weights = None
-    if validation is not None and config.start_margin is not None and state.epoch == 0:
+    if validation is not None and config.beats_start is not None and state.epoch == 0:
         start_weights = {k: v.clone() for k, v in module.state_dict().items()}
         best_weights = start_weights
         state.best_validation = float(validation(module))
@@ -500,7 +491,7 @@ def train(
         reason = "interrupted"
     if start_weights is not None and best_weights is not start_weights:
         best_weights = _keep_start_unless_beaten(
-            module, validation, state, start_weights, best_weights, config.start_margin
+            module, validation, state, start_weights, best_weights, config.beats_start
         )
     if best_weights is not None:
         module.load_state_dict(best_weights)
