@@ -64,7 +64,6 @@ def test_fit_that_does_not_beat_pca_returns_pca_of_every_curve():
     assert vae.best_validation_score_ > max(vae.validation_scores_)
 
 
-
 def test_a_consistent_gain_beats_the_start_despite_one_heavy_loss():
     """Nineteen held-out curves fit better, one much worse, the mean gain still positive:
     the rank test keeps the trained model, where a t statistic (0.25 here) would not."""
@@ -85,6 +84,7 @@ def test_a_consistent_gain_beats_the_start_despite_one_heavy_loss():
 )
 def test_the_start_is_kept_unless_clearly_beaten(gains):
     assert not _beats_pca_start(torch.tensor(gains))
+
 
 def test_more_iterations_are_never_worse_on_held_out_curves():
     X = nearly_linear_curves(160, seed=1)
