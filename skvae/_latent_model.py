@@ -21,6 +21,7 @@ import torch
 from ._chunks import apply_in_chunks, chunk_size_for
 from ._matching.laplace import gauss_newton_polish
 from ._matching.problem import MatchProblem
+from ._matching.screening import extra_starts, screened_codes
 from ._scaling import CurveScaler
 from ._torch.networks import VAEModule
 
@@ -37,6 +38,12 @@ _DEVICE_COPIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 REFINE_PRIOR_WEIGHT = 0.01
 #: Curves per block of a refinement (bounds the float64 copy of the targets).
 REFINE_BLOCK = 65536
+#: Quasi-random prior points that the codes of curves with missing points are screened
+#: against before their refinement: an encoder reading a long gap can put a code in the
+#: basin of a poor fit. Measured on 4,000 curves with one gap of 30 % of the grid, RMSE
+#: on the missing points: Beta pdf 0.065 -> 0.020, damped oscillations 0.067 -> 0.0059
+#: (LatentMatcher's 0.0059), at about twice the time of the refinement alone.
+REFINE_CANDIDATES = 1024
 
 
 def module_on(module: VAEModule, device: torch.device) -> VAEModule:
@@ -71,8 +78,31 @@ def refined_codes(
     if n_steps == 0 or len(X) == 0 or sigma is None:
         return Z
     problem = MatchProblem(module.decoder, X, None, sigma, chunk_size_for(X.device))
-    codes = gauss_newton_polish(problem, Z.to(problem.acc), n_steps=n_steps)
-    return codes.to(Z.dtype)
+    return _refine(problem, Z.to(problem.acc), n_steps).to(Z.dtype)
+
+
+def _refine(problem: MatchProblem, Z: torch.Tensor, n_steps: int) -> torch.Tensor:
+    """``n_steps`` Gauss-Newton steps from codes ``Z`` (one per target of ``problem``).
+
+    The codes of targets with a missing point are also screened against
+    :data:`REFINE_CANDIDATES` prior points; where one fits better, it is refined too, and
+    the refined code of lower objective is kept. Complete targets are refined from their
+    code alone.
+    """
+    refined = gauss_newton_polish(problem, Z, n_steps=n_steps)
+    if problem.weights is None:
+        return refined
+    partial = torch.nonzero((problem.weights < 1).any(dim=1)).flatten()
+    if len(partial) == 0:
+        return refined
+    candidates = extra_starts(REFINE_CANDIDATES, Z.shape[1], None)
+    screened, moved = screened_codes(problem, Z[partial], candidates, partial)
+    rows = partial[moved]
+    if len(rows):
+        again = gauss_newton_polish(problem, screened[moved], rows, n_steps=n_steps)
+        better = problem(again, rows) < problem(refined[rows], rows)
+        refined[rows[better]] = again[better]
+    return refined
 
 
 @dataclass(frozen=True, eq=False)
@@ -173,8 +203,11 @@ class LatentModel:
         ``‖m ⊙ (g(z) − x)‖² / (2σ²) + (w / 2) ‖z‖²``: ``g`` the decoder, ``m`` the observed
         points, ``σ`` the noise and ``w`` :data:`REFINE_PRIOR_WEIGHT`. A step is kept only
         where it lowers that objective, so a refined code never fits a curve's observed
-        points worse (up to the faint prior) than the code it started from. Rows are
-        independent; a curve without observed points moves toward the prior's mode.
+        points worse (up to the faint prior) than the code it started from. The code of a
+        curve with missing points is also screened against :data:`REFINE_CANDIDATES`
+        quasi-random prior points; where one fits the observed points better, it is
+        refined too and the better of the two refined codes kept. Rows are independent;
+        a curve without observed points moves toward the prior's mode.
 
         Parameters
         ----------
@@ -198,8 +231,7 @@ class LatentModel:
                 self, X[block], sigma, kind="posterior", prior_weight=0.0
             )
             codes = torch.as_tensor(Z[block], dtype=problem.acc, device=problem.device)
-            codes = gauss_newton_polish(problem, codes, n_steps=n_steps)
-            out[block] = codes.cpu().numpy()
+            out[block] = _refine(problem, codes, n_steps).cpu().numpy()
         return out
 
     def decode(self, Z: np.ndarray, non_finite_error: str | None = None) -> np.ndarray:

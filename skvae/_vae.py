@@ -762,8 +762,11 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         (NaN) are encoded from their observed points. An encoder that is not gap-aware
         (see ``gap_aware``; models saved by skvae 0.1.0) does not read which points are
         missing: it reads them interpolated along the grid; the refinement then fits the
-        observed points alone. :class:`LatentMatcher` searches the whole latent space
-        instead, for curves whose best code lies far from the encoder's.
+        observed points alone. The code of a curve with missing points is also screened
+        against fixed quasi-random prior points, and refined from the best of them too
+        where that fits its observed points better (see the user guide's "Refined
+        codes"). :class:`LatentMatcher` searches the whole latent space with Nelder-Mead
+        instead.
 
         Parameters
         ----------

@@ -1,5 +1,6 @@
 """Tests for LatentMatcher (``skvae._matching.matcher``)."""
 
+import copy
 import functools
 import pickle
 
@@ -153,10 +154,10 @@ def test_screened_start_is_the_better_of_start_and_best_candidate(matcher, targe
     # A short search, so that where a search starts still shows in where it ends (a full
     # search from the encoder's start often finds the same optimum as from the screened one).
     short = {"maxiter": 10}
-    plain = LatentMatcher(matcher.estimator_, prefit=True, n_candidates=0, **short).fit(X)
-    screened = LatentMatcher(matcher.estimator_, prefit=True, n_candidates=64, **short).fit(
-        curves[0]
-    )
+    # starts at the encoder's means: transform's refinement screens partial curves itself
+    estimator = copy.deepcopy(matcher.estimator_).set_params(refine_steps=0)
+    plain = LatentMatcher(estimator, prefit=True, n_candidates=0, **short).fit(X)
+    screened = LatentMatcher(estimator, prefit=True, n_candidates=64, **short).fit(curves[0])
     # the prior points, then the codes of 64 of the fitting curves
     codes = torch.as_tensor(screened._candidates(2))
     assert codes.shape == (128, 2)

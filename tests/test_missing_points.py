@@ -11,6 +11,10 @@ from sklearn.impute import KNNImputer
 from sklearn.pipeline import make_pipeline
 
 from skvae import BetaCurveVAE, CurveImputer, LatentMatcher
+from skvae._latent_model import REFINE_CANDIDATES, _refinement_sigma
+from skvae._matching.laplace import gauss_newton_polish
+from skvae._matching.problem import MatchProblem
+from skvae._matching.screening import extra_starts, screened_codes
 from skvae._scaling import CurveScaler
 from skvae._torch.masking import HIDING_SHARE, MAX_HIDDEN, draw_hidden_points
 from skvae._torch.networks import VAEModule, sigma_points
@@ -237,6 +241,44 @@ def test_encoder_completes_curves_with_gaps(gap_aware_vae, curves):
     for X in (with_gap(X_test, 30), with_missing(X_test, 0.3)):
         error = median_l2(gap_aware_vae.inverse_transform(gap_aware_vae.transform(X)), X_test)
         assert error < 4 * complete
+
+
+def _refinement_energies(vae, X):
+    """The refinement's objective at transform's codes, at the codes refined from the
+    encoder's means alone, and at the best of the screened prior points."""
+    model = vae.latent_model()
+    sigma = _refinement_sigma(model.noise / float(model.scaler.scale))
+    problem = MatchProblem.from_curves(model, X, sigma, kind="posterior", prior_weight=0.0)
+    rows = torch.arange(len(X))
+    means = torch.as_tensor(model.encode(X, return_std=False))
+    plain = gauss_newton_polish(problem, means, n_steps=vae.refine_steps)
+    candidates = torch.as_tensor(extra_starts(REFINE_CANDIDATES, vae.latent_dims, None))
+    _, best = screened_codes(problem, means, candidates.numpy())
+    best_candidate = candidates[
+        problem.best_of_curves(candidates, problem.decoder(candidates.float()), rows)
+    ]
+    return (
+        problem(torch.as_tensor(vae.transform(X)), rows).numpy(),
+        problem(plain, rows).numpy(),
+        problem(best_candidate, rows).numpy(),
+        best.numpy(),
+    )
+
+
+def test_transform_screens_the_codes_of_partial_curves(gap_aware_vae, curves):
+    """A curve with a gap gets the better of two refinements: from the encoder's mean and
+    from the best of the prior points, where that one fits its observed points better."""
+    X = with_gap(curves[1], 50)
+    transformed, plain, best_candidate, moved = _refinement_energies(gap_aware_vae, X)
+    assert moved.any()
+    assert np.all(transformed <= plain * (1 + 1e-6))
+    assert np.all(transformed[moved] <= best_candidate[moved] * (1 + 1e-6))
+    assert np.any(transformed < 0.5 * plain)  # a start in a poor basin, rescued
+
+
+def test_complete_curves_are_refined_from_the_encoders_mean_alone(gap_aware_vae, curves):
+    transformed, plain, _, _ = _refinement_energies(gap_aware_vae, curves[1])
+    np.testing.assert_array_equal(transformed, plain)
 
 
 def test_hidden_points_follow_the_documented_draws():

@@ -7,8 +7,6 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from scipy import stats
-from scipy.stats import qmc
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -18,7 +16,7 @@ from sklearn.base import (
     clone,
 )
 from sklearn.exceptions import NotFittedError
-from sklearn.utils import Bunch, check_random_state
+from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -29,6 +27,7 @@ from .._warnings import warn_at_caller
 from .laplace import gauss_newton_polish, laplace_covariance
 from .nelder_mead import batched_nelder_mead
 from .problem import MatchProblem, check_noise
+from .screening import extra_starts, screened_codes
 
 __all__ = ["LatentMatcher"]
 
@@ -42,9 +41,6 @@ PARTIAL_STEP, PRIOR_STEP = 0.1, 0.5
 GAUSS_NEWTON_STEPS = 5
 #: Refinements of partial targets' encoder fill (see :func:`encoder_start`).
 N_REFINE = 4
-#: Targets scored against the candidate codes at once (bounds the (targets, candidates)
-#: matrix of :func:`screened_starts`).
-SCREEN_BLOCK = 4096
 
 
 class LatentMatcher(
@@ -617,42 +613,18 @@ def screened_starts(
     candidates: np.ndarray,
     step: float,
 ) -> np.ndarray:
-    """Move each start to the best of the ``candidates`` codes where it scores better.
+    """Move each start to the best of the ``candidates`` codes where it scores better
+    (:func:`~skvae._matching.screening.screened_codes`).
 
     ``starts`` and ``steps`` (shape (n_targets, latent_dims), the first start of each
     target of ``problem`` and its initial simplex edges) are updated in place: a moved
-    start gets simplex edges ``step``. The candidates (shape (n_candidates, latent_dims))
-    are decoded once. Returns the moved targets, a boolean array of shape (n_targets,).
+    start gets simplex edges ``step``. Returns the moved targets, a boolean array of
+    shape (n_targets,).
     """
-    n = len(starts)
-    device = problem.device
-    codes = torch.as_tensor(candidates, device=device)
-    with torch.no_grad():
-        decoded = codes.to(problem.dtype).split(problem.chunk_size)
-        curves = torch.cat([problem.decoder(chunk) for chunk in decoded])
-    rows = torch.arange(n, device=device)
-    start_values = problem(torch.as_tensor(starts, device=device), rows)
-    moved = np.zeros(n, dtype=bool)
-    for lo in range(0, n, SCREEN_BLOCK):
-        block = rows[lo : lo + SCREEN_BLOCK]
-        chosen = codes[problem.best_of_curves(codes, curves, block)]
-        better = (problem(chosen, block) < start_values[block]).cpu().numpy()
-        moved[lo : lo + SCREEN_BLOCK] = better
-        starts[lo : lo + SCREEN_BLOCK][better] = chosen.cpu().numpy()[better]
-        steps[lo : lo + SCREEN_BLOCK][better] = step
+    codes, moved = screened_codes(
+        problem, torch.as_tensor(starts, device=problem.device), candidates
+    )
+    moved = moved.cpu().numpy()
+    starts[moved] = codes.cpu().numpy()[moved]
+    steps[moved] = step
     return moved
-
-
-def extra_starts(n_extra: int, latent_dims: int, random_state) -> np.ndarray:
-    """The ``n_extra`` start points shared by all targets, shape (n_extra, latent_dims).
-
-    With ``random_state=None``: fixed quasi-random points of the N(0, I) prior, the
-    unscrambled Halton sequence (without its first point, the origin) mapped through the
-    normal quantile function, so that every call uses the same starts. Otherwise: draws
-    from N(0, I) seeded by ``random_state``.
-    """
-    if random_state is None:
-        halton = qmc.Halton(latent_dims, scramble=False)
-        halton.fast_forward(1)
-        return stats.norm.ppf(halton.random(n_extra))
-    return check_random_state(random_state).standard_normal((n_extra, latent_dims))
