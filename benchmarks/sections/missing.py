@@ -5,11 +5,12 @@ held-out curves: 30 % of the points at random, one contiguous gap of 30 % of the
 random position, or 60 % of the points at random. A default ``BetaCurveVAE`` (this
 checkout, ``random_state`` the first seed) is fitted on the masked training curves; the
 held-out curves' missing points are then filled by the decoded curves of its encoder's
-means (``refine_steps=0``), of its ``transform`` (the means refined by Gauss-Newton steps
-on the observed points), of ``LatentMatcher(prefit=True)``'s codes, and by three
-baselines fitted on the same masked training curves: row-wise linear interpolation along
-the grid (the nearest observed value beyond the ends), ``KNNImputer(n_neighbors=5)`` and
-``IterativeImputer(random_state=0)``. The score is the RMSE over the missing points only.
+means (``refine_steps=0``), of its ``transform`` (the means, screened against prior
+points, refined by Gauss-Newton steps on the observed points), of
+``LatentMatcher(prefit=True)``'s codes, and by three baselines fitted on the same masked
+training curves: row-wise linear interpolation along the grid (the nearest observed value
+beyond the ends), ``KNNImputer(n_neighbors=5)`` and ``IterativeImputer(random_state=0)``.
+The score is the RMSE over the missing points only.
 
 Data: the non-linear synthetic families of ``benchmarks/workloads/data.py`` (Beta *pdf*
 -- the log-pdf lies in a 3-D linear subspace where linear imputers are exact --, Gaussian
@@ -157,7 +158,8 @@ def table(results: dict) -> str:
         + (" (quick mode: 2,000 curves, few epochs)" if results["quick"] else "")
         + "; RMSE over the held-out missing points. 'VAE encoder means' fills with the "
         "decoded encoder means (`refine_steps=0`), 'VAE transform' with "
-        '`inverse_transform(transform(X))` (`CurveImputer(method="encode")`), '
+        '`inverse_transform(transform(X))` (`CurveImputer(method="encode")`: the means, '
+        "screened against prior points, refined on the observed points), "
         "'LatentMatcher' with the default matcher's codes (`CurveImputer()`'s default fill). "
         "Ratios below 1 favour the VAE; whole-curve L2: median over the held-out curves of "
         "the error on all points; speed-ups: the matcher's time over the means' and over "
