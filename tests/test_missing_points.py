@@ -11,10 +11,10 @@ from sklearn.impute import KNNImputer
 from sklearn.pipeline import make_pipeline
 
 from skvae import BetaCurveVAE, CurveImputer, LatentMatcher
-from skvae._latent_model import REFINE_CANDIDATES, _refinement_sigma
+from skvae._latent_model import _refinement_sigma, refinement_candidates
 from skvae._matching.laplace import gauss_newton_polish
 from skvae._matching.problem import MatchProblem
-from skvae._matching.screening import extra_starts, screened_codes
+from skvae._matching.screening import screened_codes
 from skvae._scaling import CurveScaler
 from skvae._torch.masking import HIDING_SHARE, MAX_HIDDEN, draw_hidden_points
 from skvae._torch.networks import VAEModule, sigma_points
@@ -245,14 +245,14 @@ def test_encoder_completes_curves_with_gaps(gap_aware_vae, curves):
 
 def _refinement_energies(vae, X):
     """The refinement's objective at transform's codes, at the codes refined from the
-    encoder's means alone, and at the best of the screened prior points."""
+    encoder's means alone, and at the best of the screened candidates."""
     model = vae.latent_model()
     sigma = _refinement_sigma(model.noise / float(model.scaler.scale))
     problem = MatchProblem.from_curves(model, X, sigma, kind="posterior", prior_weight=0.0)
     rows = torch.arange(len(X))
     means = torch.as_tensor(model.encode(X, return_std=False))
     plain = gauss_newton_polish(problem, means, n_steps=vae.refine_steps)
-    candidates = torch.as_tensor(extra_starts(REFINE_CANDIDATES, vae.latent_dims, None))
+    candidates = torch.as_tensor(refinement_candidates(vae.latent_dims))
     _, best = screened_codes(problem, means, candidates.numpy())
     best_candidate = candidates[
         problem.best_of_curves(candidates, problem.decoder(candidates.float()), rows)
@@ -267,7 +267,7 @@ def _refinement_energies(vae, X):
 
 def test_transform_screens_the_codes_of_partial_curves(gap_aware_vae, curves):
     """A curve with a gap gets the better of two refinements: from the encoder's mean and
-    from the best of the prior points, where that one fits its observed points better."""
+    from the best of the candidate codes, where that one fits its observed points better."""
     X = with_gap(curves[1], 50)
     transformed, plain, best_candidate, moved = _refinement_energies(gap_aware_vae, X)
     assert moved.any()
