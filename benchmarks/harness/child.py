@@ -253,7 +253,7 @@ def _counting_optimizer_steps():
 
 def real_job(job: dict) -> dict:
     """One fit on a real set; see the module docstring."""
-    from benchmarks.workloads.real_curves import real_split, relative_l2
+    from benchmarks.workloads.real_curves import real_split, relative_l2, relative_l2_per_curve
     from skvae import BetaCurveVAE
 
     X_train, X_test = real_split(job["set"])
@@ -284,6 +284,9 @@ def real_job(job: dict) -> dict:
         "max_iter": int(fitted["max_iter"]),
         "steps": steps[0],
         "heldout": relative_l2(X_test, vae.inverse_transform(vae.transform(X_test)), mean),
+        "heldout_per_curve": relative_l2_per_curve(
+            X_test, vae.inverse_transform(vae.transform(X_test)), mean
+        ).tolist(),
         "train": relative_l2(X_train, vae.inverse_transform(vae.transform(X_train)), mean),
         "warnings": _warning_rows(caught),
         "params": {k: v for k, v in fitted.items() if k != "verbose"},

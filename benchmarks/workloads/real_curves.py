@@ -78,8 +78,23 @@ def real_split(name: str) -> tuple[np.ndarray, np.ndarray]:
     return X[train], X[test]
 
 
+def relative_l2_per_curve(X: np.ndarray, X_hat: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """``‖x̂ − x‖ / ‖x − mean‖`` of each curve (``mean``: the training mean curve; inf
+    where the reconstruction is not finite).
+
+    Examples
+    --------
+    >>> X = np.array([[1.0, 0.0], [0.0, 2.0]])
+    >>> relative_l2_per_curve(X, 0.5 * X, mean=np.zeros(2))
+    array([0.5, 0.5])
+    """
+    X_hat = np.asarray(X_hat, dtype=np.float64)
+    errors = np.linalg.norm(X_hat - X, axis=1) / np.linalg.norm(X - mean, axis=1)
+    return np.where(np.isfinite(errors), errors, np.inf)
+
+
 def relative_l2(X: np.ndarray, X_hat: np.ndarray, mean: np.ndarray) -> float:
-    """Median over curves of ``‖x̂ − x‖ / ‖x − mean‖`` (``mean``: the training mean curve).
+    """Median over curves of :func:`relative_l2_per_curve`.
 
     Examples
     --------
@@ -87,6 +102,4 @@ def relative_l2(X: np.ndarray, X_hat: np.ndarray, mean: np.ndarray) -> float:
     >>> relative_l2(X, X, mean=np.zeros(2)), relative_l2(X, 0 * X, mean=np.zeros(2))
     (0.0, 1.0)
     """
-    X_hat = np.asarray(X_hat, dtype=np.float64)
-    errors = np.linalg.norm(X_hat - X, axis=1) / np.linalg.norm(X - mean, axis=1)
-    return float(np.median(np.where(np.isfinite(errors), errors, np.inf)))
+    return float(np.median(relative_l2_per_curve(X, X_hat, mean)))
