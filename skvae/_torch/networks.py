@@ -465,18 +465,26 @@ class VAEModule(nn.Module):
         return squared_error, gaussian_kl(mean, logvar)
 
     def reconstruction_nll(
-        self, squared_error: torch.Tensor, n_observed: int | torch.Tensor
+        self,
+        squared_error: torch.Tensor,
+        n_observed: int | torch.Tensor,
+        floor: float | torch.Tensor = 0.0,
     ) -> torch.Tensor:
         """Per-curve negative log-likelihood from :meth:`forward`'s squared errors over
         ``n_observed`` points per curve: with the module's σ, or each curve's own
-        maximum-likelihood σ when profiled."""
+        maximum-likelihood σ when profiled (plus the variance ``floor``, see
+        :func:`profiled_nll`)."""
         if self.profiled:
-            return profiled_nll(squared_error, n_observed)
+            return profiled_nll(squared_error, n_observed, floor)
         scaled = squared_error * torch.exp(-2 * self.log_sigma)
         return gaussian_nll_of_scaled_error(scaled, n_observed, self.log_sigma)
 
 
-def profiled_nll(squared_error: torch.Tensor, n_features: int | torch.Tensor) -> torch.Tensor:
+def profiled_nll(
+    squared_error: torch.Tensor,
+    n_features: int | torch.Tensor,
+    floor: float | torch.Tensor = 0.0,
+) -> torch.Tensor:
     """Per-curve Gaussian negative log-likelihood at the curve's maximum-likelihood noise.
 
     With σᵢ² = MSEᵢ (the curve's mean squared error over its ``n_features`` observed
@@ -485,9 +493,13 @@ def profiled_nll(squared_error: torch.Tensor, n_features: int | torch.Tensor) ->
     is the squared error's divided by MSEᵢ: every curve's *relative* error counts, the
     step size follows the noise as it shrinks (no edge-of-stability spikes), and curves
     that span large ranges weigh no more than others. ``PROFILE_FLOOR`` keeps the log finite.
+
+    ``floor`` (a number or a 0-d tensor, a variance in the curves' units) is added to
+    every σᵢ²: each curve's gradient is then its squared error's divided by
+    ``MSEᵢ + floor``, which caps the weight of the curves already fitted best.
     """
     mse = squared_error / n_features + PROFILE_FLOOR
-    return 0.5 * n_features * (torch.log(mse) + _LOG_2PI + 1.0)
+    return 0.5 * n_features * (torch.log(mse + floor) + _LOG_2PI + 1.0)
 
 
 def gaussian_nll_of_scaled_error(

@@ -101,7 +101,9 @@ class TrainingStep:
     """Forward, backward, clipping and Adam update of one mini-batch on fixed buffers.
 
     Call :meth:`load` with a batch and its reparametrisation noise, then call the step.
-    The loss per observed point of the batch's real rows is minimised; the batch's sums
+    The loss per observed point of the batch's real rows is minimised (with a profiled
+    noise, each curve's noise variance is floored by :attr:`floor_share` times the mean
+    squared error of the batch's curves, see :meth:`set_floor_share`); the batch's sums
     accumulate in :attr:`totals` (float64, on the device): the reconstruction term, the
     KL, the observed points, and the squared error and observed points of the rows that
     hid no point from the encoder (from which the shared noise is estimated). With
@@ -167,6 +169,9 @@ class TrainingStep:
         self.weight = torch.ones(batch_size, device=device)  # 0 for padding rows
         self.clean = torch.ones(batch_size, device=device)  # 0 also where points were hidden
         self.totals = torch.zeros(5, dtype=torch.float64, device=device)
+        # share of the batch's mean squared error added to every curve's profiled noise
+        self.floor_share = torch.zeros((), device=device)
+        self.floored = False  # whether the share is above 0 (a captured graph always floors)
         self.rows = batch_size
         self.use_graph = use_graph
         self.graph: torch.cuda.CUDAGraph | None = None
@@ -179,6 +184,12 @@ class TrainingStep:
                 group["lr"].fill_(lr)
             else:
                 group["lr"] = lr
+
+    def set_floor_share(self, share: float) -> None:
+        """Set the share of the batch's mean squared error that floors every curve's
+        profiled noise variance in the next steps (in place, so a graph reads it)."""
+        self.floor_share.fill_(share)
+        self.floored = share > 0
 
     def load(
         self, batch: torch.Tensor, eps: torch.Tensor, hidden: torch.Tensor | None = None
@@ -217,7 +228,11 @@ class TrainingStep:
         else:
             squared_error, kl = self.module(self.batch, self.eps, self.observed, self.seen)
         n_observed = self.observed.sum(dim=1)
-        nll = self.module.reconstruction_nll(squared_error, n_observed)
+        floor = 0.0
+        if self.module.profiled and (self.floored or self.use_graph):
+            mse = squared_error.detach() / n_observed
+            floor = self.floor_share * (mse * self.weight).sum() / self.weight.sum()
+        nll = self.module.reconstruction_nll(squared_error, n_observed, floor)
         sums = [(term * self.weight).sum() for term in (nll, kl, n_observed)]
         sums += [(term * self.clean).sum() for term in (squared_error, n_observed)]
         loss = (sums[0] + self.kl_weight * sums[1]) / sums[2]
