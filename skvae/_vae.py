@@ -194,8 +194,8 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         curve), so the loss is ``½ log MSE`` per curve plus the KL: the step size follows
         the shrinking error (no loss spikes) and every curve's relative error counts.
         Over the first half of ``max_iter`` each curve's noise variance is raised by a
-        share of the batch's mean squared error, falling from 1 to 0, so that the curves
-        fitted worst early on are not given up (see :ref:`noise`). ``noise_`` is then
+        share, falling from 1 to 0, of the last epoch's mean squared error, so that the
+        curves fitted worst early on are not given up (see :ref:`noise`). ``noise_`` is then
         the RMS training error of the last epoch, one shared σ, so
         :meth:`score_samples` is an ELBO. ``"learned"``: one shared σ trained by gradient
         descent with the rest. A float: a fixed σ (the blog post's η), between about

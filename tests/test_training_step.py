@@ -49,7 +49,7 @@ def reference_step(net, optimizer, batch, eps, average, kl_weight=1.0, floor_sha
     padding)."""
     optimizer.zero_grad(set_to_none=True)
     squared_error, kl = net(batch, eps)
-    floor = floor_share * (squared_error.detach() / N_FEATURES).mean() if net.profiled else 0.0
+    floor = floor_share * torch.exp(2 * net.log_sigma) if net.profiled else 0.0
     nll = net.reconstruction_nll(squared_error, N_FEATURES, floor)
     loss = (nll.sum() + kl_weight * kl.sum()) / batch.numel()
     loss.backward()
@@ -84,8 +84,8 @@ def stepped(sizes, noise="profiled", kl_weight=1.0, floor_share=0.0):
 )
 def test_padded_short_batches_step_like_the_plain_batch(noise, floor_share):
     """Zero rows of weight 0 change nothing: parameters, optimizer moments, clipping
-    average and loss sums equal those of a plain step on the real rows only (the noise
-    floor's batch mean included)."""
+    average and loss sums equal those of a plain step on the real rows only (with the
+    noise floor too)."""
     sizes = [32, 32, 7, 32, 1, 32]
     (net, plain), (totals, reference_totals), (average, reference_average) = stepped(
         sizes, noise, floor_share=floor_share

@@ -36,16 +36,14 @@ from .step import (
 #: (so that ``partial_fit`` beyond ``max_iter`` epochs still learns).
 COSINE_FLOOR = 0.01
 #: With a profiled noise, training starts with every curve's noise variance raised by
-#: this share of the batch's mean squared error, σᵢ² = MSEᵢ + s · mean(MSE); ``s``
-#: falls to 0 along a half cosine over the first :data:`NOISE_FLOOR_EPOCHS` of the
-#: epochs, and the fit ends on the plain per-curve profiled loss. The per-curve noise
-#: weighs each curve's squared error by 1 / MSEᵢ, so from the start the curves fitted
-#: best get most of the gradient and the ones fitted worst are nearly given up; the
-#: shared floor evens the weights while the fit takes shape. Measured with the default
-#: fit (1 thread, 3 seeds), held-out median relative L2 over PCA(2)'s: Tecator 0.968 ->
-#: 0.893, GunPoint 0.373 -> 0.336, ItalyPowerDemand 0.612 -> 0.609; on 4,000 Gaussian
-#: bumps the 90th percentile of the held-out L2 errors 0.61 -> 0.28 and the median 0.0122
-#: -> 0.0108; on 10,000 Beta log-densities the worst-of-3 median 0.0052 -> 0.0049.
+#: this share of the shared one, σᵢ² = MSEᵢ + s · σ², σ² the last epoch's mean squared
+#: error (PCA's at a fresh start); ``s`` falls to 0 along a half cosine over the first
+#: :data:`NOISE_FLOOR_EPOCHS` of the epochs, and the fit ends on the plain per-curve
+#: profiled loss. The per-curve noise weighs each curve's squared error by 1 / MSEᵢ, so
+#: from the start the curves fitted best get most of the gradient and the ones fitted
+#: worst are nearly given up; the floor evens the weights while the fit takes shape.
+#: (A floor from each mini-batch's own mean squared error did as well on real curves but
+#: made the training loss spike on 10,000 Beta log-densities; σ² changes once an epoch.)
 NOISE_FLOOR_SHARE = 1.0
 #: Fraction of ``max_iter`` over which the floor of :data:`NOISE_FLOOR_SHARE` vanishes.
 NOISE_FLOOR_EPOCHS = 0.5
@@ -154,8 +152,8 @@ def learning_rate(config: TrainingConfig, epoch: int) -> float:
 
 
 def noise_floor_share(config: TrainingConfig, epoch: int) -> float:
-    """Share of the batch's mean squared error added to each curve's profiled noise
-    variance in a given epoch (0-based): :data:`NOISE_FLOOR_SHARE`, falling along a half
+    """Share of the shared noise variance added to each curve's profiled noise variance
+    in a given epoch (0-based): :data:`NOISE_FLOOR_SHARE`, falling along a half
     cosine to 0 at :data:`NOISE_FLOOR_EPOCHS` of ``max_epochs``, then 0."""
     progress = min(epoch / (NOISE_FLOOR_EPOCHS * config.max_epochs), 1.0)
     return NOISE_FLOOR_SHARE * 0.5 * (1.0 + math.cos(math.pi * progress))
