@@ -10,8 +10,9 @@ reconstruction through each method's two-dimensional (or five-dimensional) code.
   epochs), this checkout and skvae 0.1.0 side by side in child processes, versions
   alternating in order from seed to seed: held-out and training error, fit seconds, epochs
   run (``n_iter_``) and optimizer steps;
-* the same fit of the first seed with five times the default ``max_iter``: more budget must
-  not give a worse model;
+* the same fits with five times the default ``max_iter``: more budget must not give a worse
+  model, judged on the mean over the seeds (one seed's change on a small set swings by
+  ±10 % either way; each seed's change is reported too);
 * PCA(2), PCA(5) and RBF ``KernelPCA(2, fit_inverse_transform=True)`` on standardised
   curves, at scikit-learn's defaults and at the best of a small grid of ``gamma`` and
   ``alpha`` chosen on the held-out curves themselves (optimistic for KernelPCA).
@@ -127,12 +128,13 @@ def measure(mode: Mode) -> dict:
                 {"random_state": seed, "set": name} | r
                 for name, r in zip(names, results, strict=True)
             )
-    seed = mode.seeds[0]
-    jobs = [_job(mode, name, seed, BUDGET_FACTOR) for name in names]
-    more = [
-        {"random_state": seed, "set": name} | r
-        for name, r in zip(names, versions.run_jobs(versions.NOW, jobs, mode.threads), strict=True)
-    ]
+    more = []
+    for seed in mode.seeds:
+        jobs = [_job(mode, name, seed, BUDGET_FACTOR) for name in names]
+        results = versions.run_jobs(versions.NOW, jobs, mode.threads)
+        more.extend(
+            {"random_state": seed, "set": name} | r for name, r in zip(names, results, strict=True)
+        )
     return {
         "sets": sets,
         "fits": fits,
@@ -287,50 +289,67 @@ def _fit_table(results: dict) -> str:
     )
 
 
-def _budget_changes(results: dict) -> dict[str, float]:
-    """Per set: relative change of the held-out error with more budget (positive: worse)."""
-    seed = results["seeds"][0]
-    default = {
-        r["set"]: r["heldout"]
-        for r in results["fits"].get(versions.NOW, [])
-        if r["random_state"] == seed and not failed(r)
-    }
+def _default_fits(results: dict) -> dict[tuple[str, int], dict]:
+    """This checkout's default fits that succeeded, by (set, random_state)."""
     return {
-        r["set"]: r["heldout"] / default[r["set"]] - 1
-        for r in results["more_budget"]
-        if not failed(r) and r["set"] in default
+        (r["set"], r["random_state"]): r
+        for r in results["fits"].get(versions.NOW, [])
+        if not failed(r)
     }
+
+
+def _budget_pairs(results: dict) -> dict[str, list[tuple[dict, dict]]]:
+    """Per set: (default fit, more-budget fit) of every seed where both succeeded."""
+    default = _default_fits(results)
+    pairs: dict[str, list[tuple[dict, dict]]] = {}
+    for r in results["more_budget"]:
+        key = (r["set"], r["random_state"])
+        if not failed(r) and key in default:
+            pairs.setdefault(r["set"], []).append((default[key], r))
+    return pairs
+
+
+def _budget_changes(results: dict) -> dict[str, dict[str, float]]:
+    """Per set: relative change of the held-out error with more budget (positive: worse),
+    of the mean over the seeds ("mean") and the worst of the seeds' own ("worst seed")."""
+    out = {}
+    for name, pairs in _budget_pairs(results).items():
+        base = [b["heldout"] for b, _ in pairs]
+        more = [m["heldout"] for _, m in pairs]
+        out[name] = {
+            "mean": float(np.mean(more) / np.mean(base) - 1),
+            "worst seed": max(m / b - 1 for b, m in zip(base, more, strict=True)),
+        }
+    return out
 
 
 def _budget_table(results: dict) -> str:
-    seed = results["seeds"][0]
-    default = {
-        r["set"]: r
-        for r in results["fits"].get(versions.NOW, [])
-        if r["random_state"] == seed and not failed(r)
-    }
+    default = _default_fits(results)
     changes = _budget_changes(results)
     rows = []
     for r in results["more_budget"]:
-        if failed(r) or r["set"] not in default:
-            rows.append([REAL_SETS[r["set"]], failed(r) or "default fit failed"] + [None] * 6)
+        name, seed = r["set"], r["random_state"]
+        if failed(r) or (name, seed) not in default:
+            rows.append([REAL_SETS[name], seed, failed(r) or "default fit failed"] + [None] * 6)
             continue
-        base = default[r["set"]]
+        base = default[name, seed]
         rows.append(
             [
-                REAL_SETS[r["set"]],
+                REAL_SETS[name],
+                seed,
                 base["heldout"],
                 r["heldout"],
-                f"{100 * changes[r['set']]:+.1f} %",
+                f"{100 * (r['heldout'] / base['heldout'] - 1):+.1f} %",
                 f"{base['n_iter']:,} → {r['n_iter']:,} of {r['max_iter']:,}",
                 f"{base['steps']:,} → {r['steps']:,}",
                 ratio(r["fit_seconds"], base["fit_seconds"]),
                 warnings_summary(r["warnings"]),
             ]
         )
-    return md.table(
+    per_seed = md.table(
         [
             "set",
+            "random_state",
             "default",
             f"max_iter × {results['budget_factor']}",
             "change",
@@ -341,6 +360,14 @@ def _budget_table(results: dict) -> str:
         ],
         rows,
     )
+    summary = md.table(
+        ["set", "change of the mean over seeds", "worst seed's change"],
+        [
+            [REAL_SETS[name], f"{100 * c['mean']:+.1f} %", f"{100 * c['worst seed']:+.1f} %"]
+            for name, c in changes.items()
+        ],
+    )
+    return per_seed + "\n\n" + summary
 
 
 def _targets_table(results: dict) -> str:
@@ -357,12 +384,14 @@ def _targets_table(results: dict) -> str:
 
     worst_new, median_new = summary(new)
     worst_old, median_old = summary(old)
-    worst_change = max(changes.values()) if changes else None
+    worst_change = max(c["mean"] for c in changes.values()) if changes else None
+    worst_seed = max(c["worst seed"] for c in changes.values()) if changes else None
     rows = [
         ["worst VAE(2) / PCA(2), any set and seed", worst_old, worst_new, f"≤ {t['worst_ratio']}"],
         ["median over sets of VAE(2) / PCA(2)", median_old, median_new, f"≤ {t['median_ratio']}"],
         [
-            f"worst held-out change with max_iter × {results['budget_factor']}",
+            f"worst change of the seeds' mean held-out error with max_iter × "
+            f"{results['budget_factor']}",
             None,
             None if worst_change is None else f"{100 * worst_change:+.1f} %",
             f"≤ +{100 * t['max_iter_x5_change']:.0f} %",
@@ -373,9 +402,15 @@ def _targets_table(results: dict) -> str:
         median_new is not None and median_new <= t["median_ratio"],
         worst_change is not None and worst_change <= t["max_iter_x5_change"],
     ]
-    return md.table(
+    table = md.table(
         ["target", "0.1.0", "now", "target", "met"],
         [row + [ok] for row, ok in zip(rows, met, strict=True)],
+    )
+    if worst_seed is None:
+        return table
+    return (
+        f"{table}\n\nNot a target (one seed on a few dozen held-out curves): the worst single "
+        f"seed's change with max_iter × {results['budget_factor']} is {100 * worst_seed:+.1f} %."
     )
 
 
@@ -409,9 +444,9 @@ def table(results: dict) -> str:
         _per_curve_table(results),
         "Every fit (optimizer steps counted by a torch optimizer hook):",
         _fit_table(results),
-        f"More budget (random_state {results['seeds'][0]}): the same fit with "
-        f"{results['budget_factor']} times the default `max_iter`; a positive change is a "
-        "worse model.",
+        f"More budget: the same fits with {results['budget_factor']} times the default "
+        "`max_iter`; a positive change is a worse model. Judged on the mean over the seeds: "
+        "on a few dozen held-out curves one seed's change swings either way.",
         _budget_table(results),
         "Targets (worst over seeds and sets):",
         _targets_table(results),
