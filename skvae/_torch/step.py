@@ -102,8 +102,8 @@ class TrainingStep:
 
     Call :meth:`load` with a batch and its reparametrisation noise, then call the step.
     The loss per observed point of the batch's real rows is minimised (with a profiled
-    noise, each curve's noise variance is raised by :attr:`floor_share` times the shared
-    noise variance, see :meth:`set_floor_share`); the batch's sums
+    noise, each curve's noise variance is raised by :attr:`floor`, see
+    :meth:`set_floor_share`); the batch's sums
     accumulate in :attr:`totals` (float64, on the device): the reconstruction term, the
     KL, the observed points, and the squared error and observed points of the rows that
     hid no point from the encoder (from which the shared noise is estimated). With
@@ -169,9 +169,9 @@ class TrainingStep:
         self.weight = torch.ones(batch_size, device=device)  # 0 for padding rows
         self.clean = torch.ones(batch_size, device=device)  # 0 also where points were hidden
         self.totals = torch.zeros(5, dtype=torch.float64, device=device)
-        # share of the shared noise variance added to every curve's profiled one
-        self.floor_share = torch.zeros((), device=device)
-        self.floored = False  # whether the share is above 0 (a captured graph always floors)
+        # variance added to every curve's profiled noise one (see set_floor_share)
+        self.floor = torch.zeros((), device=device)
+        self.floored = False  # whether it is above 0 (a captured graph always adds it)
         self.rows = batch_size
         self.use_graph = use_graph
         self.graph: torch.cuda.CUDAGraph | None = None
@@ -186,11 +186,11 @@ class TrainingStep:
                 group["lr"] = lr
 
     def set_floor_share(self, share: float) -> None:
-        """Set the share of the module's shared noise variance ``exp(2 log_sigma)`` (with a
-        profiled noise: the last epoch's mean squared error per point, PCA's at a fresh
-        start) added to every curve's profiled noise variance in the next steps (in
-        place, so that a graph reads it)."""
-        self.floor_share.fill_(share)
+        """Add ``share`` times the module's shared noise variance ``exp(2 log_sigma)`` (with
+        a profiled noise: the last epoch's mean squared error per point, PCA's at a fresh
+        start) to every curve's profiled noise variance in the next steps (:attr:`floor`,
+        set in place on the device, so that a graph reads it and nothing is read back)."""
+        torch.mul(torch.exp(2 * self.module.log_sigma.detach()), share, out=self.floor)
         self.floored = share > 0
 
     def load(
@@ -230,10 +230,10 @@ class TrainingStep:
         else:
             squared_error, kl = self.module(self.batch, self.eps, self.observed, self.seen)
         n_observed = self.observed.sum(dim=1)
-        floor = 0.0
-        if self.module.profiled and (self.floored or self.use_graph):
-            floor = self.floor_share * torch.exp(2 * self.module.log_sigma)
-        nll = self.module.reconstruction_nll(squared_error, n_observed, floor)
+        profiled_floor = self.module.profiled and (self.floored or self.use_graph)
+        nll = self.module.reconstruction_nll(
+            squared_error, n_observed, self.floor if profiled_floor else 0.0
+        )
         sums = [(term * self.weight).sum() for term in (nll, kl, n_observed)]
         sums += [(term * self.clean).sum() for term in (squared_error, n_observed)]
         loss = (sums[0] + self.kl_weight * sums[1]) / sums[2]
