@@ -174,7 +174,7 @@ def run_epoch(
     config: TrainingConfig,
     lr: float,
     generator: torch.Generator,
-    floor_share: float = 0.0,
+    floor_share: float,
 ) -> torch.Tensor:
     """One pass over ``source`` in shuffled mini-batches, each through ``step``, at
     learning rate ``lr`` and noise floor share ``floor_share`` (see

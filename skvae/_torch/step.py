@@ -171,7 +171,6 @@ class TrainingStep:
         self.totals = torch.zeros(5, dtype=torch.float64, device=device)
         # variance added to every curve's profiled noise one (see set_floor_share)
         self.floor = torch.zeros((), device=device)
-        self.floored = False  # whether it is above 0 (a captured graph always adds it)
         self.rows = batch_size
         self.use_graph = use_graph
         self.graph: torch.cuda.CUDAGraph | None = None
@@ -191,7 +190,6 @@ class TrainingStep:
         start) to every curve's profiled noise variance in the next steps (:attr:`floor`,
         set in place on the device, so that a graph reads it and nothing is read back)."""
         torch.mul(torch.exp(2 * self.module.log_sigma.detach()), share, out=self.floor)
-        self.floored = share > 0
 
     def load(
         self, batch: torch.Tensor, eps: torch.Tensor, hidden: torch.Tensor | None = None
@@ -230,10 +228,7 @@ class TrainingStep:
         else:
             squared_error, kl = self.module(self.batch, self.eps, self.observed, self.seen)
         n_observed = self.observed.sum(dim=1)
-        profiled_floor = self.module.profiled and (self.floored or self.use_graph)
-        nll = self.module.reconstruction_nll(
-            squared_error, n_observed, self.floor if profiled_floor else 0.0
-        )
+        nll = self.module.reconstruction_nll(squared_error, n_observed, self.floor)
         sums = [(term * self.weight).sum() for term in (nll, kl, n_observed)]
         sums += [(term * self.clean).sum() for term in (squared_error, n_observed)]
         loss = (sums[0] + self.kl_weight * sums[1]) / sums[2]
