@@ -120,18 +120,20 @@ print(f"VAE's RMSE / the better baseline's: {rmse['VAE (CurveImputer)'] / best_b
 # observed points, but treats the grid points as unrelated features and copies their
 # values as they are, whatever their overall level. The VAE's fill-in is a spectrum of
 # the family it learnt, encoded from this spectrum's observed points, so it follows the
-# shape of the curve across the gap. The ratio printed above compares it with the
-# better of the two baselines.
+# shape of the curve across the gap; near the edges of the gap it leans on the observed
+# points next to it, as far as the training spectra show that they predict a hidden
+# point (``neighbour_blend``). The ratio printed above compares it with the better of
+# the two baselines.
 
 # %%
 # Four held-out spectra
 # ---------------------
 # The first four held-out spectra (not chosen): the observed points, the hidden ones
 # (the truth, never shown to any method), and the three fill-ins; the shaded band is
-# the VAE's fill-in ± 2 standard deviations. The fill-in is the decoded curve, which
-# need not meet the observed points exactly at the edges of the gap;
-# :class:`~skvae.LatentMatcher` searches the code that fits the observed points best,
-# more slowly (see :ref:`matching`).
+# the VAE's fill-in ± 2 standard deviations. The fill-in is the decoded curve of the
+# code that fits the observed points best (found by :class:`~skvae.LatentMatcher`, see
+# :ref:`matching`), blended with the observed points at the edges of the gap, which it
+# therefore joins.
 fig, axes = plt.subplots(2, 2, figsize=(9, 6), sharex=True)
 for ax, i in zip(axes.flat, range(4)):
     gap = hidden[i]
@@ -159,9 +161,10 @@ fig.tight_layout()
 # %%
 # How far to trust the band: the share of the hidden points that fall within ± 2
 # standard deviations of the VAE's fill-in. A calibrated Gaussian band holds about 95 %
-# of them. This one combines the spread of the decoded curves over the encoder's
-# posterior with a single noise level shared by all points, so it is an approximate
-# band, and the printed share says how close it comes on these spectra.
+# of them. This one combines the spread of the decoded curves over the code's posterior
+# (the matcher's Laplace approximation) with a single noise level shared by all points,
+# and the blend with the neighbours moves the fill-in without narrowing it, so it is an
+# approximate band, and the printed share says how close it comes on these spectra.
 inside = np.abs(X_vae[hidden] - X_test[hidden]) <= 2 * X_std[hidden]
 print(f"hidden points inside the VAE's ± 2 std band: {inside.mean():.0%}")
 

@@ -16,11 +16,15 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._matching.matcher import LatentMatcher
+from ._neighbour_blend import blend_lags, blended_fill, fit_blend_weights
 from ._torch.networks import sigma_points
 from ._utils import unchanged_on_failure
 from ._vae import BetaCurveVAE
 
 __all__ = ["CurveImputer"]
+
+#: How many of the training curves (evenly spaced rows) estimate the blend weights.
+N_BLEND_CURVES = 2_000
 
 
 class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, BaseEstimator):
@@ -30,7 +34,9 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
     likelihood counts the observed points only). :meth:`transform` finds each curve's code
     from its observed points (by default the code whose decoded curve is closest to them,
     found by :class:`LatentMatcher`), decodes the code into a whole curve, and fills the
-    missing points with it; observed points are returned untouched. Unlike
+    missing points with it, blended with the nearest observed points as far as the
+    training curves show that they predict a missing point (``neighbour_blend``); observed
+    points are returned untouched. Unlike
     :class:`~sklearn.impute.KNNImputer` or :class:`~sklearn.impute.IterativeImputer`,
     which treat the grid points as unrelated features, the fill-in is a curve of the
     family the VAE learnt, so it follows the curve's shape across long gaps.
@@ -50,6 +56,21 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
         screened against fixed candidate codes and refined by ``refine_steps``
         Gauss-Newton steps on the observed points), 2-3 times faster; on the benchmark
         sets its curves are within 1 % of the search's.
+    neighbour_blend : bool, default=True
+        Blend each filled point of the decoded curve with the nearest observed points
+        on each side: ``decoded + a * r + b * (c - decoded)``, where ``r`` is the
+        neighbours' residuals (observed value minus decoded curve) and ``c`` the
+        decoded curve's values there, both interpolated linearly along the grid to the
+        point. ``a = b = 0`` keeps the decoded curve, ``a = b = 1`` is linear
+        interpolation of the observed points, ``a = 1, b = 0`` carries the neighbours'
+        misfit over to the decoded curve. The weights depend on the distance to the
+        nearest observed point (``blend_weights_`` at ``blend_lags_``) and are fitted
+        at :meth:`fit` by least squares on up to 2,000 of the curves, predicting each
+        observed point from its observed neighbours. Where the model's misfit varies
+        smoothly along the grid or the curves are densely sampled, the fill leans on
+        the neighbours (on the benchmark sets, the error on scattered missing points
+        falls 2-9 times); where residuals are observation noise, the weights are near 0
+        and the fill stays the decoded curve. False fills with the decoded curve.
     prefit : bool, default=False
         If True, ``estimator`` must be fitted already (on curves of the same grid) and is
         used as it is; :meth:`fit` only checks it against ``X``.
@@ -65,6 +86,13 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
         ``LatentMatcher(estimator_, prefit=True)`` fitted on the curves given to
         :meth:`fit`: ``method="match"`` screens the codes of those curves
         (``reference_codes_``) before each search.
+    blend_lags_ : ndarray of shape (n_lags,)
+        Distances along the grid, in points, at which ``blend_weights_`` are
+        estimated (geometric from 1 to half the grid).
+    blend_weights_ : ndarray of shape (n_lags, 2)
+        The weights ``a`` (of the neighbours' residuals) and ``b`` (of the decoded
+        curve's interpolation) at each of ``blend_lags_``, in [0, 1]; all 0 without
+        ``neighbour_blend``.
     n_features_in_ : int
         Number of grid points of the curves.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -103,13 +131,23 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
     _parameter_constraints: dict = {
         "estimator": [BetaCurveVAE, None],
         "method": [StrOptions({"match", "encode"})],
+        "neighbour_blend": ["boolean"],
         "prefit": ["boolean"],
         "random_state": ["random_state"],
     }
 
-    def __init__(self, estimator=None, *, method="match", prefit=False, random_state=None):
+    def __init__(
+        self,
+        estimator=None,
+        *,
+        method="match",
+        neighbour_blend=True,
+        prefit=False,
+        random_state=None,
+    ):
         self.estimator = estimator
         self.method = method
+        self.neighbour_blend = neighbour_blend
         self.prefit = prefit
         self.random_state = random_state
 
@@ -140,7 +178,19 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
             estimator = self._prefit_estimator(X) if self.prefit else self._fit_estimator(X)
             self.matcher_ = LatentMatcher(estimator, prefit=True).fit(X)
             self.estimator_ = estimator
+            self.blend_lags_ = blend_lags(X.shape[1])
+            self.blend_weights_ = self._blend_weights(X)
         return self
+
+    def _blend_weights(self, X: np.ndarray) -> np.ndarray:
+        """The blend weights, fitted on up to ``N_BLEND_CURVES`` of the rows of X."""
+        rows = np.flatnonzero(~np.isnan(X).all(axis=1))
+        if not self.neighbour_blend or rows.size == 0:
+            return np.zeros((len(self.blend_lags_), 2))
+        rows = rows[np.unique(np.linspace(0, len(rows) - 1, N_BLEND_CURVES).astype(int))]
+        model = self.estimator_.latent_model()
+        code = self._codes(model, X[rows], return_root=False)[0]
+        return fit_blend_weights(X[rows], model.decode(code), self.blend_lags_)
 
     def _prefit_estimator(self, X: np.ndarray) -> BetaCurveVAE:
         if self.estimator is None:
@@ -184,7 +234,8 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
             ``noise_``, added in quadrature; 0 at the observed points. The posterior is
             the matcher's Laplace approximation at the matched code (``"match"``, see
             :meth:`LatentMatcher.match`) or the encoder's spread around the refined code
-            (``"encode"``).
+            (``"encode"``). The blend with the neighbours moves the fill without
+            narrowing the band, which is therefore conservative next to observed points.
 
         Returns
         -------
@@ -197,22 +248,32 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
         X = validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite="allow-nan")
         missing = np.isnan(X)
         model = self.estimator_.latent_model()
-        code, std = model.encode(X)
-        root = std[:, :, None] * np.eye(model.latent_dims)  # diagonal covariance
-        rows = np.flatnonzero(~missing.all(axis=1))  # an empty row keeps the encoder's code
-        if self.method == "encode":
-            code[rows] = model.refine(X[rows], code[rows], self.estimator_.refine_steps)
-        elif rows.size:
-            if return_std:
-                result = self.matcher_.match(X[rows])
-                code[rows], root[rows] = result.codes, np.linalg.cholesky(result.covariance)
-            else:
-                code[rows] = self.matcher_.transform(X[rows])
-        filled = np.where(missing, model.decode(code), X)
+        code, root = self._codes(model, X, return_root=return_std)
+        decoded = model.decode(code)
+        if self.neighbour_blend:
+            filled = blended_fill(X, decoded, self.blend_lags_, self.blend_weights_)
+        else:
+            filled = np.where(missing, decoded, X)
         if not return_std:
             return filled
         std = _decoded_std(model, code, root)
         return filled, np.where(missing, std, 0.0)
+
+    def _codes(self, model, X: np.ndarray, return_root: bool):
+        """Each curve's code by ``method``, and the Cholesky root of its posterior
+        covariance when ``return_root`` (else None)."""
+        code, std = model.encode(X)
+        rows = np.flatnonzero(~np.isnan(X).all(axis=1))  # an empty row keeps the encoder's code
+        root = std[:, :, None] * np.eye(model.latent_dims) if return_root else None
+        if self.method == "encode":
+            code[rows] = model.refine(X[rows], code[rows], self.estimator_.refine_steps)
+        elif rows.size:
+            if return_root:
+                result = self.matcher_.match(X[rows])
+                code[rows], root[rows] = result.codes, np.linalg.cholesky(result.covariance)
+            else:
+                code[rows] = self.matcher_.transform(X[rows])
+        return code, root
 
 
 def _decoded_std(model, code: np.ndarray, root: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ from skvae._latent_model import _refinement_sigma, refinement_candidates
 from skvae._matching.laplace import gauss_newton_polish
 from skvae._matching.problem import MatchProblem
 from skvae._matching.screening import screened_codes
+from skvae._neighbour_blend import blended_fill
 from skvae._scaling import CurveScaler
 from skvae._torch.masking import HIDING_SHARE, MAX_HIDDEN, draw_hidden_points
 from skvae._torch.networks import VAEModule, sigma_points
@@ -326,7 +327,66 @@ def test_imputer_keeps_observed_points_and_fills_the_rest(imputer, gap_aware_vae
     else:
         matcher = LatentMatcher(gap_aware_vae, prefit=True).fit(X)
         completed = matcher.inverse_transform(matcher.transform(X))
-    np.testing.assert_array_equal(filled[~observed], completed[~observed])
+    lags, weights = imputer.blend_lags_, imputer.blend_weights_
+    expected = blended_fill(X, completed, lags, weights)
+    np.testing.assert_array_equal(filled[~observed], expected[~observed])
+    # without the blend, the fill is the decoded curve
+    plain = CurveImputer(
+        gap_aware_vae, method=imputer.method, neighbour_blend=False, prefit=True
+    ).fit(curves[0])
+    assert not plain.blend_weights_.any() and plain.blend_weights_.shape == weights.shape
+    np.testing.assert_array_equal(plain.transform(X)[~observed], completed[~observed])
+
+
+def interpolated_rows(X):
+    """Each row's missing points linearly interpolated along the grid (held beyond its ends)."""
+    out = X.copy()
+    for row in out:
+        missing = np.isnan(row)
+        row[missing] = np.interp(np.flatnonzero(missing), np.flatnonzero(~missing), row[~missing])
+    return out
+
+
+def rmse_missing(filled, truth, X):
+    missing = np.isnan(X)
+    return float(np.sqrt(np.mean((filled - truth)[missing] ** 2)))
+
+
+def test_neighbour_blend_carries_a_smooth_misfit_into_the_gaps(gap_aware_vae, curves):
+    X = with_missing(curves[1][:60], 0.3)
+    blended, plain = (
+        CurveImputer(gap_aware_vae, neighbour_blend=flag, prefit=True).fit(curves[0][:300])
+        for flag in (True, False)
+    )
+    weights = blended.blend_weights_
+    assert weights[0, 0] > 0.5 and np.all((weights >= 0) & (weights <= 1))
+    errors = [rmse_missing(i.transform(X), curves[1][:60], X) for i in (blended, plain)]
+    assert errors[0] < 0.5 * errors[1]
+
+
+def test_neighbour_blend_of_a_poor_model_beats_its_curve_and_interpolation(curves):
+    vae = BetaCurveVAE(hidden_layer_sizes=(8,), max_iter=1, random_state=0).fit(curves[0])
+    imputer = CurveImputer(vae, prefit=True).fit(with_missing(curves[0], 0.3))
+    assert imputer.blend_weights_[0, 0] > 0.9  # the misfit carries over to a neighbour
+    X = with_missing(curves[1][:100], 0.3)
+    plain = CurveImputer(vae, neighbour_blend=False, prefit=True).fit(curves[0])
+    errors = {
+        "blend": rmse_missing(imputer.transform(X), curves[1][:100], X),
+        "decoded": rmse_missing(plain.transform(X), curves[1][:100], X),
+        "interpolation": rmse_missing(interpolated_rows(X), curves[1][:100], X),
+    }
+    assert errors["blend"] < min(errors["interpolation"], 0.5 * errors["decoded"])
+
+
+def test_neighbour_blend_leaves_noise_out(gap_aware_vae, curves):
+    clean = curves[0][:300]
+    noisy = clean + np.random.default_rng(0).normal(0.0, 1.0, size=clean.shape)
+    weights = [
+        CurveImputer(gap_aware_vae, method="encode", prefit=True).fit(X).blend_weights_
+        for X in (clean, noisy)
+    ]
+    # independent noise does not carry over to a neighbour: the residuals' weights fall
+    assert weights[0][0, 0] > 0.5 and np.all(weights[1][:, 0] < 0.2)
 
 
 def test_matched_fill_is_closer_to_the_observed_points_than_the_encoders(gap_aware_vae, curves):
