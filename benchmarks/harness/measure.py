@@ -75,18 +75,29 @@ def machine_info() -> dict:
                 info["memory_gb"] = round(int(line.split()[1]) / 1024**2, 1)
     except OSError:
         pass
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        info["git_commit"] = commit.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        info["git_commit"] = None
+    info["git_commit"] = _git_commit()
     return info
+
+
+def _git_commit() -> str | None:
+    """HEAD's short hash, with ``-dirty`` appended (as ``git describe --dirty`` does) when
+    tracked files differ from it, so that results are never credited to a commit that
+    does not hold the code measured; None without git."""
+    try:
+        commit, status = (
+            subprocess.run(
+                ["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+            for args in (
+                ("rev-parse", "--short", "HEAD"),
+                ("status", "--porcelain", "--untracked-files=no"),
+            )
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if not commit:
+        return None
+    return f"{commit}-dirty" if status else commit
 
 
 def set_threads(n_threads: int) -> None:
