@@ -69,7 +69,7 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
         observed point from its observed neighbours. Where the model's misfit varies
         smoothly along the grid or the curves are densely sampled, the fill leans on
         the neighbours (on the benchmark sets, the error on scattered missing points
-        falls 2-9 times); where residuals are observation noise, the weights are near 0
+        falls 1.5-9 times); where residuals are observation noise, the weights are near 0
         and the fill stays the decoded curve. False fills with the decoded curve.
     prefit : bool, default=False
         If True, ``estimator`` must be fitted already (on curves of the same grid) and is
