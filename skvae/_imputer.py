@@ -246,18 +246,13 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite="allow-nan")
-        missing = np.isnan(X)
         model = self.estimator_.latent_model()
         code, root = self._codes(model, X, return_root=return_std)
-        decoded = model.decode(code)
-        if self.neighbour_blend:
-            filled = blended_fill(X, decoded, self.blend_lags_, self.blend_weights_)
-        else:
-            filled = np.where(missing, decoded, X)
+        filled = blended_fill(X, model.decode(code), self.blend_lags_, self.blend_weights_)
         if not return_std:
             return filled
         std = _decoded_std(model, code, root)
-        return filled, np.where(missing, std, 0.0)
+        return filled, np.where(np.isnan(X), std, 0.0)
 
     def _codes(self, model, X: np.ndarray, return_root: bool):
         """Each curve's code by ``method``, and the Cholesky root of its posterior

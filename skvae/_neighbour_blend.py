@@ -109,7 +109,7 @@ def blended_fill(
 
     Each missing point takes the weights of its distance to the nearest observed point
     (interpolated over the logarithm of the distance between ``lags``). Observed points
-    are returned untouched; with no lags (or all weights 0), the fill is ``decoded``.
+    are returned untouched; with no lags or all weights 0, the fill is ``decoded`` itself.
 
     Examples
     --------
@@ -122,7 +122,7 @@ def blended_fill(
     array([[0., 1., 2., 2., 2.]])
     """
     missing = np.isnan(X)
-    if not len(lags) or not missing.any():
+    if not missing.any() or not np.any(weights):
         return np.where(missing, decoded, X)
     n_features = X.shape[1]
     index = np.arange(n_features)
