@@ -61,6 +61,15 @@ _AUTO_BATCH = {"largest": 512, "smallest": 16, "per_epoch": 8}
 _AUTO_EARLY_STOPPING_MIN_CURVES = 20
 #: In memory, at least ``min(_MIN_HELD_OUT, n_samples // 4)`` curves are held out.
 _MIN_HELD_OUT = 20
+#: ``early_stopping="auto"`` cross-validates the choice between the trained networks and
+#: their PCA start when a hold-out would have fewer curves than this: the rank test on a
+#: hold-out of 20 spectra returned PCA over networks with 20 % less held-out error.
+_MIN_DECISION_CURVES = 50
+#: folds of that cross-validation: every curve is held out once, so the test ranks the
+#: gains of all the curves; each fold trains on two thirds of them. It needs
+#: ``_DECISION_FOLDS * _MIN_HELD_OUT`` curves, so that each fold holds out as many as the
+#: smallest hold-out; with fewer, folds would train on a few dozen curves.
+_DECISION_FOLDS = 3
 #: one-sided significance level at which the best epoch must beat the PCA start.
 _START_SIGNIFICANCE = 0.05
 #: the stall rule may stop the "cosine" schedule only after this share of ``max_iter``
@@ -110,6 +119,11 @@ def _beats_pca_start(gains: torch.Tensor) -> bool:
     if not (gains > 0).any() or not gains.mean() > 0:
         return False
     return bool(wilcoxon(gains, alternative="greater").pvalue < _START_SIGNIFICANCE)
+
+
+def _decided(gains: torch.Tensor) -> bool:
+    """Keep the best epoch: cross-validation already found that the networks beat PCA."""
+    return True
 
 
 class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -183,7 +197,15 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         the codes
         :meth:`transform` gives (refined by ``refine_steps``); otherwise the fit returns
         PCA, refitted on all the curves. "auto": on for :meth:`fit` on at least 20
-        curves in memory, off for dask arrays.
+        curves in memory, off for dask arrays. Where the hold-out would have fewer than
+        50 curves, too few for the test to tell a real gain from noise, and there are
+        at least 60 curves (60 to 499 at the default ``validation_fraction``), "auto"
+        cross-validates that decision: three folds of the curves each train the
+        networks with early stopping on the curves they hold out, and the gains of every
+        curve meet in one test. If the networks beat PCA on every fold and in that
+        test, the fit then holds out ``validation_fraction`` as above and keeps its best
+        epoch; otherwise it returns PCA of all the curves, with the first fold's
+        history. This costs up to four fits, seconds on such small sets.
     validation_fraction : float, default=0.1
         Fraction of the training curves held out when ``early_stopping``; in memory, at
         least ``min(20, n_samples // 4)`` curves.
@@ -277,7 +299,9 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     validation_scores_ : list of float or None
         Held-out score per epoch (see ``early_stopping``), one entry per entry of
         ``loss_curve_`` (NaN for epochs trained without a hold-out: ``partial_fit``, or
-        fits without ``early_stopping``); None when no epoch was validated.
+        fits without ``early_stopping``); None when no epoch was validated. When
+        ``early_stopping="auto"`` cross-validated a small set and returned PCA: the first
+        fold's scores.
     best_validation_score_ : float or None
         Held-out score of the weights that the last ``early_stopping`` fit restored (PCA's
         on the training part when the fit kept its PCA start; otherwise the best of
@@ -528,8 +552,14 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             )
         return bool(self.early_stopping)
 
-    def _training_config(self, batch_size: int) -> _training.TrainingConfig:
-        """The training loop's settings from the hyper-parameters."""
+    def _training_config(
+        self, source, curves, validation, incremental: bool
+    ) -> _training.TrainingConfig:
+        """The training loop's settings from the hyper-parameters, for a run on ``source``
+        (of ``curves``) scored on ``validation`` (or None)."""
+        if validation is not None and self.refine_steps:
+            # the start-or-best-epoch decision scores the codes that transform will give
+            validation.refine = functools.partial(refined_codes, n_steps=self.refine_steps)
         return _training.TrainingConfig(
             min_epochs=(
                 math.ceil(_COSINE_STALL_START * self.max_iter)
@@ -537,13 +567,15 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 else 0
             ),
             max_epochs=self.max_iter,
-            batch_size=batch_size,
+            batch_size=self._batch_size(source.n_samples),
             learning_rate_init=self.learning_rate_init,
             schedule=self.learning_rate,
             decay_rate=self.decay_rate,
             tol=self.tol,
             n_iter_no_change=self.n_iter_no_change,
             kl_weight=self.kl_weight,
+            running_noise=incremental,
+            complete_curves=not curves.has_missing,
         )
 
     # ------------------------------------------------------------------- state
@@ -637,19 +669,85 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         device = self._compute_device()
         module.to(device)
         hold_out = self.validation_fraction if self._holds_out(curves, incremental) else None
+        beats_start = None if continuing else _beats_pca_start
+        if not continuing and self._cross_validates(curves, hold_out):
+            fold_history = self._folds_beat_pca_start(curves, scaler, module, rng, n_epochs)
+            if fold_history is not None:  # PCA won: PCA of every curve
+                state, reason = fold_history
+                _start_at_pca_of_every_curve(module, curves, scaler, rng, device)
+                self._set_fitted(module.cpu(), scaler, state, generator, validated=True)
+                self._warn_outcome(reason, state, 0, incremental)
+                return self
+            beats_start = _decided  # the networks won on the folds
         source, validation = curves.training_data(scaler, hold_out, rng, device)
-        if validation is not None and self.refine_steps:
-            # the start-or-best-epoch decision scores the codes that transform will give
-            validation.refine = functools.partial(refined_codes, n_steps=self.refine_steps)
         if not continuing:  # start at PCA of the training part (a throwaway shuffle)
             module.start_at_pca(source.batches(_training.NOISE_SLAB, torch.Generator()))
-        config = self._training_config(self._batch_size(source.n_samples))
-        config.running_noise = incremental
-        config.complete_curves = not curves.has_missing
-        config.beats_start = None if continuing else _beats_pca_start
+        config = self._training_config(source, curves, validation, incremental)
+        config.beats_start = beats_start
         first_epoch = state.epoch
         if validation is not None:
             _align_validation(state, force=True)
+        reason = self._train(module, state, source, validation, config, generator, n_epochs, scaler)
+        if validation is not None and not continuing and state.best_epoch == 0:
+            _start_at_pca_of_every_curve(module, curves, scaler, rng, device)
+        _align_validation(state)
+        self._set_fitted(module.cpu(), scaler, state, generator, validated=validation is not None)
+        self._warn_outcome(reason, state, first_epoch, incremental)
+        return self
+
+    def _cross_validates(self, curves, hold_out) -> bool:
+        """Whether this fresh fit cross-validates its choice between the trained networks
+        and their PCA start (``early_stopping="auto"``, in memory, a small hold-out)."""
+        return (
+            self.early_stopping == "auto"
+            and hold_out is not None
+            and curves.n_held_out(hold_out) < _MIN_DECISION_CURVES
+            and curves.n_samples >= _DECISION_FOLDS * _MIN_HELD_OUT
+        )
+
+    def _folds_beat_pca_start(self, curves, scaler, module, rng, n_epochs: int):
+        """Cross-validate the choice between the networks and their PCA start: train a
+        copy of fresh ``module`` on each of :data:`_DECISION_FOLDS` folds of the curves
+        with early stopping on the curves the fold holds out (each curve is held out
+        once), and pool every curve's gain over the start in one rank test.
+
+        Returns None when the networks win (their best epoch beat the start's mean score
+        on every fold, and the pooled gains pass :func:`_beats_pca_start`); otherwise the
+        first fold's ``(state, reason)``, the history of a fit that returns PCA.
+        """
+        device = next(module.parameters()).device
+        gains, histories = [], []
+
+        def record(fold_gains: torch.Tensor) -> bool:
+            gains.append(fold_gains)
+            return True
+
+        for source, validation in curves.folds(scaler, _DECISION_FOLDS, rng, device):
+            fold_module = copy.deepcopy(module)
+            fold_module.start_at_pca(source.batches(_training.NOISE_SLAB, torch.Generator()))
+            config = self._training_config(source, curves, validation, incremental=False)
+            config.beats_start = record
+            state = _training.TrainingState()
+            _align_validation(state, force=True)
+            start_score = float(validation(fold_module))
+            generator = torch.Generator().manual_seed(int(rng.randint(_SEED_MAX)))
+            reason = self._train(
+                fold_module, state, source, validation, config, generator, n_epochs, scaler
+            )
+            _align_validation(state)
+            histories.append((state, reason, start_score))
+        # a fold whose best epoch never beat the start's mean score recorded no gains
+        if len(gains) == len(histories) and _beats_pca_start(torch.cat(gains)):
+            return None
+        state, reason, start_score = histories[0]
+        state.best_epoch, state.best_validation = 0, start_score
+        return state, reason
+
+    def _train(self, module, state, source, validation, config, generator, n_epochs, scaler):
+        """One training run (:func:`skvae._torch.loop.train`) with the progress report;
+        returns why it stopped. A diverged run raises ValueError, and a run interrupted
+        before its first epoch raises KeyboardInterrupt: nothing fitted has changed."""
+        first_epoch = state.epoch
         callback, close = make_progress_callback(
             self.verbose, n_epochs, first_epoch, scaler.log_scale
         )
@@ -663,14 +761,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             close()
         if reason == "interrupted" and state.epoch == first_epoch:
             raise KeyboardInterrupt  # no epoch completed: nothing to keep, self is unchanged
-        if validation is not None and not continuing and state.best_epoch == 0:
-            # the PCA start won: PCA of every curve, not of the training part only
-            every_curve, _ = curves.training_data(scaler, None, rng, device)
-            module.start_at_pca(every_curve.batches(_training.NOISE_SLAB, torch.Generator()))
-        _align_validation(state)
-        self._set_fitted(module.cpu(), scaler, state, generator, validated=validation is not None)
-        self._warn_outcome(reason, state, first_epoch, incremental)
-        return self
+        return reason
 
     def _set_fitted(self, module, scaler, state, generator, *, validated: bool) -> None:
         """Assign every fitted attribute, in data units, from a finished training run."""
@@ -947,24 +1038,47 @@ class _InMemoryCurves:
         """Whether some curve has a missing point (NaN)."""
         return bool(np.isnan(self.X).any())
 
+    def n_held_out(self, validation_fraction: float) -> int:
+        """How many curves ``validation_fraction`` holds out (at least
+        ``min(_MIN_HELD_OUT, n_samples // 4)``)."""
+        n = self.n_samples
+        n_val = max(int(round(validation_fraction * n)), min(_MIN_HELD_OUT, n // 4))
+        if n_val < 1 or n_val >= n:
+            raise ValueError(
+                f"early_stopping needs at least one training and one validation curve; "
+                f"validation_fraction={validation_fraction} of {n} curves "
+                f"gives {n_val}. Provide more curves or set early_stopping=False."
+            )
+        return n_val
+
     def training_data(self, scaler: CurveScaler, validation_fraction, rng, device):
         """``(source, held_out)``: a random ``validation_fraction`` of the rows held out
         (None: none)."""
-        X = self.X
         if validation_fraction is None:
-            return _training.TensorBatches(scaler.data_to_model_float32(X, device)), None
-        n_val = max(int(round(validation_fraction * len(X))), min(_MIN_HELD_OUT, len(X) // 4))
-        if n_val < 1 or n_val >= len(X):
-            raise ValueError(
-                f"early_stopping needs at least one training and one validation curve; "
-                f"validation_fraction={validation_fraction} of {len(X)} curves "
-                f"gives {n_val}. Provide more curves or set early_stopping=False."
-            )
-        order = rng.permutation(len(X))
-        source = _training.TensorBatches(scaler.data_to_model_float32(X[order[n_val:]], device))
-        held_out = scaler.data_to_model_float32(X[order[:n_val]], device)
+            return _training.TensorBatches(scaler.data_to_model_float32(self.X, device)), None
+        n_val = self.n_held_out(validation_fraction)
+        order = rng.permutation(self.n_samples)
+        return self._split(scaler, order[n_val:], order[:n_val], device)
+
+    def folds(self, scaler: CurveScaler, n_folds: int, rng, device):
+        """``(source, held_out)`` of each of ``n_folds`` folds of a random partition of
+        the rows: every row is held out by one fold."""
+        parts = np.array_split(rng.permutation(self.n_samples), n_folds)
+        for i, held_out in enumerate(parts):
+            training = np.concatenate(parts[:i] + parts[i + 1 :])
+            yield self._split(scaler, training, held_out, device)
+
+    def _split(self, scaler: CurveScaler, training, held_out, device):
+        source = _training.TensorBatches(scaler.data_to_model_float32(self.X[training], device))
+        curves = scaler.data_to_model_float32(self.X[held_out], device)
         chunk_size = chunk_size_for(device)
-        return source, _training.HeldOutCurves(lambda: held_out.split(chunk_size), n_val)
+        return source, _training.HeldOutCurves(lambda: curves.split(chunk_size), len(held_out))
+
+
+def _start_at_pca_of_every_curve(module, curves, scaler, rng, device) -> None:
+    """Set ``module`` to its PCA start on every curve (the PCA start won the decision)."""
+    every_curve, _ = curves.training_data(scaler, None, rng, device)
+    module.start_at_pca(every_curve.batches(_training.NOISE_SLAB, torch.Generator()))
 
 
 def _align_validation(state, force: bool = False) -> None:

@@ -178,7 +178,11 @@ def test_fit_decides_start_or_best_epoch_with_its_own_refine_steps(monkeypatch, 
     monkeypatch.setattr(_vae, "refined_codes", spy)
     X, _ = make_beta_curves(120, random_state=0)  # non-linear: epochs beat the start
     vae = BetaCurveVAE(
-        hidden_layer_sizes=(16,), max_iter=20, refine_steps=refine_steps, random_state=0
+        hidden_layer_sizes=(16,),
+        max_iter=20,
+        refine_steps=refine_steps,
+        early_stopping=True,  # one hold-out ("auto" cross-validates on 120 curves)
+        random_state=0,
     ).fit(X)
     if refine_steps == 0:
         assert calls == []

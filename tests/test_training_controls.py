@@ -15,6 +15,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+import skvae._vae
 from skvae import BetaCurveVAE
 from skvae._torch import loop as _training
 
@@ -177,14 +178,83 @@ def test_no_early_stopping_has_no_validation_scores(X):
     assert vae.best_validation_score_ is None
 
 
-def test_early_stopping_auto_holds_out_curves_when_there_are_enough(X):
+def spy_on_pca_decision(monkeypatch) -> list:
+    """The number of per-curve gains of every rank test against the PCA start."""
+    pooled = []
+    decide = skvae._vae._beats_pca_start
+
+    def spy(gains):
+        pooled.append(len(gains))
+        return decide(gains)
+
+    monkeypatch.setattr(skvae._vae, "_beats_pca_start", spy)
+    return pooled
+
+
+def test_early_stopping_auto_holds_out_curves_when_there_are_enough(X, monkeypatch):
     params = {**SMALL_NET, "early_stopping": "auto"}
-    assert BetaCurveVAE(max_iter=2, **params).fit(X).validation_scores_ is not None
+    pooled = spy_on_pca_decision(monkeypatch)
     # 19 curves: too few to hold out by default (and partial_fit never holds out)
     assert BetaCurveVAE(max_iter=2, **params).fit(X[:19]).validation_scores_ is None
+    # 59 curves: too few for three folds of 20, one hold-out of min(20, 59 // 4)
+    assert BetaCurveVAE(max_iter=2, **params).fit(X[:59])._state.squared_error_count == 45
+    assert pooled in ([], [14])
+    # 500 curves hold out 50, enough for the rank test: one hold-out, as early_stopping=True
+    X_large = np.concatenate([X, X + 0.01, X - 0.01])[:500]
+    vae = BetaCurveVAE(max_iter=2, **params).fit(X_large)
+    assert vae._state.squared_error_count == 450 and pooled in ([], [50])
+    assert len(vae.validation_scores_) == vae.n_iter_ == 2
+
+
+def test_early_stopping_true_holds_out_at_least_20_curves(X):
     # small sets hold out at least min(20, n // 4) curves: 10 % of 40 would be 4
-    vae = BetaCurveVAE(max_iter=2, **params).fit(X[:40])
+    vae = BetaCurveVAE(max_iter=2, **HELD_OUT).fit(X[:40])
     assert vae._state.squared_error_count == 40 - 10
+
+
+def test_early_stopping_auto_cross_validates_the_pca_start_on_small_sets(X, monkeypatch):
+    """Under 50 held-out curves, every curve is held out by one of three folds and their
+    gains over the PCA start meet in one rank test; when the networks win it, the fit
+    holds out ``validation_fraction`` and keeps its best epoch, as early_stopping=True
+    does, without testing that epoch against PCA again."""
+    pooled, runs = spy_on_pca_decision(monkeypatch), []
+    train = _training.train
+
+    def train_and_record(module, state, source, validation, config, *args, **kwargs):
+        runs.append((source.n_samples, validation.n_rows, config.beats_start))
+        return train(module, state, source, validation, config, *args, **kwargs)
+
+    monkeypatch.setattr(_training, "train", train_and_record)
+    params = {**SMALL_NET, "early_stopping": "auto", "n_iter_no_change": 5, "tol": 0.0}
+    vae = BetaCurveVAE(max_iter=60, **params).fit(X)
+    assert pooled == [len(X)]  # one test, on the gains of every curve
+    folds = runs[:3]
+    assert sorted(n_held_out for _, n_held_out, _ in folds) == [66, 67, 67]
+    assert all(n_train + n_held_out == len(X) for n_train, n_held_out, _ in folds)
+    # the networks won: the fit held out 20 curves and kept its best epoch
+    assert runs[3][:2] == (len(X) - 20, 20) and runs[3][2] is skvae._vae._decided
+    assert len(runs) == 4 and vae._state.best_epoch > 0
+    assert len(vae.validation_scores_) == vae.n_iter_
+    pca = PCA(2).fit(X)
+    vae_error = np.linalg.norm(vae.inverse_transform(vae.transform(X)) - X)
+    assert vae_error < 0.9 * np.linalg.norm(pca.inverse_transform(pca.transform(X)) - X)
+
+
+def test_early_stopping_auto_returns_pca_of_every_curve_when_the_folds_do_not_beat_it():
+    """Curves on a plane plus noise: no network beats PCA there, so the fit returns PCA of
+    every curve, with the first fold's training history."""
+    rng = np.random.default_rng(0)
+    X_plane = rng.normal(size=(90, 2)) @ rng.normal(size=(2, 30))
+    X_plane += 0.05 * rng.normal(size=X_plane.shape)
+    vae = BetaCurveVAE(max_iter=20, **{**SMALL_NET, "early_stopping": "auto"}).fit(X_plane)
+    assert vae._state.best_epoch == 0
+    assert len(vae.validation_scores_) == vae.n_iter_ > 0
+    assert vae._state.squared_error_count == 60  # the first fold trained on two thirds
+    # the first fold's history, and the score of its PCA start on the curves it held out
+    assert vae.best_validation_score_ > max(vae.validation_scores_)
+    pca = PCA(2).fit(X_plane)
+    expected = pca.inverse_transform(pca.transform(X_plane))
+    np.testing.assert_allclose(vae.inverse_transform(vae.transform(X_plane)), expected, atol=1e-3)
 
 
 # ---------------------------------------------------------------------------- progress
