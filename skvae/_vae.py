@@ -671,12 +671,12 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         hold_out = self.validation_fraction if self._holds_out(curves, incremental) else None
         beats_start = None if continuing else _beats_pca_start
         if not continuing and self._cross_validates(curves, hold_out):
-            fold_history = self._folds_beat_pca_start(curves, scaler, module, rng, n_epochs)
-            if fold_history is not None:  # PCA won: PCA of every curve
-                state, reason = fold_history
+            won, first_fold = self._cross_validate_start(curves, scaler, module, rng, n_epochs)
+            if not won:  # PCA of every curve, with the first fold's history
+                fold_state, fold_reason = first_fold
                 _start_at_pca_of_every_curve(module, curves, scaler, rng, device)
-                self._set_fitted(module.cpu(), scaler, state, generator, validated=True)
-                self._warn_outcome(reason, state, 0, incremental)
+                self._set_fitted(module.cpu(), scaler, fold_state, generator, validated=True)
+                self._warn_outcome(fold_reason, fold_state, 0, incremental)
                 return self
             beats_start = _decided  # the networks won on the folds
         source, validation = curves.training_data(scaler, hold_out, rng, device)
@@ -705,15 +705,17 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             and curves.n_samples >= _DECISION_FOLDS * _MIN_HELD_OUT
         )
 
-    def _folds_beat_pca_start(self, curves, scaler, module, rng, n_epochs: int):
+    def _cross_validate_start(self, curves, scaler, module, rng, n_epochs: int):
         """Cross-validate the choice between the networks and their PCA start: train a
         copy of fresh ``module`` on each of :data:`_DECISION_FOLDS` folds of the curves
         with early stopping on the curves the fold holds out (each curve is held out
         once), and pool every curve's gain over the start in one rank test.
 
-        Returns None when the networks win (their best epoch beat the start's mean score
-        on every fold, and the pooled gains pass :func:`_beats_pca_start`); otherwise the
-        first fold's ``(state, reason)``, the history of a fit that returns PCA.
+        Returns ``(won, (state, reason))``: whether the networks won (their best epoch
+        beat the start's mean score on every fold, and the pooled gains pass
+        :func:`_beats_pca_start`), and the first fold's history, set for a fit that
+        returns PCA (best epoch 0, the start's score). A fold interrupted by the user
+        raises KeyboardInterrupt: no fold's networks are a model to keep.
         """
         device = next(module.parameters()).device
         gains, histories = [], []
@@ -734,14 +736,15 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             reason = self._train(
                 fold_module, state, source, validation, config, generator, n_epochs, scaler
             )
+            if reason == "interrupted":
+                raise KeyboardInterrupt
             _align_validation(state)
             histories.append((state, reason, start_score))
         # a fold whose best epoch never beat the start's mean score recorded no gains
-        if len(gains) == len(histories) and _beats_pca_start(torch.cat(gains)):
-            return None
+        won = len(gains) == len(histories) and _beats_pca_start(torch.cat(gains))
         state, reason, start_score = histories[0]
         state.best_epoch, state.best_validation = 0, start_score
-        return state, reason
+        return won, (state, reason)
 
     def _train(self, module, state, source, validation, config, generator, n_epochs, scaler):
         """One training run (:func:`skvae._torch.loop.train`) with the progress report;

@@ -382,6 +382,16 @@ def test_keyboard_interrupt_before_any_epoch_propagates(X, monkeypatch):
         vae.transform(X)
 
 
+def test_keyboard_interrupt_while_cross_validating_propagates(X, monkeypatch):
+    """On 200 curves "auto" first trains three folds: none is a model to keep, so an
+    interrupt in the second fold leaves the estimator as it was."""
+    interrupt_run_epoch(monkeypatch, on_call=5)  # the second fold's second epoch
+    vae = BetaCurveVAE(max_iter=3, **{**SMALL_NET, "early_stopping": "auto"})
+    with pytest.raises(KeyboardInterrupt):
+        vae.fit(X)
+    assert vars(vae) == vars(BetaCurveVAE(max_iter=3, **{**SMALL_NET, "early_stopping": "auto"}))
+
+
 # ------------------------------------------------------------------------ failed fits
 
 
