@@ -22,7 +22,15 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import lsq_linear
 
-__all__ = ["blend_lags", "fit_blend_weights", "blended_fill"]
+__all__ = [
+    "blend_lags",
+    "blended_fill",
+    "distance_to_observed",
+    "fit_blend_weights",
+    "fit_neighbour_shares",
+    "neighbour_mixed_fill",
+    "weights_at_distance",
+]
 
 #: How many distances along the grid the weights are estimated at.
 N_LAGS = 12
@@ -137,13 +145,128 @@ def blended_fill(
         at_right = np.take_along_axis(values, np.clip(right, 0, n_features - 1), axis=1)
         return (1 - share) * at_left + share * at_right
 
-    distance = np.minimum(
-        np.where(has_left, index - left, n_features), np.where(has_right, right - index, n_features)
-    )
-    log_distance = np.log(np.maximum(distance, 1))
-    a, b = (np.interp(log_distance, np.log(lags), w) for w in weights.T)
+    a, b = np.moveaxis(weights_at_distance(distance_to_observed(missing), lags, weights), -1, 0)
     empty = ~(has_left | has_right)  # a row with no observed point keeps the decoded curve
     a[empty] = b[empty] = 0.0
     residual = np.where(missing, 0.0, X - decoded)
     fill = decoded + a * interpolated(residual) + b * (interpolated(decoded) - decoded)
     return np.where(missing, fill, X)
+
+
+def distance_to_observed(missing: np.ndarray) -> np.ndarray:
+    """Each point's distance along the grid (in points) to the nearest observed point.
+
+    0 at observed points; ``n_features`` throughout a row with no observed point.
+
+    Examples
+    --------
+    >>> distance_to_observed(np.array([[False, True, True, True, False, True]]))
+    array([[0, 1, 2, 1, 0, 1]])
+    """
+    n_features = missing.shape[-1]
+    index = np.arange(n_features)
+    left = np.maximum.accumulate(np.where(missing, -1, index), axis=-1)
+    right = np.flip(
+        np.minimum.accumulate(np.flip(np.where(missing, n_features, index), -1), axis=-1), -1
+    )
+    return np.minimum(
+        np.where(left >= 0, index - left, n_features),
+        np.where(right < n_features, right - index, n_features),
+    )
+
+
+def weights_at_distance(distance: np.ndarray, lags: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``weights`` given at ``lags``, interpolated linearly over the logarithm of ``distance``.
+
+    Distances below 1 count as 1; beyond the end lags the end weights hold.
+
+    Parameters
+    ----------
+    distance : ndarray
+        Distances along the grid, any shape.
+    lags : ndarray of int, shape (n_lags,)
+        Increasing distances.
+    weights : ndarray of shape (n_lags, n_weights)
+        The weights at ``lags``.
+
+    Returns
+    -------
+    ndarray of shape ``distance.shape + (n_weights,)``
+
+    Examples
+    --------
+    >>> weights_at_distance(np.array([1, 2, 9]), np.array([1, 4]), np.array([[0.0], [1.0]]))
+    array([[0. ],
+           [0.5],
+           [1. ]])
+    """
+    position = np.log(np.maximum(distance, 1))
+    log_lags = np.log(lags)
+    return np.stack([np.interp(position, log_lags, column) for column in weights.T], axis=-1)
+
+
+def fit_neighbour_shares(
+    truth: np.ndarray,
+    filled: np.ndarray,
+    neighbours: np.ndarray,
+    distance: np.ndarray,
+    lags: np.ndarray,
+) -> np.ndarray:
+    """The share of the nearest curves' fill at each distance in ``lags``.
+
+    The shares ``s`` (bounded to [0, 1], interpolated over the logarithm of the distance
+    as in :func:`weights_at_distance`) minimise the squared error of
+    ``filled + s(distance) * (neighbours - filled)`` against ``truth`` over the given
+    points: hidden points of training curves, with the fills that the model and the
+    nearest curves give them.
+
+    Parameters
+    ----------
+    truth, filled, neighbours : ndarray of shape (n_points,)
+        The hidden points' values, the model's fill and the nearest curves' fill.
+    distance : ndarray of shape (n_points,)
+        Each point's distance to the nearest observed point of its curve.
+    lags : ndarray of int
+        Increasing distances at which the shares are estimated.
+
+    Returns
+    -------
+    shares : ndarray of shape (len(lags),)
+
+    Examples
+    --------
+    Far from the observed points the nearest curves are right, next to them the model:
+
+    >>> distance = np.array([1, 1, 8, 8])
+    >>> truth = np.array([0.0, 0.0, 1.0, 1.0])
+    >>> filled, neighbours = np.array([0.0, 0.0, 0.0, 0.0]), np.array([1.0, 1.0, 1.0, 1.0])
+    >>> fit_neighbour_shares(truth, filled, neighbours, distance, np.array([1, 8])).round(6)
+    array([0., 1.])
+    """
+    basis = weights_at_distance(distance, lags, np.eye(len(lags)))
+    design = basis * (neighbours - filled)[:, None]
+    return lsq_linear(design, truth - filled, bounds=(0.0, 1.0)).x
+
+
+def neighbour_mixed_fill(
+    X: np.ndarray, filled: np.ndarray, neighbours: np.ndarray, lags: np.ndarray, shares: np.ndarray
+) -> np.ndarray:
+    """``filled`` moved toward ``neighbours`` at the missing points of ``X`` by ``shares``.
+
+    Each missing point takes the share of its distance to the nearest observed point
+    (:func:`weights_at_distance`); observed points, and rows with no observed point, keep
+    ``filled``.
+
+    Examples
+    --------
+    >>> X = np.array([[0.0, np.nan, np.nan, np.nan, np.nan, 5.0]])
+    >>> filled = np.zeros((1, 6))
+    >>> neighbour_mixed_fill(X, filled, np.ones((1, 6)), np.array([1, 2]), np.array([0.0, 1.0]))
+    array([[0., 0., 1., 1., 0., 0.]])
+    """
+    missing = np.isnan(X)
+    if not missing.any() or not np.any(shares):
+        return filled
+    share = weights_at_distance(distance_to_observed(missing), lags, shares[:, None])[..., 0]
+    share[missing.all(axis=1)] = 0.0
+    return np.where(missing, filled + share * (neighbours - filled), filled)

@@ -11,11 +11,12 @@ from sklearn.impute import KNNImputer
 from sklearn.pipeline import make_pipeline
 
 from skvae import BetaCurveVAE, CurveImputer, LatentMatcher
+from skvae._imputer import _hide_gaps
 from skvae._latent_model import _refinement_sigma, refinement_candidates
 from skvae._matching.laplace import gauss_newton_polish
 from skvae._matching.problem import MatchProblem
 from skvae._matching.screening import screened_codes
-from skvae._neighbour_blend import blended_fill
+from skvae._neighbour_blend import blended_fill, neighbour_mixed_fill
 from skvae._scaling import CurveScaler
 from skvae._torch.masking import HIDING_SHARE, MAX_HIDDEN, draw_hidden_points
 from skvae._torch.networks import VAEModule, sigma_points
@@ -328,12 +329,16 @@ def test_imputer_keeps_observed_points_and_fills_the_rest(imputer, gap_aware_vae
         matcher = LatentMatcher(gap_aware_vae, prefit=True).fit(X)
         completed = matcher.inverse_transform(matcher.transform(X))
     lags, weights = imputer.blend_lags_, imputer.blend_weights_
-    expected = blended_fill(X, completed, lags, weights)
+    blended = blended_fill(X, completed, lags, weights)
+    nearest = KNNImputer(n_neighbors=5, keep_empty_features=True).fit(curves[0]).transform(X)
+    expected = neighbour_mixed_fill(X, blended, nearest, lags, imputer.neighbour_shares_)
     np.testing.assert_array_equal(filled[~observed], expected[~observed])
-    # without the blend, the fill is the decoded curve
+    np.testing.assert_array_equal(imputer.neighbour_curves_, curves[0])
+    # without the blend and the nearest curves, the fill is the decoded curve
     plain = CurveImputer(
-        gap_aware_vae, method=imputer.method, neighbour_blend=False, prefit=True
+        gap_aware_vae, method=imputer.method, neighbour_blend=False, n_neighbors=None, prefit=True
     ).fit(curves[0])
+    assert not plain.neighbour_shares_.any() and plain.neighbour_curves_.shape == (0, 100)
     assert not plain.blend_weights_.any() and plain.blend_weights_.shape == weights.shape
     np.testing.assert_array_equal(plain.transform(X)[~observed], completed[~observed])
 
@@ -355,7 +360,9 @@ def rmse_missing(filled, truth, X):
 def test_neighbour_blend_carries_a_smooth_misfit_into_the_gaps(gap_aware_vae, curves):
     X = with_missing(curves[1][:60], 0.3)
     blended, plain = (
-        CurveImputer(gap_aware_vae, neighbour_blend=flag, prefit=True).fit(curves[0][:300])
+        CurveImputer(gap_aware_vae, neighbour_blend=flag, n_neighbors=None, prefit=True).fit(
+            curves[0][:300]
+        )
         for flag in (True, False)
     )
     weights = blended.blend_weights_
@@ -366,10 +373,10 @@ def test_neighbour_blend_carries_a_smooth_misfit_into_the_gaps(gap_aware_vae, cu
 
 def test_neighbour_blend_of_a_poor_model_beats_its_curve_and_interpolation(curves):
     vae = BetaCurveVAE(hidden_layer_sizes=(8,), max_iter=1, random_state=0).fit(curves[0])
-    imputer = CurveImputer(vae, prefit=True).fit(with_missing(curves[0], 0.3))
+    imputer = CurveImputer(vae, n_neighbors=None, prefit=True).fit(with_missing(curves[0], 0.3))
     assert imputer.blend_weights_[0, 0] > 0.9  # the misfit carries over to a neighbour
     X = with_missing(curves[1][:100], 0.3)
-    plain = CurveImputer(vae, neighbour_blend=False, prefit=True).fit(curves[0])
+    plain = CurveImputer(vae, neighbour_blend=False, n_neighbors=None, prefit=True).fit(curves[0])
     errors = {
         "blend": rmse_missing(imputer.transform(X), curves[1][:100], X),
         "decoded": rmse_missing(plain.transform(X), curves[1][:100], X),
@@ -382,18 +389,103 @@ def test_neighbour_blend_leaves_noise_out(gap_aware_vae, curves):
     clean = curves[0][:300]
     noisy = clean + np.random.default_rng(0).normal(0.0, 1.0, size=clean.shape)
     weights = [
-        CurveImputer(gap_aware_vae, method="encode", prefit=True).fit(X).blend_weights_
+        CurveImputer(gap_aware_vae, method="encode", n_neighbors=None, prefit=True)
+        .fit(X)
+        .blend_weights_
         for X in (clean, noisy)
     ]
     # independent noise does not carry over to a neighbour: the residuals' weights fall
     assert weights[0][0, 0] > 0.5 and np.all(weights[1][:, 0] < 0.2)
 
 
+def test_hidden_gaps_take_the_patterns_of_other_curves():
+    X = with_gap(np.arange(40 * 30, dtype=float).reshape(40, 30), 8)
+    X[::2] = np.arange(30.0)  # half the curves are complete
+    source, hidden, masked = _hide_gaps(X, 500, np.random.RandomState(0))
+    missing = np.isnan(X)
+    assert len(source) == 500 and not (hidden & missing[source]).any()
+    np.testing.assert_array_equal(np.isnan(masked), hidden | missing[source])
+    np.testing.assert_array_equal(masked[~np.isnan(masked)], X[source][~np.isnan(masked)])
+    # each draw hides (part of) the 8-point gap of one of the curves that have one
+    patterns = missing[np.isnan(X).any(axis=1)]
+    within = (hidden[:, None, :] & ~patterns[None, :, :]).any(axis=2)  # (draw, pattern)
+    assert (~within).any(axis=1).all() and hidden.any(axis=1).mean() > 0.9
+    # complete curves get one contiguous gap of up to half the grid
+    source, hidden, masked = _hide_gaps(X[::2], 500, np.random.RandomState(0))
+    starts = (hidden[:, 1:] & ~hidden[:, :-1]).sum(axis=1) + hidden[:, 0]
+    assert (starts == 1).all() and 1 <= hidden.sum(axis=1).min()
+    assert hidden.sum(axis=1).max() == 15
+
+
+def nearest_curve_errors(vae, train, truth, X):
+    """RMSE on the missing points of X: the imputer with and without the nearest curves,
+    and KNNImputer; and the imputer's shares."""
+    imputer, plain = (
+        CurveImputer(vae, n_neighbors=k, prefit=True, random_state=0).fit(train) for k in (5, None)
+    )
+    nearest = KNNImputer(n_neighbors=5).fit(train).transform(X)
+    errors = {
+        "mixed": rmse_missing(imputer.transform(X), truth, X),
+        "model": rmse_missing(plain.transform(X), truth, X),
+        "nearest": rmse_missing(nearest, truth, X),
+    }
+    return errors, imputer.neighbour_shares_
+
+
+def test_nearest_curves_take_over_deep_in_gaps_that_the_model_cannot_fill(curves):
+    # a model that has learnt almost nothing: far from the observed points, the average
+    # of the nearest training curves fills far better
+    vae = BetaCurveVAE(hidden_layer_sizes=(8,), max_iter=1, random_state=0).fit(curves[0])
+    train, X = with_gap(curves[0], 40, seed=1), with_gap(curves[1], 40, seed=2)
+    errors, shares = nearest_curve_errors(vae, train, curves[1], X)
+    assert np.all((shares >= 0) & (shares <= 1)) and np.all(shares[-3:] > 0.9)
+    assert shares[0] < 0.2  # next to the observed points, the neighbouring points fill
+    assert errors["mixed"] < 0.6 * errors["model"]
+    assert errors["mixed"] < 1.1 * errors["nearest"]
+    # the same draws give the same shares
+    again = CurveImputer(vae, prefit=True, random_state=0).fit(train)
+    np.testing.assert_array_equal(again.neighbour_shares_, shares)
+
+
+def test_a_good_model_keeps_its_fill(gap_aware_vae, curves):
+    train, X = with_gap(curves[0], 40, seed=1), with_gap(curves[1], 40, seed=2)
+    errors, shares = nearest_curve_errors(gap_aware_vae, train, curves[1], X)
+    assert np.all(shares[:-1] < 0.1)
+    assert errors["mixed"] <= errors["model"] < 0.2 * errors["nearest"]
+
+
+def test_nearest_curve_shares_are_cross_fitted_on_small_sets(curves, monkeypatch):
+    folds = []
+    fold_fit = CurveImputer._fold
+
+    def spy(self, X):
+        folds.append(X)
+        return fold_fit(self, X)
+
+    monkeypatch.setattr(CurveImputer, "_fold", spy)
+    vae = BetaCurveVAE(hidden_layer_sizes=(8,), max_iter=2, random_state=0)
+    train = with_gap(curves[0][:90], 30)
+    imputer = CurveImputer(vae, random_state=0).fit(train)
+    # three folds, each fitted on the other two thirds of the curves, without the
+    # nearest curves themselves
+    assert [len(X) for X in folds] == [60, 60, 60]
+    rows = [{tuple(np.nan_to_num(x, nan=-1.0)) for x in X} for X in folds]
+    assert len(rows[0] | rows[1] | rows[2]) == 90 and not rows[0] & rows[1] & rows[2]
+    assert imputer.neighbour_shares_.shape == imputer.blend_lags_.shape
+    # a large set fills with the fitted model itself
+    folds.clear()
+    monkeypatch.setattr("skvae._imputer.CROSS_FIT_BELOW", 90)
+    CurveImputer(vae, random_state=0).fit(train)
+    assert folds == []
+
+
 def test_matched_fill_is_closer_to_the_observed_points_than_the_encoders(gap_aware_vae, curves):
     X = with_gap(curves[1][:40], 50)
     observed = ~np.isnan(X)
     matched, encoded = (
-        CurveImputer(gap_aware_vae, method=method, prefit=True).fit(X).transform(X)
+        CurveImputer(gap_aware_vae, method=method, n_neighbors=None, prefit=True)
+        .fit(X)
+        .transform(X)
         for method in ("match", "encode")
     )
     decoded = {}
