@@ -122,8 +122,9 @@ print(f"VAE's RMSE / the better baseline's: {rmse['VAE (CurveImputer)'] / best_b
 # the family it learnt, encoded from this spectrum's observed points, so it follows the
 # shape of the curve across the gap; near the edges of the gap it leans on the observed
 # points next to it, as far as the training spectra show that they predict a hidden
-# point (``neighbour_blend``). The ratio printed above compares it with the better of
-# the two baselines.
+# point (``neighbour_blend``), and deep inside the gap it moves toward the fill of the
+# nearest training spectra (``n_neighbors``) as far as the training spectra show that
+# helps. The ratio printed above compares it with the better of the two baselines.
 
 # %%
 # Four held-out spectra
@@ -163,7 +164,7 @@ fig.tight_layout()
 # standard deviations of the VAE's fill-in. A calibrated Gaussian band holds about 95 %
 # of them. This one combines the spread of the decoded curves over the code's posterior
 # (the matcher's Laplace approximation) with a single noise level shared by all points,
-# and the blend with the neighbours moves the fill-in without narrowing it, so it is an
+# and the blend with the neighbours moves the fill-in without changing it, so it is an
 # approximate band, and the printed share says how close it comes on these spectra.
 inside = np.abs(X_vae[hidden] - X_test[hidden]) <= 2 * X_std[hidden]
 print(f"hidden points inside the VAE's ± 2 std band: {inside.mean():.0%}")

@@ -39,12 +39,16 @@ __all__ = ["CurveImputer"]
 #: How many of the training curves (evenly spaced rows) estimate the blend weights, and
 #: how many curves with hidden points estimate the nearest curves' shares.
 N_BLEND_CURVES = 2_000
+#: Curves with hidden points drawn per training curve, up to ``N_BLEND_CURVES``.
+DRAWS_PER_CURVE = 10
 #: Most training curves kept as the nearest-curve donors (evenly spaced rows).
 N_NEIGHBOUR_CURVES = 10_000
-#: Below this many training curves, the model's fill of the curves that estimate the
-#: nearest curves' shares comes from models trained without them (cross-fitting); from
-#: it on, from the fitted model itself, which overfits its training curves little.
-CROSS_FIT_BELOW = 2_000
+#: On ``CROSS_FIT_FROM`` to ``CROSS_FIT_BELOW`` training curves, the model's fill of the
+#: curves that estimate the nearest curves' shares comes from models trained without
+#: them (cross-fitting); otherwise from the fitted model itself. From 2,000 curves on it
+#: overfits its training curves little; below 60, the folds' models, trained on a few
+#: dozen curves, are too unlike it to tell more.
+CROSS_FIT_FROM, CROSS_FIT_BELOW = 60, 2_000
 #: Folds of the cross-fitting.
 N_FOLDS = 3
 #: Fewest training curves the nearest curves' shares are estimated from (else 0).
@@ -101,23 +105,25 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
         curves (:class:`~sklearn.impute.KNNImputer` on the curves given to :meth:`fit`)
         by a share that depends on its distance to the nearest observed point
         (``neighbour_shares_`` at ``blend_lags_``). The shares are fitted at :meth:`fit`
-        by least squares: points of up to 2,000 training curves are hidden with the gap
-        patterns of other training curves (or, when no curve has gaps, with one gap of
-        random length up to half the grid) and filled both ways, the nearest curves
-        taken from the other folds of a 3-fold split. On fewer than 2,000 curves the
-        model's fill of those points comes from imputers fitted on the other folds too
-        (three more fits of the VAE), since a model fills its own training curves better
-        than new ones. Deep in long gaps, where a curve's shape is poorly determined by
-        its observed points, the average of similar curves often errs less than any
-        single decoded curve: on the benchmark sets the shares reach 0.3-1 far from the
-        observed points and stay near 0 next to them. None fills with the model alone.
+        by least squares: points of training curves (10 draws per curve, up to 2,000)
+        are hidden with the gap patterns of other training curves (or, when no curve has
+        gaps, with one gap of random length up to half the grid) and filled both ways,
+        the nearest curves taken from the other folds of a 3-fold split. On 60 to 1,999
+        curves the model's fill of those points comes from imputers fitted on the other
+        folds too (three more fits of the VAE), since a model fills its own training
+        curves better than new ones. Deep in long gaps, where a curve's shape is poorly
+        determined by its observed points, the average of similar curves often errs less
+        than any single decoded curve: on the benchmark sets the shares reach 0.2-1 far
+        from the observed points and stay near 0 next to them. None fills with the model
+        alone.
     prefit : bool, default=False
         If True, ``estimator`` must be fitted already (on curves of the same grid) and is
-        used as it is; :meth:`fit` only checks it against ``X`` (and, on fewer than 2,000
+        used as it is; :meth:`fit` only checks it against ``X`` (and, on 60 to 1,999
         curves with ``n_neighbors``, fits clones of it on folds of ``X`` to estimate
         ``neighbour_shares_``).
     random_state : int, RandomState instance or None, default=None
-        Seeds the default VAE when ``estimator`` is None.
+        Seeds the default VAE when ``estimator`` is None, and the draws and folds that
+        estimate ``neighbour_shares_``.
 
     Attributes
     ----------
@@ -251,7 +257,7 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
         curves, and filled both by the model (its blended fill) and by the
         ``n_neighbors`` nearest of the other training curves; the shares are fitted by
         least squares to the hidden values. The nearest curves always come from other
-        folds of the training curves, the model's fill too on fewer than
+        folds of the training curves, the model's fill too on ``CROSS_FIT_FROM`` to
         ``CROSS_FIT_BELOW`` curves (from imputers fitted on the other folds, where those
         observe every grid point).
         """
@@ -262,7 +268,8 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
             return np.empty((0, X.shape[1])), shares
         donors = curves[_evenly_spaced(len(curves), N_NEIGHBOUR_CURVES)]
         random_state = check_random_state(self.random_state)
-        source, hidden, masked = _hide_gaps(curves, N_BLEND_CURVES, random_state)
+        n_draws = min(N_BLEND_CURVES, DRAWS_PER_CURVE * len(curves))
+        source, hidden, masked = _hide_gaps(curves, n_draws, random_state)
         if not hidden.any():
             return donors, shares
         filled, neighbours = np.empty_like(masked), np.empty_like(masked)
@@ -270,7 +277,8 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
         for train_rows, held_rows in folds.split(curves):
             held = np.isin(source, held_rows)
             fold_curves = curves[train_rows]
-            cross_fit = len(curves) < CROSS_FIT_BELOW and _observed_everywhere(fold_curves)
+            cross_fit = CROSS_FIT_FROM <= len(curves) < CROSS_FIT_BELOW
+            cross_fit = cross_fit and _observed_everywhere(fold_curves)
             model = self._fold(fold_curves) if cross_fit else self
             filled[held] = model._model_fill(masked[held])[0]
             neighbours[held] = self._nearest_fill(fold_curves, masked[held], filled[held])

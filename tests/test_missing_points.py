@@ -466,14 +466,14 @@ def test_nearest_curve_shares_are_cross_fitted_on_small_sets(curves, monkeypatch
     vae = BetaCurveVAE(hidden_layer_sizes=(8,), max_iter=2, random_state=0)
     train = with_gap(curves[0][:90], 30)
     imputer = CurveImputer(vae, random_state=0).fit(train)
-    # three folds, each fitted on the other two thirds of the curves, without the
-    # nearest curves themselves
+    # three folds, each fitted on the other two thirds of the curves
     assert [len(X) for X in folds] == [60, 60, 60]
     rows = [{tuple(np.nan_to_num(x, nan=-1.0)) for x in X} for X in folds]
     assert len(rows[0] | rows[1] | rows[2]) == 90 and not rows[0] & rows[1] & rows[2]
     assert imputer.neighbour_shares_.shape == imputer.blend_lags_.shape
-    # a large set fills with the fitted model itself
+    # a large set, and one of fewer than 60 curves, fill with the fitted model itself
     folds.clear()
+    CurveImputer(vae, random_state=0).fit(train[:59])
     monkeypatch.setattr("skvae._imputer.CROSS_FIT_BELOW", 90)
     CurveImputer(vae, random_state=0).fit(train)
     assert folds == []
