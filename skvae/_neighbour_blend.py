@@ -26,6 +26,7 @@ __all__ = [
     "blend_lags",
     "blended_fill",
     "distance_to_observed",
+    "observed_neighbours",
     "fit_blend_weights",
     "fit_neighbour_shares",
     "neighbour_mixed_fill",
@@ -134,8 +135,7 @@ def blended_fill(
         return np.where(missing, decoded, X)
     n_features = X.shape[1]
     index = np.arange(n_features)
-    left = np.maximum.accumulate(np.where(missing, -1, index), axis=1)
-    right = np.minimum.accumulate(np.where(missing, n_features, index)[:, ::-1], axis=1)[:, ::-1]
+    left, right = observed_neighbours(missing)
     has_left, has_right = left >= 0, right < n_features
     span = np.maximum(right - left, 1)  # 0 at observed points, left alone
     share = np.where(has_left & has_right, (index - left) / span, np.where(has_left, 0.0, 1.0))
@@ -153,6 +153,26 @@ def blended_fill(
     return np.where(missing, fill, X)
 
 
+def observed_neighbours(missing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The nearest observed point at or before, and at or after, each point of the grid.
+
+    Indices along the last axis: -1 where no point before is observed, ``n_features``
+    where none after is.
+
+    Examples
+    --------
+    >>> observed_neighbours(np.array([[True, False, True, True, False, True]]))
+    (array([[-1,  1,  1,  1,  4,  4]]), array([[1, 1, 4, 4, 4, 6]]))
+    """
+    n_features = missing.shape[-1]
+    index = np.arange(n_features)
+    left = np.maximum.accumulate(np.where(missing, -1, index), axis=-1)
+    right = np.flip(
+        np.minimum.accumulate(np.flip(np.where(missing, n_features, index), -1), axis=-1), -1
+    )
+    return left, right
+
+
 def distance_to_observed(missing: np.ndarray) -> np.ndarray:
     """Each point's distance along the grid (in points) to the nearest observed point.
 
@@ -165,10 +185,7 @@ def distance_to_observed(missing: np.ndarray) -> np.ndarray:
     """
     n_features = missing.shape[-1]
     index = np.arange(n_features)
-    left = np.maximum.accumulate(np.where(missing, -1, index), axis=-1)
-    right = np.flip(
-        np.minimum.accumulate(np.flip(np.where(missing, n_features, index), -1), axis=-1), -1
-    )
+    left, right = observed_neighbours(missing)
     return np.minimum(
         np.where(left >= 0, index - left, n_features),
         np.where(right < n_features, right - index, n_features),

@@ -438,20 +438,31 @@ def test_nearest_curves_take_over_deep_in_gaps_that_the_model_cannot_fill(curves
     vae = BetaCurveVAE(hidden_layer_sizes=(8,), max_iter=1, random_state=0).fit(curves[0])
     train, X = with_gap(curves[0], 40, seed=1), with_gap(curves[1], 40, seed=2)
     errors, shares = nearest_curve_errors(vae, train, curves[1], X)
-    assert np.all((shares >= 0) & (shares <= 1)) and np.all(shares[-3:] > 0.9)
-    assert shares[0] < 0.2  # next to the observed points, the neighbouring points fill
+    assert np.all((shares >= 0) & (shares <= 1))
+    # within the gaps (up to 20 points from an observed one, lags up to 24), the share
+    # grows with the distance: near 0 next to the observed points, whose neighbouring
+    # points fill best, near 1 deep inside
+    assert np.all(np.diff(shares[:9]) > 0) and shares[0] < 0.1 and shares[8] > 0.8
     assert errors["mixed"] < 0.6 * errors["model"]
-    assert errors["mixed"] < 1.1 * errors["nearest"]
+    assert errors["mixed"] < 1.15 * errors["nearest"]
     # the same draws give the same shares
     again = CurveImputer(vae, prefit=True, random_state=0).fit(train)
     np.testing.assert_array_equal(again.neighbour_shares_, shares)
 
 
-def test_a_good_model_keeps_its_fill(gap_aware_vae, curves):
+def test_a_good_model_keeps_its_fill(curves):
     train, X = with_gap(curves[0], 40, seed=1), with_gap(curves[1], 40, seed=2)
-    errors, shares = nearest_curve_errors(gap_aware_vae, train, curves[1], X)
-    assert np.all(shares[:-1] < 0.1)
-    assert errors["mixed"] <= errors["model"] < 0.2 * errors["nearest"]
+    imputer, plain = (
+        CurveImputer(BetaCurveVAE(**QUICK), n_neighbors=k, random_state=0).fit(train)
+        for k in (5, None)
+    )
+    # the model fills the gaps itself; only beyond 29 points from an observed one (gaps
+    # at an end of the grid) do the draws favour the nearest curves, and there a few
+    # test points cost a few per cent
+    assert np.all(imputer.neighbour_shares_[:9] < 0.1)
+    errors = [rmse_missing(i.transform(X), curves[1], X) for i in (imputer, plain)]
+    nearest = KNNImputer(n_neighbors=5).fit(train).transform(X)
+    assert errors[0] <= 1.05 * errors[1] < 0.2 * rmse_missing(nearest, curves[1], X)
 
 
 def test_nearest_curve_shares_are_cross_fitted_on_small_sets(curves, monkeypatch):
