@@ -274,12 +274,12 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
         source, hidden, masked = _hide_gaps(curves, n_draws, random_state)
         filled, neighbours = np.empty_like(masked), np.empty_like(masked)
         folds = KFold(N_FOLDS, shuffle=True, random_state=random_state.randint(2**31 - 1))
+        cross_fit = CROSS_FIT_FROM <= len(curves) < CROSS_FIT_BELOW
         for train_rows, held_rows in folds.split(curves):
             held = np.isin(source, held_rows)
             fold_curves = curves[train_rows]
-            cross_fit = CROSS_FIT_FROM <= len(curves) < CROSS_FIT_BELOW
-            cross_fit = cross_fit and _observed_everywhere(fold_curves)
-            model = self._fold(fold_curves) if cross_fit else self
+            own_fill = not (cross_fit and _observed_everywhere(fold_curves))
+            model = self if own_fill else self._fold(fold_curves)
             filled[held] = model._model_fill(masked[held])[0]
             neighbours[held] = self._nearest_fill(fold_curves, masked[held], filled[held])
         distance = distance_to_observed(np.isnan(masked))

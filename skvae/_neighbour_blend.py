@@ -26,10 +26,10 @@ __all__ = [
     "blend_lags",
     "blended_fill",
     "distance_to_observed",
-    "observed_neighbours",
     "fit_blend_weights",
     "fit_neighbour_shares",
     "neighbour_mixed_fill",
+    "observed_neighbours",
     "weights_at_distance",
 ]
 
@@ -145,7 +145,8 @@ def blended_fill(
         at_right = np.take_along_axis(values, np.clip(right, 0, n_features - 1), axis=1)
         return (1 - share) * at_left + share * at_right
 
-    a, b = np.moveaxis(weights_at_distance(distance_to_observed(missing), lags, weights), -1, 0)
+    distance = _distance(left, right, n_features)
+    a, b = np.moveaxis(weights_at_distance(distance, lags, weights), -1, 0)
     empty = ~(has_left | has_right)  # a row with no observed point keeps the decoded curve
     a[empty] = b[empty] = 0.0
     residual = np.where(missing, 0.0, X - decoded)
@@ -183,9 +184,13 @@ def distance_to_observed(missing: np.ndarray) -> np.ndarray:
     >>> distance_to_observed(np.array([[False, True, True, True, False, True]]))
     array([[0, 1, 2, 1, 0, 1]])
     """
-    n_features = missing.shape[-1]
+    return _distance(*observed_neighbours(missing), missing.shape[-1])
+
+
+def _distance(left: np.ndarray, right: np.ndarray, n_features: int) -> np.ndarray:
+    """Distance to the nearer of the observed neighbours ``left`` and ``right``
+    (:func:`observed_neighbours`); ``n_features`` where neither exists."""
     index = np.arange(n_features)
-    left, right = observed_neighbours(missing)
     return np.minimum(
         np.where(left >= 0, index - left, n_features),
         np.where(right < n_features, right - index, n_features),
