@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.optimize import lsq_linear
+from sklearn.metrics import pairwise_distances_chunked
 
 __all__ = [
     "blend_lags",
@@ -28,6 +29,7 @@ __all__ = [
     "distance_to_observed",
     "fit_blend_weights",
     "fit_neighbour_shares",
+    "nearest_curves_fill",
     "neighbour_mixed_fill",
     "observed_neighbours",
     "weights_at_distance",
@@ -38,6 +40,13 @@ N_LAGS = 12
 #: Fewest points a distance's weights are estimated from; with fewer, it takes the
 #: weights of the nearer distance (or 0).
 MIN_POINTS = 100
+#: Ridge added to the Gram matrix of the nearest curves' differences before solving for
+#: their locally linear weights, relative to its mean diagonal (the mean squared distance
+#: to them). Measured on curves with one gap of 30 % of the grid, 20 neighbours, RMSE on
+#: the missing points: Gaussian bumps 0.049 (0.1), 0.046 (0.3), 0.046 (1); damped
+#: oscillations 0.0011 (0.3), 0.0020 (1); Beta densities 0.0033 (0.3), 0.0045 (1);
+#: KNNImputer's average of the same 5 nearest complete curves 0.052, 0.0066, 0.011.
+NEIGHBOUR_RIDGE = 0.3
 
 
 def blend_lags(n_features: int) -> np.ndarray:
@@ -234,18 +243,20 @@ def fit_neighbour_shares(
     distance: np.ndarray,
     lags: np.ndarray,
 ) -> np.ndarray:
-    """The share of the nearest curves' fill at each distance in ``lags``.
+    """The share of each nearest-curve fill at each distance in ``lags``.
 
     The shares ``s`` (bounded to [0, 1], interpolated over the logarithm of the distance
     as in :func:`weights_at_distance`) minimise the squared error of
-    ``filled + s(distance) * (neighbours - filled)`` against ``truth`` over the given
-    points: hidden points of training curves, with the fills that the model and the
-    nearest curves give them.
+    ``filled + Σ_k s_k(distance) * (neighbours[:, k] - filled)`` against ``truth`` over
+    the given points: hidden points of training curves, with the fills that the model
+    and the nearest curves give them.
 
     Parameters
     ----------
-    truth, filled, neighbours : ndarray of shape (n_points,)
-        The hidden points' values, the model's fill and the nearest curves' fill.
+    truth, filled : ndarray of shape (n_points,)
+        The hidden points' values and the model's fill.
+    neighbours : ndarray of shape (n_points, n_fills)
+        The nearest curves' fills.
     distance : ndarray of shape (n_points,)
         Each point's distance to the nearest observed point of its curve.
     lags : ndarray of int
@@ -253,7 +264,7 @@ def fit_neighbour_shares(
 
     Returns
     -------
-    shares : ndarray of shape (len(lags),)
+    shares : ndarray of shape (len(lags), n_fills)
 
     Examples
     --------
@@ -261,34 +272,122 @@ def fit_neighbour_shares(
 
     >>> distance = np.array([1, 1, 8, 8])
     >>> truth = np.array([0.0, 0.0, 1.0, 1.0])
-    >>> filled, neighbours = np.array([0.0, 0.0, 0.0, 0.0]), np.array([1.0, 1.0, 1.0, 1.0])
+    >>> filled, neighbours = np.zeros(4), np.ones((4, 1))
     >>> fit_neighbour_shares(truth, filled, neighbours, distance, np.array([1, 8])).round(6)
-    array([0., 1.])
+    array([[0.],
+           [1.]])
     """
-    basis = weights_at_distance(distance, lags, np.eye(len(lags)))
-    design = basis * (neighbours - filled)[:, None]
-    return lsq_linear(design, truth - filled, bounds=(0.0, 1.0)).x
+    basis = weights_at_distance(distance, lags, np.eye(len(lags)))  # (n_points, n_lags)
+    design = basis[:, :, None] * (neighbours - filled[:, None])[:, None, :]
+    solution = lsq_linear(design.reshape(len(truth), -1), truth - filled, bounds=(0.0, 1.0))
+    return solution.x.reshape(len(lags), neighbours.shape[1])
 
 
 def neighbour_mixed_fill(
-    X: np.ndarray, filled: np.ndarray, neighbours: np.ndarray, lags: np.ndarray, shares: np.ndarray
+    X: np.ndarray, filled: np.ndarray, neighbours: list, lags: np.ndarray, shares: np.ndarray
 ) -> np.ndarray:
-    """``filled`` moved toward ``neighbours`` at the missing points of ``X`` by ``shares``.
+    """``filled`` moved toward each of ``neighbours`` at the missing points of ``X``.
 
-    Each missing point takes the share of its distance to the nearest observed point
+    Each missing point takes the shares of its distance to the nearest observed point
     (:func:`weights_at_distance`); observed points, and rows with no observed point, keep
     ``filled``.
+
+    Parameters
+    ----------
+    X, filled : ndarray of shape (n_samples, n_features)
+        Curves (NaN missing) and the model's fill.
+    neighbours : list of n_fills ndarrays of shape (n_samples, n_features)
+        The nearest curves' fills.
+    lags : ndarray of int, shape (n_lags,)
+    shares : ndarray of shape (n_lags, n_fills)
 
     Examples
     --------
     >>> X = np.array([[0.0, np.nan, np.nan, np.nan, np.nan, 5.0]])
     >>> filled = np.zeros((1, 6))
-    >>> neighbour_mixed_fill(X, filled, np.ones((1, 6)), np.array([1, 2]), np.array([0.0, 1.0]))
+    >>> shares = np.array([[0.0], [1.0]])
+    >>> neighbour_mixed_fill(X, filled, [np.ones((1, 6))], np.array([1, 2]), shares)
     array([[0., 0., 1., 1., 0., 0.]])
     """
     missing = np.isnan(X)
     if not missing.any() or not np.any(shares):
         return filled
-    share = weights_at_distance(distance_to_observed(missing), lags, shares[:, None])[..., 0]
+    share = weights_at_distance(distance_to_observed(missing), lags, shares)
     share[missing.all(axis=1)] = 0.0
-    return np.where(missing, filled + share * (neighbours - filled), filled)
+    mixed = filled.copy()
+    for k, fill in enumerate(neighbours):
+        mixed += share[..., k] * (fill - filled)
+    return np.where(missing, mixed, filled)
+
+
+def nearest_curves_fill(
+    donors: np.ndarray, X: np.ndarray, n_neighbors: int, fallback: np.ndarray
+) -> np.ndarray:
+    """``X`` filled by a locally linear combination of its nearest ``donors``.
+
+    Each row's ``n_neighbors`` nearest donors (NaN-Euclidean distance over the row's
+    observed points, :func:`~sklearn.metrics.pairwise.nan_euclidean_distances`) are
+    combined with the weights, summing to 1, that best reconstruct the row's observed
+    points: the barycentric weights of locally linear embedding (as in scikit-learn's
+    :class:`~sklearn.manifold.LocallyLinearEmbedding`, whose helper takes complete
+    vectors only, not each row's own observed points), with a ridge of
+    :data:`NEIGHBOUR_RIDGE` times the mean squared distance. On a smooth family of
+    curves sampled densely, the combination follows the family between the neighbours
+    where their plain average (:class:`~sklearn.impute.KNNImputer`) blurs it; the ridge
+    draws it toward that average where the observed points tell little.
+
+    Parameters
+    ----------
+    donors : ndarray of shape (n_donors, n_features)
+        Complete curves.
+    X : ndarray of shape (n_samples, n_features)
+        Curves; NaN marks a missing point.
+    n_neighbors : int
+        How many donors combine (all of them if fewer).
+    fallback : ndarray of shape (n_samples, n_features)
+        The fill of rows with no observed point.
+
+    Returns
+    -------
+    filled : ndarray of shape (n_samples, n_features)
+        The combination at every point (observed points included), ``fallback`` on
+        empty rows.
+
+    Examples
+    --------
+    Straight lines, the right half of ``0.5 + 0.5 t`` missing: the nearest lines'
+    combination follows its slope, where their average (KNNImputer's fill) flattens:
+
+    >>> from sklearn.impute import KNNImputer
+    >>> t = np.linspace(0, 1, 6)
+    >>> donors = np.array([a + b * t for a in (0.0, 0.4, 1.0) for b in (-1.0, 0.0, 0.4, 1.0)])
+    >>> X = np.array([[0.5, 0.6, 0.7, np.nan, np.nan, np.nan]])
+    >>> nearest_curves_fill(donors, X, 4, np.zeros((1, 6)))[0, 3:].round(2)
+    array([0.75, 0.83, 0.9 ])
+    >>> KNNImputer(n_neighbors=4).fit(donors).transform(X)[0, 3:].round(2)
+    array([0.61, 0.63, 0.65])
+    """
+    n_neighbors = min(n_neighbors, len(donors))
+    observed = ~np.isnan(X)
+    targets = np.where(observed, X, 0.0)
+
+    def combine(distances: np.ndarray, start: int) -> np.ndarray:
+        rows = slice(start, start + len(distances))
+        nearest = np.argpartition(np.nan_to_num(distances, nan=0.0), n_neighbors - 1, axis=1)
+        neighbours = donors[nearest[:, :n_neighbors]]  # (rows, n_neighbors, n_features)
+        differences = (neighbours - targets[rows, None, :]) * observed[rows, None, :]
+        gram = differences @ differences.transpose(0, 2, 1)
+        diagonal = np.einsum("nkk->n", gram) / n_neighbors
+        ridge = NEIGHBOUR_RIDGE * np.where(diagonal > 0, diagonal, 1.0)
+        gram += ridge[:, None, None] * np.eye(n_neighbors)
+        weights = np.linalg.solve(gram, np.ones((len(gram), n_neighbors, 1)))[..., 0]
+        weights /= weights.sum(axis=1, keepdims=True)
+        return np.einsum("nk,nkp->np", weights, neighbours)
+
+    chunks = pairwise_distances_chunked(
+        X, donors, metric="nan_euclidean", reduce_func=combine, n_jobs=None
+    )
+    filled = np.concatenate(list(chunks)) if len(X) else np.empty_like(X)
+    empty = ~observed.any(axis=1)
+    filled[empty] = fallback[empty]
+    return filled
