@@ -249,7 +249,9 @@ def fit_neighbour_shares(
     as in :func:`weights_at_distance`) minimise the squared error of
     ``filled + Σ_k s_k(distance) * (neighbours[:, k] - filled)`` against ``truth`` over
     the given points: hidden points of training curves, with the fills that the model
-    and the nearest curves give them.
+    and the nearest curves give them. A distance whose interpolation weights over the
+    points sum to less than :data:`MIN_POINTS` takes the shares of the nearer distance
+    (0 at the first).
 
     Parameters
     ----------
@@ -270,17 +272,28 @@ def fit_neighbour_shares(
     --------
     Far from the observed points the nearest curves are right, next to them the model:
 
-    >>> distance = np.array([1, 1, 8, 8])
-    >>> truth = np.array([0.0, 0.0, 1.0, 1.0])
-    >>> filled, neighbours = np.zeros(4), np.ones((4, 1))
-    >>> fit_neighbour_shares(truth, filled, neighbours, distance, np.array([1, 8])).round(6)
+    >>> distance = np.repeat([1, 8], 100)
+    >>> truth = np.repeat([0.0, 1.0], 100)
+    >>> filled, neighbours = np.zeros(200), np.ones((200, 1))
+    >>> lags = np.array([1, 8, 20])
+    >>> fit_neighbour_shares(truth, filled, neighbours, distance, lags).round(3)
     array([[0.],
+           [1.],
            [1.]])
     """
     basis = weights_at_distance(distance, lags, np.eye(len(lags)))  # (n_points, n_lags)
-    design = basis[:, :, None] * (neighbours - filled[:, None])[:, None, :]
+    supported = np.flatnonzero(basis.sum(axis=0) >= MIN_POINTS)
+    shares = np.zeros((len(lags), neighbours.shape[1]))
+    if supported.size == 0:
+        return shares
+    design = basis[:, supported, None] * (neighbours - filled[:, None])[:, None, :]
     solution = lsq_linear(design.reshape(len(truth), -1), truth - filled, bounds=(0.0, 1.0))
-    return solution.x.reshape(len(lags), neighbours.shape[1])
+    shares[supported] = solution.x.reshape(len(supported), -1)
+    # a distance with too few points takes the shares of the nearer distance (or 0)
+    for i in range(1, len(lags)):
+        if i not in supported:
+            shares[i] = shares[i - 1]
+    return shares
 
 
 def neighbour_mixed_fill(

@@ -16,7 +16,12 @@ from skvae._latent_model import _refinement_sigma, refinement_candidates
 from skvae._matching.laplace import gauss_newton_polish
 from skvae._matching.problem import MatchProblem
 from skvae._matching.screening import screened_codes
-from skvae._neighbour_blend import blended_fill, nearest_curves_fill, neighbour_mixed_fill
+from skvae._neighbour_blend import (
+    blended_fill,
+    fit_neighbour_shares,
+    nearest_curves_fill,
+    neighbour_mixed_fill,
+)
 from skvae._scaling import CurveScaler
 from skvae._torch.masking import HIDING_SHARE, MAX_HIDDEN, draw_hidden_points
 from skvae._torch.networks import VAEModule, sigma_points
@@ -441,6 +446,24 @@ def test_nearest_curves_combine_to_follow_a_smooth_family():
     # more neighbours than donors: all of them combine
     few = nearest_curves_fill(donors[:5], X[1:], 20, fallback[1:])
     np.testing.assert_allclose(few, nearest_curves_fill(donors[:5], X[1:], 5, fallback[1:]))
+
+
+def test_shares_beyond_the_draws_distances_hold_the_last_estimated_ones():
+    # scattered gaps only reach a few points from an observed one: the shares further
+    # out are not estimated but held, so a long gap at transform takes the nearest
+    # estimated share, not whatever the solver left there
+    rng = np.random.default_rng(0)
+    distance = rng.integers(1, 4, 3000)
+    filled, truth = np.zeros(3000), rng.normal(size=3000)
+    neighbours = np.stack([truth + rng.normal(size=3000), truth / 2], axis=1)
+    lags = np.array([1, 2, 3, 6, 12, 24])
+    shares = fit_neighbour_shares(truth, filled, neighbours, distance, lags)
+    assert shares.shape == (6, 2) and np.all(shares[:3, 1] > 0.9)
+    np.testing.assert_array_equal(shares[3:], np.repeat(shares[2:3], 3, axis=0))
+    # no distance with enough points: no shares
+    assert not fit_neighbour_shares(
+        truth[:50], filled[:50], neighbours[:50], distance[:50], lags
+    ).any()
 
 
 def nearest_curve_errors(vae, train, truth, X):
