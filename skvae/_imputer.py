@@ -131,8 +131,8 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
         model fills its own training curves better than new ones. Deep in long gaps,
         where a curve's shape is poorly determined by its observed points, similar
         curves often err less than any single decoded curve: on the benchmark sets the
-        combination's shares reach 0.6-1 far from the observed points, the average's
-        stay below 0.3 but on ItalyPowerDemand's 24-point days.
+        combination's shares reach 0.6-1 far inside long gaps, where the average's stay
+        below 0.3.
         None fills with the model alone.
     prefit : bool, default=False
         If True, ``estimator`` must be fitted already (on curves of the same grid) and is
