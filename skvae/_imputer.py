@@ -329,18 +329,28 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
         return curves, completed, shares
 
     def _nearest_fills(
-        self, donors: np.ndarray, completed: np.ndarray, X: np.ndarray, filled: np.ndarray
+        self,
+        donors: np.ndarray,
+        completed: np.ndarray,
+        X: np.ndarray,
+        filled: np.ndarray,
+        needed: tuple[bool, bool] = (True, True),
     ) -> tuple[np.ndarray, np.ndarray]:
         """``X`` filled by the average of the ``n_neighbors`` nearest of ``donors``
         (:class:`~sklearn.impute.KNNImputer`; ``filled`` at grid points that no donor
         observes), and by the locally linear combination of the nearest of
-        ``completed`` (the donors with their missing points filled by the model)."""
-        imputer = KNNImputer(n_neighbors=self.n_neighbors, keep_empty_features=True)
-        average = imputer.fit(donors).transform(X)
-        unobserved = np.isnan(donors).all(axis=0)
-        average[:, unobserved] = filled[:, unobserved]
-        n_combined = COMBINED_PER_NEIGHBOUR * self.n_neighbors
-        return average, nearest_curves_fill(completed, X, n_combined, filled)
+        ``completed`` (the donors with their missing points filled by the model). A fill
+        not ``needed`` (its shares are all 0) is not computed: ``filled`` stands in."""
+        average = combination = filled
+        if needed[0]:
+            imputer = KNNImputer(n_neighbors=self.n_neighbors, keep_empty_features=True)
+            average = imputer.fit(donors).transform(X)
+            unobserved = np.isnan(donors).all(axis=0)
+            average[:, unobserved] = filled[:, unobserved]
+        if needed[1]:
+            n_combined = COMBINED_PER_NEIGHBOUR * self.n_neighbors
+            combination = nearest_curves_fill(completed, X, n_combined, filled)
+        return average, combination
 
     def _fold(self, X: np.ndarray) -> CurveImputer:
         """An imputer like this one, without the nearest curves, fitted on ``X``."""
@@ -415,9 +425,10 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite="allow-nan")
         filled, model, code, root = self._model_fill(X, return_root=return_std)
-        if len(self.neighbour_curves_) and np.any(self.neighbour_shares_):
+        needed = tuple(self.neighbour_shares_.any(axis=0))
+        if len(self.neighbour_curves_) and any(needed):
             neighbours = self._nearest_fills(
-                self.neighbour_curves_, self.completed_neighbour_curves_, X, filled
+                self.neighbour_curves_, self.completed_neighbour_curves_, X, filled, needed
             )
             filled = neighbour_mixed_fill(
                 X, filled, neighbours, self.blend_lags_, self.neighbour_shares_

@@ -282,17 +282,16 @@ def fit_neighbour_shares(
            [1.]])
     """
     basis = weights_at_distance(distance, lags, np.eye(len(lags)))  # (n_points, n_lags)
-    supported = np.flatnonzero(basis.sum(axis=0) >= MIN_POINTS)
+    supported = basis.sum(axis=0) >= MIN_POINTS
     shares = np.zeros((len(lags), neighbours.shape[1]))
-    if supported.size == 0:
+    if not supported.any():
         return shares
     design = basis[:, supported, None] * (neighbours - filled[:, None])[:, None, :]
     solution = lsq_linear(design.reshape(len(truth), -1), truth - filled, bounds=(0.0, 1.0))
-    shares[supported] = solution.x.reshape(len(supported), -1)
+    shares[supported] = solution.x.reshape(-1, neighbours.shape[1])
     # a distance with too few points takes the shares of the nearer distance (or 0)
-    for i in range(1, len(lags)):
-        if i not in supported:
-            shares[i] = shares[i - 1]
+    for i in np.flatnonzero(~supported[1:]) + 1:
+        shares[i] = shares[i - 1]
     return shares
 
 
@@ -397,9 +396,7 @@ def nearest_curves_fill(
         weights /= weights.sum(axis=1, keepdims=True)
         return np.einsum("nk,nkp->np", weights, neighbours)
 
-    chunks = pairwise_distances_chunked(
-        X, donors, metric="nan_euclidean", reduce_func=combine, n_jobs=None
-    )
+    chunks = pairwise_distances_chunked(X, donors, metric="nan_euclidean", reduce_func=combine)
     filled = np.concatenate(list(chunks)) if len(X) else np.empty_like(X)
     empty = ~observed.any(axis=1)
     filled[empty] = fallback[empty]

@@ -505,7 +505,7 @@ def test_nearest_curves_take_over_deep_in_gaps_that_the_model_cannot_fill(curves
     np.testing.assert_array_equal(again.neighbour_shares_, shares)
 
 
-def test_a_good_model_keeps_its_fill(curves):
+def test_a_good_model_keeps_its_fill_next_to_the_observed_points(curves):
     train, X = with_gap(curves[0], 40, seed=1), with_gap(curves[1], 40, seed=2)
     imputer, plain = (
         CurveImputer(BetaCurveVAE(**QUICK), n_neighbors=k, random_state=0).fit(train)
