@@ -38,6 +38,7 @@ from ._latent_model import LatentModel, refined_codes
 from ._progress import make_progress_callback
 from ._scaling import CurveScaler
 from ._torch import loop as _training
+from ._torch.encoder_tuning import tune_encoder, tuning_steps
 from ._torch.networks import ACTIVATIONS, PROFILED, VAEModule
 from ._utils import check_observed_rows, unchanged_on_failure
 from ._warnings import warn_at_caller
@@ -236,7 +237,11 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         epoch and a less precise encoder (its capacity is shared with the gaps); set
         ``True`` to encode partial curves with a model trained on complete ones (or use
         :class:`LatentMatcher`). An encoder that is not gap-aware reads missing points
-        interpolated along the grid.
+        interpolated along the grid. A :meth:`fit` in memory on curves with missing
+        points ends by tuning the gap-aware encoder, the decoder fixed, on the training
+        curves as given and completed by the model, so that it also reads complete
+        curves (which such training may never show it); the tuning takes a quarter of
+        the fit's optimizer steps, at most 1,000 (see :ref:`missing_points`).
     refine_steps : int, default=3
         Gauss-Newton steps by which :meth:`transform` refines each encoder mean against
         the decoder (semi-amortised encoding): each step is kept only where it brings the
@@ -690,10 +695,38 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         reason = self._train(module, state, source, validation, config, generator, n_epochs, scaler)
         if validation is not None and not continuing and state.best_epoch == 0:
             _start_at_pca_of_every_curve(module, curves, scaler, rng, device)
+        elif self._tunes_encoder(module, curves, source, incremental, reason):
+            steps_per_epoch = math.ceil(source.n_samples / config.batch_size)
+            tune_encoder(
+                module,
+                source.X,
+                functools.partial(refined_codes, n_steps=self.refine_steps),
+                generator,
+                n_steps=tuning_steps((state.epoch - first_epoch) * steps_per_epoch),
+                batch_size=config.batch_size,
+                learning_rate_init=self.learning_rate_init,
+                kl_weight=self.kl_weight,
+            )
+            if validation is not None:  # the score of the model this fit returns
+                state.best_validation = float(validation(module))
         _align_validation(state)
         self._set_fitted(module.cpu(), scaler, state, generator, validated=validation is not None)
         self._warn_outcome(reason, state, first_epoch, incremental)
         return self
+
+    @staticmethod
+    def _tunes_encoder(module, curves, source, incremental: bool, reason: str) -> bool:
+        """Whether this fit ends by tuning the encoder on the training curves completed by
+        the model (:func:`~skvae._torch.encoder_tuning.tune_encoder`): a mask-aware
+        encoder trained on curves with missing points, held in memory, by a fit that
+        ran to its end (not ``partial_fit``, not interrupted)."""
+        return (
+            not incremental
+            and reason != "interrupted"
+            and module.config["mask_aware"]
+            and curves.has_missing
+            and isinstance(source, _training.TensorBatches)
+        )
 
     def _cross_validates(self, curves, hold_out) -> bool:
         """Whether this fresh fit cross-validates its choice between the trained networks

@@ -10,6 +10,7 @@ from sklearn.decomposition import PCA
 from sklearn.impute import KNNImputer
 from sklearn.pipeline import make_pipeline
 
+import skvae._vae as vae_module
 from skvae import BetaCurveVAE, CurveImputer, LatentMatcher
 from skvae._imputer import _hide_gaps
 from skvae._latent_model import _refinement_sigma, refinement_candidates
@@ -221,6 +222,41 @@ def test_continued_fits_keep_the_first_fits_encoder(curves):
     with pytest.raises(ValueError, match="gap_aware changed"):
         vae.partial_fit(X)
     assert vae.module_.config["mask_aware"] is False
+
+
+def test_an_encoder_trained_on_gappy_curves_is_tuned_to_read_complete_ones(curves, monkeypatch):
+    """Every training curve has a gap, so training never shows the encoder a complete
+    curve; the tuning that ends the fit teaches it to read them (and keeps the gappy
+    ones as well read) without touching the decoder."""
+    X, X_test = with_gap(curves[0], 30), curves[1]
+    X_gappy = with_gap(X_test, 30, seed=1)
+    params = dict(QUICK, max_iter=150)
+    tuned = BetaCurveVAE(**params).fit(X)
+    monkeypatch.setattr(vae_module, "tune_encoder", lambda *args, **kwargs: None)
+    plain = BetaCurveVAE(**params).fit(X)
+    for key, value in plain.module_.decoder.state_dict().items():
+        torch.testing.assert_close(tuned.module_.decoder.state_dict()[key], value, rtol=0, atol=0)
+
+    def means_error(vae, X_read):
+        model = vae.latent_model()
+        return median_l2(model.decode(model.encode(X_read, return_std=False)), X_test)
+
+    assert means_error(tuned, X_test) < 0.6 * means_error(plain, X_test)
+    assert means_error(tuned, X_gappy) < 1.05 * means_error(plain, X_gappy)
+    assert tuned.score(X_test) > plain.score(X_test)
+    assert tuned.score(X_gappy) > plain.score(X_gappy) - 1.0
+
+
+def test_only_fits_in_memory_on_incomplete_curves_tune_the_encoder(curves, monkeypatch):
+    calls = []
+    monkeypatch.setattr(vae_module, "tune_encoder", lambda *args, **kwargs: calls.append(1))
+    X = with_missing(curves[0][:200], 0.3)
+    BetaCurveVAE(**TINY_NET, max_iter=2).fit(curves[0][:200])  # complete curves
+    BetaCurveVAE(**TINY_NET, max_iter=2, gap_aware=True).fit(curves[0][:200])
+    BetaCurveVAE(**TINY_NET).partial_fit(X)
+    assert calls == []
+    BetaCurveVAE(**TINY_NET, max_iter=2, early_stopping=False).fit(X)
+    assert calls == [1]
 
 
 def test_the_encoder_reads_the_mask_not_a_zero(gap_aware_vae, curves):

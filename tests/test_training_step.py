@@ -168,6 +168,26 @@ def test_missing_and_hidden_points_fill_the_mask_buffers():
     assert n_observed == 4 * N_FEATURES - 3 and n_clean == 3 * N_FEATURES - 3
 
 
+def test_points_outside_observed_are_read_by_the_encoder_but_not_scored():
+    """With ``observed``, a finite point outside it (a value the model filled in) is
+    seen by the encoder and left out of the likelihood: the step's squared error and
+    point count are those of the observed points only."""
+    net = module(mask_aware=True)
+    step = TrainingStep(net, make_optimizer(net, 1e-3), 2, 1.0, torch.zeros(()), use_graph=False)
+    batch, eps = data(2)
+    observed = torch.ones(2, N_FEATURES, dtype=torch.bool)
+    observed[0, 4:9] = False
+    step.load(batch, eps, observed=observed)
+    assert step.seen.all() and step.observed.sum().item() == 2 * N_FEATURES - 5
+    net.eval()
+    with torch.no_grad():
+        squared_error, _ = net(step.batch, step.eps, step.observed, step.seen)
+        mean, logvar = net.encoder.encode_finite(batch[:1])  # reads every point of row 0
+        decoded = net.decoder(mean + torch.exp(0.5 * logvar) * eps[:1])
+    expected = ((batch[0] - decoded[0]) ** 2)[observed[0]].sum()
+    torch.testing.assert_close(squared_error[0], expected, rtol=1e-5, atol=1e-6)
+
+
 def test_the_step_minimises_the_masked_elbo_per_observed_point():
     """The step's loss (read from its gradient) is the ELBO summed over the observed
     points only, divided by their number: the same as the complete rows' sub-grids

@@ -244,12 +244,13 @@ def count_profiled_noise(state: TrainingState, mse: float, n_curves: int, runnin
     state.squared_error_count += n_curves
 
 
-@torch.no_grad()
 def negative_elbo(module: VAEModule, X: torch.Tensor) -> torch.Tensor:
     """Deterministic per-row negative ELBO (unscented estimate of the expected log-likelihood),
     with the module's shared noise σ (for a profiled-noise module: the RMS training error).
 
-    This is the true ELBO (KL weight 1), whatever weight training gave the KL term.
+    This is the true ELBO (KL weight 1), whatever weight training gave the KL term. It is
+    differentiable (the encoder's variances are tuned on it); scoring calls it under
+    ``torch.no_grad``.
 
     The networks run in float32; the likelihood and KL are evaluated in ``X``'s dtype, so a
     float64 ``X`` far from the training data gets a finite (very low) ELBO where float32

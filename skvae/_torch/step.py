@@ -192,10 +192,20 @@ class TrainingStep:
         torch.mul(torch.exp(2 * self.module.log_sigma.detach()), share, out=self.floor)
 
     def load(
-        self, batch: torch.Tensor, eps: torch.Tensor, hidden: torch.Tensor | None = None
+        self,
+        batch: torch.Tensor,
+        eps: torch.Tensor,
+        hidden: torch.Tensor | None = None,
+        observed: torch.Tensor | None = None,
     ) -> None:
         """Copy a batch (at most ``batch_size`` rows, NaN at missing points), its noise and
-        the points hidden from the encoder (boolean, default none) into the buffers."""
+        the points hidden from the encoder (boolean, default none) into the buffers.
+
+        ``observed`` (boolean, default: the finite points of ``batch``) marks the points
+        the likelihood scores; the encoder reads every finite point of ``batch`` that is
+        not hidden, so finite points outside ``observed`` are shown to the encoder
+        without being scored (values filled in by the model).
+        """
         n = len(batch)
         if self.complete:
             self.batch[:n].copy_(batch)
@@ -203,9 +213,9 @@ class TrainingStep:
         else:
             missing = torch.isnan(batch)
             self.batch[:n].copy_(batch.masked_fill(missing, 0.0))
-            self.observed[:n].copy_(~missing)
+            self.observed[:n].copy_(~missing if observed is None else observed)
             if hidden is None:
-                self.seen[:n].copy_(self.observed[:n])
+                self.seen[:n].copy_(~missing)
                 self.clean[:n].fill_(1.0)
             else:
                 self.seen[:n].copy_(~(missing | hidden))
