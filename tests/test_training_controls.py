@@ -172,6 +172,58 @@ def test_early_stopping_restores_the_best_weights(X):
     assert held_out_score(vae, X_val) == pytest.approx(vae.best_validation_score_, abs=1e-4)
 
 
+@pytest.mark.parametrize(
+    ("best_epoch", "epochs_run", "anneal_score", "anneals", "kept"),
+    [
+        (20, 80, 0.5, True, False),  # annealed, scored worse: the best weights return
+        (20, 80, 2.0, True, True),  # annealed, scored better: kept
+        (50, 90, 2.0, True, True),  # too little budget left for the full length
+        (75, 80, 2.0, False, False),  # the best epoch's rate was already low
+        (20, 100, 2.0, False, False),  # no budget left
+    ],
+)
+def test_weights_restored_from_a_high_learning_rate_are_annealed(
+    monkeypatch, best_epoch, epochs_run, anneal_score, anneals, kept
+):
+    """Restored weights from an epoch whose cosine rate was above a quarter of its peak
+    are trained on from that rate down over half as many epochs as reached them (at
+    least n_iter_no_change, within max_iter), and kept only if they score better."""
+    vae = BetaCurveVAE(max_iter=100, n_iter_no_change=5)
+    module = skvae._vae.VAEModule(
+        n_features=6, hidden=[4], latent_dims=2, activation="silu", noise="profiled"
+    )
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    state = _training.TrainingState(epoch=epochs_run, best_epoch=best_epoch, best_validation=1.0)
+    config = _training.TrainingConfig(
+        max_epochs=100, batch_size=8, learning_rate_init=1e-2, schedule="cosine",
+        decay_rate=0.9, tol=0.0, n_iter_no_change=5, kl_weight=1.0,
+    )  # fmt: skip
+    runs = []
+
+    def anneal(module, state, source, validation, config, generator, n_epochs, scaler):
+        runs.append((config, n_epochs))
+        with torch.no_grad():
+            for p in module.parameters():
+                p.add_(1.0)
+        state.best_validation, state.best_epoch = anneal_score, state.epoch + 3
+        state.epoch += n_epochs
+
+    monkeypatch.setattr(vae, "_train", anneal)
+    vae._anneal_from_best(module, state, None, None, config, None, None)
+    assert len(runs) == anneals
+    if anneals:
+        run, n_epochs = runs[0]
+        assert n_epochs == min(max(5, best_epoch // 2), 100 - epochs_run)
+        rate = _training.learning_rate(config, best_epoch - 1)
+        assert _training.learning_rate(run, epochs_run) == pytest.approx(rate)
+        end = _training.learning_rate(run, epochs_run + n_epochs)
+        assert end == pytest.approx(rate * _training.COSINE_FLOOR)
+    changed = any(not torch.equal(before[k], v) for k, v in module.state_dict().items())
+    assert changed == kept
+    assert state.best_validation == (anneal_score if kept else 1.0)
+    assert state.best_epoch == (epochs_run + 3 if kept else best_epoch)
+
+
 def test_no_early_stopping_has_no_validation_scores(X):
     vae = BetaCurveVAE(max_iter=2, **NO_HOLD_OUT).fit(X)
     assert vae.validation_scores_ is None

@@ -79,6 +79,9 @@ class TrainingConfig:
     #: no training curve has a missing point: the steps of an encoder that hides none
     #: skip the masking
     complete_curves: bool = False
+    #: the epoch at which the learning-rate schedule starts (an annealing run that
+    #: continues a fit has its own schedule)
+    schedule_start: int = 0
 
 
 @dataclass
@@ -144,7 +147,7 @@ def learning_rate(config: TrainingConfig, epoch: int) -> float:
     """Learning rate of a given epoch (0-based) under the configured schedule."""
     lr = config.learning_rate_init
     if config.schedule == "cosine":
-        progress = min(epoch / config.max_epochs, 1.0)
+        progress = min((epoch - config.schedule_start) / config.max_epochs, 1.0)
         return lr * (COSINE_FLOOR + (1 - COSINE_FLOOR) * 0.5 * (1.0 + math.cos(math.pi * progress)))
     if config.schedule == "exponential":
         return lr * config.decay_rate**epoch
