@@ -1117,9 +1117,10 @@ class _InMemoryCurves:
     def fit_scaler(self) -> CurveScaler:
         return CurveScaler.fit(self.X)
 
-    @property
+    @functools.cached_property
     def has_missing(self) -> bool:
-        """Whether some curve has a missing point (NaN)."""
+        """Whether some curve has a missing point (NaN); one pass over ``X``, read by
+        several steps of a fit."""
         return bool(np.isnan(self.X).any())
 
     def n_held_out(self, validation_fraction: float) -> int:
