@@ -85,6 +85,18 @@ _COSINE_STALL_START = 0.8
 #: are annealed over ``_ANNEAL_LENGTH`` times as many epochs as it took to reach them.
 _ANNEAL_ABOVE = 0.25
 _ANNEAL_LENGTH = 0.5
+#: a fresh "cosine" fit scored on held-out curves given a ``max_iter`` of at least twice
+#: this many epochs first runs a schedule of this length (the default ``max_iter``'s: the
+#: default fit), then restarts the schedule from the kept weights over the epochs left.
+#: The restart's weights are kept only if they beat the kept ones on the held-out curves
+#: by the rank test that the PCA start must lose: the best of its epochs, scored on a few
+#: held-out curves, looks better than it is (on Tecator, restarts kept for a higher mean
+#: score on 20 spectra had 8 % more error on the benchmark's held-out ones). So more
+#: epochs never return weights that score worse on the held-out curves than the default
+#: fit's; as one long schedule, five times the epochs gave 8 % more held-out error on
+#: 150 ACSF1 curves, which it overfit. On 10,000 Beta curves the restart did as well as
+#: one long schedule at five times the epochs (median error 0.00204 against 0.00218).
+_FIRST_SCHEDULE = 280
 _ARCHITECTURE_PARAMS = {
     "hidden": "hidden_layer_sizes",
     "latent_dims": "latent_dims",
@@ -166,7 +178,11 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         Hidden-layer activation. The original blog post used ``"tanh"`` with three layers of 32.
     max_iter : int, default=280
         Maximum number of epochs (passes over the training data). With the ``"cosine"``
-        schedule, training never stops before 80 % of them.
+        schedule, training never stops before 80 % of them. A fresh fit with a hold-out
+        (``early_stopping``) and the ``"cosine"`` schedule spends a ``max_iter`` of at
+        least 560 as a schedule of 280 epochs (the default fit), then a restart of the
+        schedule from the kept weights over the epochs left, kept only if it beats them
+        on the held-out curves: more epochs never return weights that score worse there.
     batch_size : int or "auto", default="auto"
         Mini-batch size (clipped to the number of training curves). When set to
         "auto", ``batch_size=min(512, max(16, ceil(n_samples / 8)))``, ``n_samples`` the
@@ -175,10 +191,11 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     learning_rate_init : float, default=4e-3
         Initial learning rate of Adam.
     learning_rate : {"cosine", "exponential", "constant"}, default="cosine"
-        Learning-rate schedule over epochs: cosine annealing over ``max_iter`` epochs down
-        to 1% of the initial rate, exponential decay by ``decay_rate`` per epoch, or constant.
-        Each step's gradient norm is also clipped at twice its running average, which keeps
-        rare outlier batches from throwing training back.
+        Learning-rate schedule over epochs: cosine annealing over ``max_iter`` epochs (or
+        over each of its two parts, see ``max_iter``) down to 1% of the initial rate,
+        exponential decay by ``decay_rate`` per epoch, or constant. Each step's gradient
+        norm is also clipped at twice its running average, which keeps rare outlier
+        batches from throwing training back.
     decay_rate : float, default=0.98
         Per-epoch factor of the ``"exponential"`` schedule.
     tol : float, default=2e-2
@@ -569,20 +586,20 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         return bool(self.early_stopping)
 
     def _training_config(
-        self, source, curves, validation, incremental: bool
+        self, source, curves, validation, incremental: bool, max_epochs: int | None = None
     ) -> _training.TrainingConfig:
         """The training loop's settings from the hyper-parameters, for a run on ``source``
-        (of ``curves``) scored on ``validation`` (or None)."""
+        (of ``curves``) scored on ``validation`` (or None), whose schedule spans
+        ``max_epochs`` (default ``max_iter``)."""
+        max_epochs = self.max_iter if max_epochs is None else max_epochs
         if validation is not None and self.refine_steps:
             # the start-or-best-epoch decision scores the codes that transform will give
             validation.refine = functools.partial(refined_codes, n_steps=self.refine_steps)
         return _training.TrainingConfig(
             min_epochs=(
-                math.ceil(_COSINE_STALL_START * self.max_iter)
-                if self.learning_rate == "cosine"
-                else 0
+                math.ceil(_COSINE_STALL_START * max_epochs) if self.learning_rate == "cosine" else 0
             ),
-            max_epochs=self.max_iter,
+            max_epochs=max_epochs,
             batch_size=self._batch_size(source.n_samples),
             learning_rate_init=self.learning_rate_init,
             schedule=self.learning_rate,
@@ -686,8 +703,17 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         module.to(device)
         hold_out = self.validation_fraction if self._holds_out(curves, incremental) else None
         beats_start = None if continuing else _beats_pca_start
+        restarts = (  # a first schedule of the default length, then a restart
+            not continuing
+            and hold_out is not None
+            and self.learning_rate == "cosine"
+            and n_epochs >= 2 * _FIRST_SCHEDULE
+        )
+        first_schedule = _FIRST_SCHEDULE if restarts else n_epochs
         if not continuing and self._cross_validates(curves, hold_out):
-            won, first_fold = self._cross_validate_start(curves, scaler, module, rng, n_epochs)
+            won, first_fold = self._cross_validate_start(
+                curves, scaler, module, rng, first_schedule
+            )
             if not won:  # PCA of every curve, with the first fold's history
                 fold_state, fold_reason = first_fold
                 _start_at_pca_of_every_curve(module, curves, scaler, rng, device)
@@ -698,15 +724,28 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         source, validation = curves.training_data(scaler, hold_out, rng, device)
         if not continuing:  # start at PCA of the training part (a throwaway shuffle)
             module.start_at_pca(source.batches(_training.NOISE_SLAB, torch.Generator()))
-        config = self._training_config(source, curves, validation, incremental)
+        config = self._training_config(
+            source, curves, validation, incremental, first_schedule if restarts else None
+        )
         config.beats_start = beats_start
         first_epoch = state.epoch
         if validation is not None:
             _align_validation(state, force=True)
-        reason = self._train(module, state, source, validation, config, generator, n_epochs, scaler)
+        reason = self._train(
+            module, state, source, validation, config, generator, first_schedule, scaler
+        )
         if validation is not None and not continuing and reason != "interrupted":
-            self._anneal_from_best(module, state, source, validation, config, generator, scaler)
+            reason = (
+                self._anneal_from_best(module, state, source, validation, config, generator, scaler)
+                or reason
+            )
+            if restarts and state.best_epoch > 0 and reason != "interrupted":
+                reason = self._restart(
+                    module, state, source, validation, config, generator, scaler, n_epochs
+                )
         if validation is not None and not continuing and state.best_epoch == 0:
+            if restarts:  # PCA won the first schedule: max_iter was not used up
+                reason = "converged"
             _start_at_pca_of_every_curve(module, curves, scaler, rng, device)
         elif self._tunes_encoder(module, curves, source, incremental, reason):
             steps_per_epoch = math.ceil(source.n_samples / config.batch_size)
@@ -747,8 +786,6 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         )
         if rate <= _ANNEAL_ABOVE * config.learning_rate_init or n_epochs <= 0:
             return
-        kept = {k: v.clone() for k, v in module.state_dict().items()}
-        kept_score = state.best_validation
         anneal = dataclasses.replace(
             config,
             learning_rate_init=rate,
@@ -757,10 +794,54 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             schedule_start=state.epoch,
             beats_start=None,
         )
-        self._train(module, state, source, validation, anneal, generator, n_epochs, scaler)
-        if not state.best_validation > kept_score:
+        reason = self._train_if_better(module, state, source, validation, anneal, generator, scaler)
+        return "interrupted" if reason == "interrupted" else None
+
+    def _restart(self, module, state, source, validation, config, generator, scaler, max_iter):
+        """Spend the epochs of ``max_iter`` that the first schedule (``config``) left on
+        one restart of the "cosine" schedule from the kept weights, at its peak rate,
+        kept only if it beats the kept weights on the held-out curves by
+        :func:`_beats_pca_start`'s test. Returns why the restart stopped."""
+        length = max_iter - state.epoch
+        restart = dataclasses.replace(
+            config,
+            max_epochs=length,
+            min_epochs=state.epoch + math.ceil(_COSINE_STALL_START * length),
+            schedule_start=state.epoch,
+            beats_start=None,
+        )
+        return self._train_if_better(
+            module, state, source, validation, restart, generator, scaler, beats=_beats_pca_start
+        )
+
+    def _train_if_better(
+        self, module, state, source, validation, config, generator, scaler, *, beats=None
+    ):
+        """Train on from the kept weights for ``config.max_epochs``, and keep the run's
+        best weights only if they score better on the held-out curves than the kept ones
+        and, with ``beats``, if ``beats`` is True of their per-curve gains over the kept
+        weights (scored at the codes ``transform`` gives). Returns why the run stopped
+        ("interrupted" also when no epoch completed)."""
+        kept = {k: v.clone() for k, v in module.state_dict().items()}
+        kept_score, kept_epoch = state.best_validation, state.best_epoch
+        try:
+            reason = self._train(
+                module, state, source, validation, config, generator, config.max_epochs, scaler
+            )
+        except KeyboardInterrupt:
+            reason = "interrupted"
+        better = state.best_validation > kept_score
+        if better and beats is not None:
+            trained = {k: v.clone() for k, v in module.state_dict().items()}
+            scores = validation.per_curve(module)
             module.load_state_dict(kept)
-            state.best_validation, state.best_epoch = kept_score, best
+            better = beats(scores - validation.per_curve(module))
+            if better:
+                module.load_state_dict(trained)
+        if not better:
+            module.load_state_dict(kept)
+            state.best_validation, state.best_epoch = kept_score, kept_epoch
+        return reason
 
     @staticmethod
     def _tunes_encoder(module, curves, source, incremental: bool, reason: str) -> bool:
@@ -808,7 +889,9 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         for source, validation in curves.folds(scaler, _DECISION_FOLDS, rng, device):
             fold_module = copy.deepcopy(module)
             fold_module.start_at_pca(source.batches(_training.NOISE_SLAB, torch.Generator()))
-            config = self._training_config(source, curves, validation, incremental=False)
+            config = self._training_config(
+                source, curves, validation, incremental=False, max_epochs=n_epochs
+            )
             config.beats_start = record
             state = _training.TrainingState()
             _align_validation(state, force=True)

@@ -2,6 +2,7 @@
 KeyboardInterrupt and failed fits."""
 
 import copy
+import math
 import sys
 import warnings
 
@@ -11,7 +12,7 @@ import pytest
 import torch
 from _helpers import SMALL_NET
 from sklearn.decomposition import PCA
-from sklearn.exceptions import NotFittedError
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
@@ -222,6 +223,110 @@ def test_weights_restored_from_a_high_learning_rate_are_annealed(
     assert changed == kept
     assert state.best_validation == (anneal_score if kept else 1.0)
     assert state.best_epoch == (epochs_run + 3 if kept else best_epoch)
+
+
+def test_a_larger_max_iter_runs_the_default_fit_then_one_restart(X, monkeypatch):
+    """A validated cosine fit given at least twice the first schedule's epochs runs the
+    fit of that schedule first (epoch for epoch), then restarts the schedule from the
+    kept weights at the peak rate over the epochs left; the weights kept never score
+    below the first schedule's."""
+    monkeypatch.setattr(skvae._vae, "_FIRST_SCHEDULE", 20)
+    runs = []
+    train = _training.train
+
+    def train_and_record(module, state, source, validation, config, *args, **kwargs):
+        first = state.epoch
+        reason = train(module, state, source, validation, config, *args, **kwargs)
+        runs.append((first, config, state.best_validation))
+        return reason
+
+    monkeypatch.setattr(_training, "train", train_and_record)
+    params = {**HELD_OUT, "n_iter_no_change": 3, "tol": 0.0, "random_state": 0}
+    params["learning_rate_init"] = 1e-2  # the networks beat PCA within 20 epochs
+    one_schedule = BetaCurveVAE(max_iter=20, **params).fit(X)
+    assert one_schedule._state.best_epoch > 0
+    offset = max(score for *_, score in runs) - one_schedule.best_validation_score_
+    n_first = len(runs)  # the run, and its anneal if it had one
+    runs.clear()
+    restarted = BetaCurveVAE(max_iter=70, **params).fit(X)
+    first = one_schedule.validation_scores_
+    assert restarted.validation_scores_[: len(first)] == first
+    assert len(runs) == n_first + 1
+    start, config, _ = runs[-1]
+    assert (config.schedule_start, config.max_epochs) == (start, 70 - start)
+    assert _training.learning_rate(config, start) == config.learning_rate_init == 1e-2
+    assert config.min_epochs == start + math.ceil(0.8 * config.max_epochs)
+    assert len(restarted.validation_scores_) == restarted.n_iter_ <= 70
+    kept = restarted.best_validation_score_ + offset
+    assert any(kept == pytest.approx(score) for *_, score in runs)
+    assert restarted.best_validation_score_ >= one_schedule.best_validation_score_
+    # below twice the first schedule, one schedule spans max_iter, as without a hold-out
+    runs.clear()
+    BetaCurveVAE(max_iter=39, **params).fit(X)
+    assert runs[0][1].max_epochs == 39 and all(c.max_epochs < 39 for _, c, _ in runs[1:])
+
+
+def test_pca_winning_the_first_schedule_ends_the_fit_without_a_convergence_warning(X, monkeypatch):
+    """When the PCA start wins the first schedule, the fit returns PCA without a restart;
+    the epochs of max_iter it did not use are no reason to ask for more."""
+    monkeypatch.setattr(skvae._vae, "_FIRST_SCHEDULE", 10)
+    params = {**HELD_OUT, "n_iter_no_change": 3, "tol": 0.0, "random_state": 0}
+    with pytest.warns(ConvergenceWarning):  # the same schedule, as the whole of max_iter
+        BetaCurveVAE(max_iter=10, **params).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        vae = BetaCurveVAE(max_iter=45, **params).fit(X)
+    assert vae._state.best_epoch == 0 and vae.n_iter_ == 10
+
+
+@pytest.mark.parametrize(
+    ("run_score", "passes_test", "kept"),
+    [(2.0, True, True), (2.0, False, False), (0.5, True, False)],
+)
+def test_a_restart_is_kept_only_if_it_beats_the_kept_weights(
+    monkeypatch, run_score, passes_test, kept
+):
+    """A restart's weights replace the kept ones only with a higher mean held-out score
+    and a passed test on the per-curve gains (scored with the kept weights loaded, then
+    the restart's)."""
+    vae = BetaCurveVAE()
+    module = skvae._vae.VAEModule(
+        n_features=6, hidden=[4], latent_dims=2, activation="silu", noise="profiled"
+    )
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    state = _training.TrainingState(epoch=40, best_epoch=30, best_validation=1.0)
+    config = _training.TrainingConfig(
+        max_epochs=80, batch_size=8, learning_rate_init=1e-2, schedule="cosine",
+        decay_rate=0.9, tol=0.0, n_iter_no_change=5, kl_weight=1.0,
+    )  # fmt: skip
+
+    def restart(module, state, source, validation, config, generator, n_epochs, scaler):
+        with torch.no_grad():
+            for p in module.parameters():
+                p.add_(1.0)
+        state.best_validation, state.best_epoch = run_score, state.epoch + 3
+        state.epoch += n_epochs
+        return "converged"
+
+    class HeldOut:  # per-curve scores: the restarted weights differ from ``before``
+        def per_curve(self, module):
+            moved = any(not torch.equal(before[k], v) for k, v in module.state_dict().items())
+            return torch.full((5,), 3.0 if moved else 1.0, dtype=torch.float64)
+
+    tested = []
+
+    def beats(gains):
+        tested.append(gains.tolist())
+        return passes_test
+
+    monkeypatch.setattr(vae, "_train", restart)
+    reason = vae._train_if_better(module, state, None, HeldOut(), config, None, None, beats=beats)
+    assert reason == "converged"
+    assert tested == ([[2.0] * 5] if run_score > 1.0 else [])
+    changed = any(not torch.equal(before[k], v) for k, v in module.state_dict().items())
+    assert changed == kept
+    assert (state.best_validation, state.best_epoch) == ((2.0, 43) if kept else (1.0, 30))
+    assert state.epoch == 120
 
 
 def test_no_early_stopping_has_no_validation_scores(X):
