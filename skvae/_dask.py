@@ -625,6 +625,11 @@ class DaskCurves:
         self.has_missing = bool((counts < self.n_samples).any())
         return scaler
 
+    def n_held_out(self, validation_fraction: float) -> int:
+        """About how many curves ``validation_fraction`` holds out: the number that
+        :func:`split_blocks` aims at (it holds out whole blocks)."""
+        return round(validation_fraction * self.n_samples)
+
     def training_data(self, scaler, validation_fraction: float | None, rng, device):
         """``(source, held_out)``: see :func:`dask_training_data`."""
         return dask_training_data(

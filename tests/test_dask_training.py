@@ -17,6 +17,7 @@ from _helpers import CountingReader  # noqa: E402
 
 from skvae._dask import (  # noqa: E402
     DaskBlockBatches,
+    DaskCurves,
     dask_scaler,
     dask_training_data,
     dask_validation_scorer,
@@ -83,6 +84,15 @@ def test_split_blocks():
     assert len(split_blocks(dX, 1e-6, np.random.RandomState(0))[1]) == 1
     train, val = split_blocks(dX, None, None)
     assert len(train) == 10 and val == []
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.25, 0.26, 0.5])
+def test_dask_curves_count_the_held_out_curves_split_blocks_aims_at(fraction):
+    """The fit's count of held-out curves (which decides how a long schedule is spent)
+    is within half a block of the rows that split_blocks holds out."""
+    dX = da.zeros((100, 3), chunks=(10, 3))
+    held = sum(b.shape[0] for b in split_blocks(dX, fraction, np.random.RandomState(0))[1])
+    assert abs(DaskCurves(dX).n_held_out(fraction) - held) <= 5
 
 
 def test_split_blocks_errors():

@@ -226,10 +226,10 @@ def test_weights_restored_from_a_high_learning_rate_are_annealed(
 
 
 def test_a_larger_max_iter_runs_the_default_fit_then_one_restart(X, monkeypatch):
-    """A validated cosine fit given at least twice the first schedule's epochs runs the
-    fit of that schedule first (epoch for epoch), then restarts the schedule from the
-    kept weights at the peak rate over the epochs left; the weights kept never score
-    below the first schedule's."""
+    """A validated cosine fit on a small hold-out given more than the first schedule's
+    epochs runs the fit of that schedule first (epoch for epoch), then restarts the
+    schedule from the kept weights at the peak rate over the epochs left; the weights kept
+    never score below the first schedule's."""
     monkeypatch.setattr(skvae._vae, "_FIRST_SCHEDULE", 20)
     runs = []
     train = _training.train
@@ -260,10 +260,15 @@ def test_a_larger_max_iter_runs_the_default_fit_then_one_restart(X, monkeypatch)
     kept = restarted.best_validation_score_ + offset
     assert any(kept == pytest.approx(score) for *_, score in runs)
     assert restarted.best_validation_score_ >= one_schedule.best_validation_score_
-    # below twice the first schedule, one schedule spans max_iter, as without a hold-out
+    # a max_iter just above the first schedule restarts over the few epochs left
     runs.clear()
-    BetaCurveVAE(max_iter=39, **params).fit(X)
-    assert runs[0][1].max_epochs == 39 and all(c.max_epochs < 39 for _, c, _ in runs[1:])
+    BetaCurveVAE(max_iter=25, **params).fit(X)
+    assert runs[0][1].max_epochs == 20 and runs[-1][1].max_epochs == 25 - runs[-1][0]
+    # with as many held-out curves as the rank test needs, one schedule spans max_iter
+    monkeypatch.setattr(skvae._vae, "_MIN_DECISION_CURVES", 20)
+    runs.clear()
+    BetaCurveVAE(max_iter=70, **params).fit(X)
+    assert runs[0][1].max_epochs == 70 and all(c.max_epochs < 70 for _, c, _ in runs[1:])
 
 
 def test_pca_winning_the_first_schedule_ends_the_fit_without_a_convergence_warning(X, monkeypatch):
