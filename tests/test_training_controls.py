@@ -225,11 +225,17 @@ def test_weights_restored_from_a_high_learning_rate_are_annealed(
     assert state.best_epoch == (epochs_run + 3 if kept else best_epoch)
 
 
+def test_the_first_schedule_of_a_larger_max_iter_is_the_default_fit():
+    """The first part of a restarted fit is what the default max_iter would run."""
+    assert skvae._vae._FIRST_SCHEDULE == BetaCurveVAE().max_iter
+
+
 def test_a_larger_max_iter_runs_the_default_fit_then_one_restart(X, monkeypatch):
     """A validated cosine fit on a small hold-out given more than the first schedule's
-    epochs runs the fit of that schedule first (epoch for epoch), then restarts the
-    schedule from the kept weights at the peak rate over the epochs left; the weights kept
-    never score below the first schedule's."""
+    epochs runs the fit of that schedule first (epoch for epoch); if that ran to its end,
+    it restarts the schedule from the kept weights at the peak rate over the epochs left,
+    and the weights kept never score below the first schedule's. A first schedule whose
+    held-out score stalled ends the fit there."""
     monkeypatch.setattr(skvae._vae, "_FIRST_SCHEDULE", 20)
     runs = []
     train = _training.train
@@ -241,29 +247,37 @@ def test_a_larger_max_iter_runs_the_default_fit_then_one_restart(X, monkeypatch)
         return reason
 
     monkeypatch.setattr(_training, "train", train_and_record)
-    params = {**HELD_OUT, "n_iter_no_change": 3, "tol": 0.0, "random_state": 0}
-    params["learning_rate_init"] = 1e-2  # the networks beat PCA within 20 epochs
+    params = {**HELD_OUT, "n_iter_no_change": 50, "tol": 0.0, "random_state": 0}
+    params["learning_rate_init"] = 2e-2  # the networks beat PCA within 20 epochs
     one_schedule = BetaCurveVAE(max_iter=20, **params).fit(X)
-    assert one_schedule._state.best_epoch > 0
+    assert one_schedule._state.best_epoch > 0 and one_schedule.n_iter_ == 20
     offset = max(score for *_, score in runs) - one_schedule.best_validation_score_
-    n_first = len(runs)  # the run, and its anneal if it had one
+    assert len(runs) == 1  # no epoch left to anneal
     runs.clear()
     restarted = BetaCurveVAE(max_iter=70, **params).fit(X)
     first = one_schedule.validation_scores_
     assert restarted.validation_scores_[: len(first)] == first
-    assert len(runs) == n_first + 1
+    assert len(runs) == 2
     start, config, _ = runs[-1]
-    assert (config.schedule_start, config.max_epochs) == (start, 70 - start)
-    assert _training.learning_rate(config, start) == config.learning_rate_init == 1e-2
+    assert (start, config.schedule_start, config.max_epochs) == (20, 20, 50)
+    assert _training.learning_rate(config, start) == config.learning_rate_init == 2e-2
     assert config.min_epochs == start + math.ceil(0.8 * config.max_epochs)
-    assert len(restarted.validation_scores_) == restarted.n_iter_ <= 70
+    assert len(restarted.validation_scores_) == restarted.n_iter_ == 70
     kept = restarted.best_validation_score_ + offset
     assert any(kept == pytest.approx(score) for *_, score in runs)
     assert restarted.best_validation_score_ >= one_schedule.best_validation_score_
     # a max_iter just above the first schedule restarts over the few epochs left
     runs.clear()
     BetaCurveVAE(max_iter=25, **params).fit(X)
-    assert runs[0][1].max_epochs == 20 and runs[-1][1].max_epochs == 25 - runs[-1][0]
+    assert [(s, c.max_epochs) for s, c, _ in runs] == [(0, 20), (20, 5)]
+    # a first schedule stopped by a stalled held-out score is the whole fit
+    stalls = {**params, "n_iter_no_change": 3}
+    stopped = BetaCurveVAE(max_iter=20, **stalls).fit(X)
+    assert stopped.n_iter_ < 20 and stopped._state.best_epoch > 0
+    runs.clear()
+    longer = BetaCurveVAE(max_iter=70, **stalls).fit(X)
+    assert longer.validation_scores_ == stopped.validation_scores_
+    assert all(c.max_epochs <= 20 for _, c, _ in runs)
     # with as many held-out curves as the rank test needs, one schedule spans max_iter
     monkeypatch.setattr(skvae._vae, "_MIN_DECISION_CURVES", 20)
     runs.clear()
