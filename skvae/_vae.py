@@ -89,9 +89,9 @@ _ANNEAL_LENGTH = 0.5
 #: given more than this many epochs first runs a schedule of this length (the default
 #: ``max_iter``'s: the default fit); if that ran to its end, still improving on the
 #: held-out curves, it restarts the schedule from the kept weights over the epochs
-#: left (of 18 restarts after a first schedule whose held-out score had stalled, on
-#: eight real sets, one was kept, and it reconstructed the benchmark's held-out curves
-#: worse). The restart's weights are kept only if they beat the kept ones
+#: left (on eight real sets, none of 18 restarts after a first schedule whose held-out
+#: score had stalled was kept: they only took time). The restart's weights are kept only
+#: if they beat the kept ones
 #: on the held-out curves by the rank test that the PCA start must lose: the best epoch
 #: of a long schedule, picked on a few held-out curves, looks better than it is. As one
 #: long schedule, five times the epochs gave 8 % more held-out error on 150 ACSF1
