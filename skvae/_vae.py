@@ -88,19 +88,18 @@ _ANNEAL_LENGTH = 0.5
 #: a fresh "cosine" fit that holds out fewer than ``_MIN_DECISION_CURVES`` curves and is
 #: given more than this many epochs first runs a schedule of this length (the default
 #: ``max_iter``'s: the default fit); if that ran to its end, still improving on the
-#: held-out curves, it restarts the schedule from the kept weights over the epochs
-#: left (on eight real sets, none of 18 restarts after a first schedule whose held-out
-#: score had stalled was kept: they only took time). The restart's weights are kept only
-#: if they beat the kept ones
-#: on the held-out curves by the rank test that the PCA start must lose: the best epoch
-#: of a long schedule, picked on a few held-out curves, looks better than it is. As one
-#: long schedule, five times the epochs gave 8 % more held-out error on 150 ACSF1
-#: curves (1.8 times: 2.8 % more on 211 ArrowHead curves), and restarts kept for a
-#: higher mean score on 20 Tecator spectra had 8 % more error on the benchmark's
-#: held-out ones. With more held-out curves, the best epoch is a fair pick and one long
-#: schedule gains more: 2 % less error on ItalyPowerDemand (82 held out) at five times
-#: the epochs; on 10,000 Beta curves 0.00240 at twice the epochs, where a restart gave
-#: 0.00355 (the default fit: 0.00444).
+#: held-out curves, it restarts the schedule from the kept weights over the epochs left
+#: (on eight real sets, none of 18 restarts after a first schedule whose held-out score
+#: had stalled was kept: they only took time). The restart's weights are kept only if
+#: they beat the kept ones on the held-out curves by the rank test that the PCA start
+#: must lose: the best epoch of a long schedule, picked on a few held-out curves, looks
+#: better than it is. As one long schedule, five times the epochs gave 8 % more held-out
+#: error on 150 ACSF1 curves (1.8 times: 2.8 % more on 211 ArrowHead curves), and
+#: restarts kept for a higher mean score on 20 Tecator spectra had 8 % more error on the
+#: benchmark's held-out ones. With more held-out curves, the best epoch is a fair pick
+#: and one long schedule gains more: 2 % less error on ItalyPowerDemand (82 held out) at
+#: five times the epochs; on 10,000 Beta curves 0.00240 at twice the epochs, where a
+#: restart gave 0.00355 (the default fit: 0.00444).
 _FIRST_SCHEDULE = 280
 _ARCHITECTURE_PARAMS = {
     "hidden": "hidden_layer_sizes",
@@ -733,7 +732,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         if not continuing:  # start at PCA of the training part (a throwaway shuffle)
             module.start_at_pca(source.batches(_training.NOISE_SLAB, torch.Generator()))
         config = self._training_config(
-            source, curves, validation, incremental, first_schedule if restarts else None
+            source, curves, validation, incremental, _FIRST_SCHEDULE if restarts else None
         )
         config.beats_start = beats_start
         first_epoch = state.epoch
