@@ -12,6 +12,7 @@ outputs are float64.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import functools
@@ -127,6 +128,16 @@ def resolve_device(device: str) -> torch.device:
         found = f"{n_gpus} CUDA device{'s' * (n_gpus != 1)}" if n_gpus else "no CUDA device"
         raise ValueError(f"device={device!r} was requested but torch reports {found}; {fix}")
     return resolved
+
+
+@contextlib.contextmanager
+def _divergence_as_value_error():
+    """Raise a training run that diverged as the ValueError a fit's caller expects
+    (inside a fit, a diverged follow-up run is caught as the loop's TrainingDiverged)."""
+    try:
+        yield
+    except _training.TrainingDiverged as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _beats_pca_start(gains: torch.Tensor) -> bool:
@@ -492,7 +503,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self : BetaCurveVAE
             The fitted estimator.
         """
-        with unchanged_on_failure(self):
+        with unchanged_on_failure(self), _divergence_as_value_error():
             return self._fit(X, self.max_iter, incremental=False)
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -521,7 +532,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         """
         if hasattr(self, "module_"):  # _fit_context skips this once fitted; an epoch costs more
             self._validate_params()
-        with unchanged_on_failure(self):
+        with unchanged_on_failure(self), _divergence_as_value_error():
             return self._fit(X, 1, incremental=True)
 
     # ------------------------------------------------------- fitting steps
@@ -802,7 +813,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             beats_start=None,
         )
         reason = self._train_if_better(module, state, source, validation, anneal, generator, scaler)
-        return "interrupted" if reason == "interrupted" else None
+        return reason if reason in ("interrupted", "diverged") else None
 
     def _restart(self, module, state, source, validation, config, generator, scaler, max_iter):
         """Spend the epochs of ``max_iter`` that the first schedule (``config``) left on
@@ -828,7 +839,8 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         best weights only if they score better on the held-out curves than the kept ones
         and, with ``beats``, if ``beats`` is True of their per-curve gains over the kept
         weights (scored at the codes ``transform`` gives). Returns why the run stopped
-        ("interrupted" also when no epoch completed)."""
+        ("interrupted" also when no epoch completed; "diverged", with a warning, when it
+        diverged: the kept weights stand)."""
         kept = {k: v.clone() for k, v in module.state_dict().items()}
         kept_score, kept_epoch = state.best_validation, state.best_epoch
         try:
@@ -837,7 +849,14 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             )
         except KeyboardInterrupt:
             reason = "interrupted"
-        better = state.best_validation > kept_score
+        except _training.TrainingDiverged as exc:
+            module.eval()
+            warn_at_caller(
+                f"{exc} The estimator keeps the best weights trained before that run.",
+                UserWarning,
+            )
+            reason = "diverged"
+        better = reason != "diverged" and state.best_validation > kept_score
         if better and beats is not None:
             trained = {k: v.clone() for k, v in module.state_dict().items()}
             scores = validation.per_curve(module)
@@ -919,8 +938,9 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     def _train(self, module, state, source, validation, config, generator, n_epochs, scaler):
         """One training run (:func:`skvae._torch.loop.train`) with the progress report;
-        returns why it stopped. A diverged run raises ValueError, and a run interrupted
-        before its first epoch raises KeyboardInterrupt: nothing fitted has changed."""
+        returns why it stopped. A diverged run raises the loop's TrainingDiverged (a
+        ValueError for the caller of ``fit``), and a run interrupted before its first
+        epoch raises KeyboardInterrupt: nothing fitted has changed."""
         first_epoch = state.epoch
         callback, close = make_progress_callback(
             self.verbose, n_epochs, first_epoch, scaler.log_scale
@@ -929,8 +949,6 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             reason = _training.train(
                 module, state, source, validation, config, generator, n_epochs, on_epoch=callback
             )
-        except _training.TrainingDiverged as exc:
-            raise ValueError(str(exc)) from None
         finally:
             close()
         if reason == "interrupted" and state.epoch == first_epoch:

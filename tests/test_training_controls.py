@@ -201,7 +201,7 @@ def test_weights_restored_from_a_high_learning_rate_are_annealed(
     )  # fmt: skip
     runs = []
 
-    def anneal(module, state, source, validation, config, generator, n_epochs, scaler):
+    def anneal(module, state, source, validation, config, generator, n_epochs, scaler, **_):
         runs.append((config, n_epochs))
         with torch.no_grad():
             for p in module.parameters():
@@ -285,6 +285,33 @@ def test_a_larger_max_iter_runs_the_default_fit_then_one_restart(X, monkeypatch)
     assert runs[0][1].max_epochs == 70 and all(c.max_epochs < 70 for _, c, _ in runs[1:])
 
 
+def test_a_diverged_restart_keeps_the_first_schedule_and_warns(X, monkeypatch):
+    """A restart that diverges is a run that did not beat the kept weights: the fit
+    returns the first schedule's best weights, with the epochs that completed in its
+    history, and says in a warning what diverged and what it kept."""
+    monkeypatch.setattr(skvae._vae, "_FIRST_SCHEDULE", 20)
+    params = {**HELD_OUT, "n_iter_no_change": 50, "tol": 0.0, "random_state": 0}
+    params["learning_rate_init"] = 2e-2  # the networks beat PCA within 20 epochs
+    first = BetaCurveVAE(max_iter=20, **params).fit(X)
+    assert first._state.best_epoch > 0
+    real = _training.run_epoch
+    calls = {"n": 0}
+
+    def run_epoch(module, *args, **kwargs):  # the restart's fifth epoch blows up
+        calls["n"] += 1
+        result = real(module, *args, **kwargs)
+        return (math.inf, *result[1:]) if calls["n"] == 25 else result
+
+    monkeypatch.setattr(_training, "run_epoch", run_epoch)
+    with pytest.warns(UserWarning, match=r"diverged at epoch 25 .*keeps the best weights"):
+        vae = BetaCurveVAE(max_iter=70, **params).fit(X)
+    assert_same_weights(vae, first)
+    assert vae.n_iter_ == 24 and vae.validation_scores_[:20] == first.validation_scores_
+    assert vae.best_validation_score_ == first.best_validation_score_
+    assert vae._state.best_epoch == first._state.best_epoch
+    np.testing.assert_array_equal(vae.transform(X), first.transform(X))
+
+
 def test_pca_winning_the_first_schedule_ends_the_fit_without_a_convergence_warning(X, monkeypatch):
     """When the PCA start wins the first schedule, the fit returns PCA without a restart;
     the epochs of max_iter it did not use are no reason to ask for more."""
@@ -319,7 +346,7 @@ def test_a_restart_is_kept_only_if_it_beats_the_kept_weights(
         decay_rate=0.9, tol=0.0, n_iter_no_change=5, kl_weight=1.0,
     )  # fmt: skip
 
-    def restart(module, state, source, validation, config, generator, n_epochs, scaler):
+    def restart(module, state, source, validation, config, generator, n_epochs, scaler, **_):
         with torch.no_grad():
             for p in module.parameters():
                 p.add_(1.0)
