@@ -157,6 +157,12 @@ def _beats_pca_start(gains: torch.Tensor) -> bool:
     return bool(wilcoxon(gains, alternative="greater").pvalue < _START_SIGNIFICANCE)
 
 
+def _beats_kept_epoch(gains: torch.Tensor) -> bool:
+    """Whether the last epoch's weights beat the ones that early stopping keeps, from
+    their per-curve gains in held-out score: :func:`_beats_pca_start`'s test."""
+    return _beats_pca_start(gains)
+
+
 def _decided(gains: torch.Tensor) -> bool:
     """Keep the best epoch: cross-validation already found that the networks beat PCA."""
     return True
@@ -247,8 +253,11 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         networks with early stopping on the curves they hold out, and the gains of every
         curve meet in one test. If the networks beat PCA on every fold and in that
         test, the fit then holds out ``validation_fraction`` as above and keeps its best
-        epoch; otherwise it returns PCA of all the curves, with the first fold's
-        history. This costs up to four fits, seconds on such small sets. Weights kept
+        epoch, unless the folds' last epochs beat their kept weights by the same test:
+        then it trains the networks on every curve over the schedule, with no hold-out
+        (at most 280 epochs, the schedule the folds judged); otherwise it returns PCA of
+        all the curves, with the first fold's history. This costs up to four fits,
+        seconds on such small sets. Weights kept
         from an epoch whose ``"cosine"`` rate was above a quarter of its peak are
         annealed (trained on from that rate down, within ``max_iter``) and the annealed
         weights kept if they score better.
@@ -728,22 +737,28 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             and curves.n_held_out(hold_out) < _MIN_DECISION_CURVES
         )
         first_schedule = _FIRST_SCHEDULE if restarts else n_epochs
+        shortened = False  # a first schedule that is the whole fit, short of max_iter
         if not continuing and self._cross_validates(curves, hold_out):
-            won, first_fold = self._cross_validate_start(
+            won, first_fold, restores = self._cross_validate_start(
                 curves, scaler, module, rng, first_schedule
             )
             if not won:  # PCA of every curve, with the first fold's history
                 fold_state, fold_reason = first_fold
+                if restarts:  # PCA won the first schedule: max_iter was not used up
+                    fold_reason = "converged"
                 _start_at_pca_of_every_curve(module, curves, scaler, rng, device)
                 self._set_fitted(module.cpu(), scaler, fold_state, generator, validated=True)
                 self._warn_outcome(fold_reason, fold_state, 0, incremental)
                 return self
             beats_start = _decided  # the networks won on the folds
+            if not restores:  # the schedule's end did as well: train it on every curve
+                hold_out, beats_start = None, None
+                shortened, restarts = restarts, False
         source, validation = curves.training_data(scaler, hold_out, rng, device)
         if not continuing:  # start at PCA of the training part (a throwaway shuffle)
             module.start_at_pca(source.batches(_training.NOISE_SLAB, torch.Generator()))
         config = self._training_config(
-            source, curves, validation, incremental, _FIRST_SCHEDULE if restarts else None
+            source, curves, validation, incremental, first_schedule if not incremental else None
         )
         config.beats_start = beats_start
         first_epoch = state.epoch
@@ -761,6 +776,8 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 reason = self._restart(
                     module, state, source, validation, config, generator, scaler, n_epochs
                 )
+        if shortened and reason == "max_epochs":  # the epochs left were not wanted
+            reason = "converged"
         if validation is not None and not continuing and state.best_epoch == 0:
             if restarts:  # PCA won the first schedule: max_iter was not used up
                 reason = "converged"
@@ -899,14 +916,19 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         with early stopping on the curves the fold holds out (each curve is held out
         once), and pool every curve's gain over the start in one rank test.
 
-        Returns ``(won, (state, reason))``: whether the networks won (their best epoch
-        beat the start's mean score on every fold, and the pooled gains pass
-        :func:`_beats_pca_start`), and the first fold's history, set for a fit that
-        returns PCA (best epoch 0, the start's score). A fold interrupted by the user
-        raises KeyboardInterrupt: no fold's networks are a model to keep.
+        The folds also test the restore of the best epoch: each held-out curve's gain of
+        the fold's kept weights over its last epoch's, pooled over the folds and ranked by
+        the same test.
+
+        Returns ``(won, (state, reason), restores)``: whether the networks won (their best
+        epoch beat the start's mean score on every fold, and the pooled gains pass
+        :func:`_beats_pca_start`), the first fold's history, set for a fit that returns
+        PCA (best epoch 0, the start's score), and whether the kept weights beat the last
+        epoch's. A fold interrupted by the user raises KeyboardInterrupt: no fold's
+        networks are a model to keep.
         """
         device = next(module.parameters()).device
-        gains, histories = [], []
+        gains, histories, restore_gains = [], [], []
 
         def record(fold_gains: torch.Tensor) -> bool:
             gains.append(fold_gains)
@@ -923,28 +945,49 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             _align_validation(state, force=True)
             start_score = float(validation(fold_module))
             generator = torch.Generator().manual_seed(int(rng.randint(_SEED_MAX)))
+            last = {}
+
+            def keep_last(state, fold_module=fold_module, last=last):
+                last.update({k: v.clone() for k, v in fold_module.state_dict().items()})
+
             reason = self._train(
-                fold_module, state, source, validation, config, generator, n_epochs, scaler
-            )
+                fold_module, state, source, validation, config, generator, n_epochs, scaler,
+                after=keep_last,
+            )  # fmt: skip
             if reason == "interrupted":
                 raise KeyboardInterrupt
+            kept_scores = validation.per_curve(fold_module)
+            fold_module.load_state_dict(last)
+            restore_gains.append(validation.per_curve(fold_module) - kept_scores)
             _align_validation(state)
             histories.append((state, reason, start_score))
         # a fold whose best epoch never beat the start's mean score recorded no gains
         won = len(gains) == len(histories) and _beats_pca_start(torch.cat(gains))
+        restores = not _beats_kept_epoch(torch.cat(restore_gains))
         state, reason, start_score = histories[0]
         state.best_epoch, state.best_validation = 0, start_score
-        return won, (state, reason)
+        return won, (state, reason), restores
 
-    def _train(self, module, state, source, validation, config, generator, n_epochs, scaler):
+    def _train(
+        self, module, state, source, validation, config, generator, n_epochs, scaler, after=None
+    ):
         """One training run (:func:`skvae._torch.loop.train`) with the progress report;
-        returns why it stopped. A diverged run raises the loop's TrainingDiverged (a
-        ValueError for the caller of ``fit``), and a run interrupted before its first
-        epoch raises KeyboardInterrupt: nothing fitted has changed."""
+        returns why it stopped. ``after(state)``, if given, runs after each epoch, before
+        the report. A diverged run raises the loop's TrainingDiverged (a ValueError for the
+        caller of ``fit``), and a run interrupted before its first epoch raises
+        KeyboardInterrupt: nothing fitted has changed."""
         first_epoch = state.epoch
-        callback, close = make_progress_callback(
+        report, close = make_progress_callback(
             self.verbose, n_epochs, first_epoch, scaler.log_scale
         )
+        callback = report
+        if after is not None:
+
+            def callback(state):
+                after(state)
+                if report is not None:
+                    report(state)
+
         try:
             reason = _training.train(
                 module, state, source, validation, config, generator, n_epochs, on_epoch=callback

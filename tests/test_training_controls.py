@@ -312,11 +312,26 @@ def test_a_diverged_restart_keeps_the_first_schedule_and_warns(X, monkeypatch):
     np.testing.assert_array_equal(vae.transform(X), first.transform(X))
 
 
-def test_pca_winning_the_first_schedule_ends_the_fit_without_a_convergence_warning(X, monkeypatch):
-    """When the PCA start wins the first schedule, the fit returns PCA without a restart;
-    the epochs of max_iter it did not use are no reason to ask for more."""
+def plane_curves() -> np.ndarray:
+    """90 curves on a plane plus noise: no network beats PCA there."""
+    rng = np.random.default_rng(0)
+    X_plane = rng.normal(size=(90, 2)) @ rng.normal(size=(2, 30))
+    return X_plane + 0.05 * rng.normal(size=X_plane.shape)
+
+
+@pytest.mark.parametrize("decided_on", ["hold-out", "folds"])
+def test_pca_winning_the_first_schedule_ends_the_fit_without_a_convergence_warning(
+    X, monkeypatch, decided_on
+):
+    """When the PCA start wins the first schedule, on the hold-out or on the folds, the
+    fit returns PCA without a restart; the epochs of max_iter it did not use are no
+    reason to ask for more."""
     monkeypatch.setattr(skvae._vae, "_FIRST_SCHEDULE", 10)
-    params = {**HELD_OUT, "n_iter_no_change": 3, "tol": 0.0, "random_state": 0}
+    if decided_on == "hold-out":
+        params = {**HELD_OUT, "n_iter_no_change": 3, "tol": 0.0, "random_state": 0}
+    else:
+        X = plane_curves()
+        params = {**SMALL_NET, "early_stopping": "auto", "tol": 0.0, "n_iter_no_change": 50}
     with pytest.warns(ConvergenceWarning):  # the same schedule, as the whole of max_iter
         BetaCurveVAE(max_iter=10, **params).fit(X)
     with warnings.catch_warnings():
@@ -415,40 +430,104 @@ def test_early_stopping_true_holds_out_at_least_20_curves(X):
     assert vae._state.squared_error_count == 40 - 10
 
 
-def test_early_stopping_auto_cross_validates_the_pca_start_on_small_sets(X, monkeypatch):
+@pytest.mark.parametrize("restores", [True, False], ids=["restore wins", "schedule end"])
+def test_early_stopping_auto_cross_validates_the_pca_start_on_small_sets(X, monkeypatch, restores):
     """Under 50 held-out curves, every curve is held out by one of three folds and their
-    gains over the PCA start meet in one rank test; when the networks win it, the fit
-    holds out ``validation_fraction`` and keeps its best epoch, as early_stopping=True
-    does, without testing that epoch against PCA again."""
-    pooled, runs = spy_on_pca_decision(monkeypatch), []
+    gains over the PCA start meet in one rank test; when the networks win it, and the
+    folds' last epochs do not beat their kept weights by the same test, the fit holds
+    out ``validation_fraction`` and keeps its best epoch, as early_stopping=True does,
+    without testing that epoch against PCA again; when they do, the fit trains on every
+    curve for the whole schedule."""
+    pooled, runs, restore_tests = spy_on_pca_decision(monkeypatch), [], []
     train = _training.train
 
     def train_and_record(module, state, source, validation, config, *args, **kwargs):
-        runs.append((source.n_samples, validation.n_rows, config.beats_start))
+        held_out = None if validation is None else validation.n_rows
+        runs.append((source.n_samples, held_out, config.beats_start))
         return train(module, state, source, validation, config, *args, **kwargs)
 
+    def decide_restore(gains):
+        restore_tests.append(len(gains))
+        return not restores
+
     monkeypatch.setattr(_training, "train", train_and_record)
+    monkeypatch.setattr(skvae._vae, "_beats_kept_epoch", decide_restore)
     params = {**SMALL_NET, "early_stopping": "auto", "n_iter_no_change": 5, "tol": 0.0}
     vae = BetaCurveVAE(max_iter=60, **params).fit(X)
-    assert pooled == [len(X)]  # one test, on the gains of every curve
+    assert pooled == [len(X)] == restore_tests  # one test each, on every curve's gain
     folds = runs[:3]
     assert sorted(n_held_out for _, n_held_out, _ in folds) == [66, 67, 67]
     assert all(n_train + n_held_out == len(X) for n_train, n_held_out, _ in folds)
-    # the networks won: the fit held out 20 curves and kept its best epoch
-    assert runs[3][:2] == (len(X) - 20, 20) and runs[3][2] is skvae._vae._decided
-    assert len(runs) == 4 and vae._state.best_epoch > 0
-    assert len(vae.validation_scores_) == vae.n_iter_
+    if restores:  # the fit held out 20 curves and kept its best epoch
+        assert runs[3][:2] == (len(X) - 20, 20) and runs[3][2] is skvae._vae._decided
+        assert len(vae.validation_scores_) == vae.n_iter_ and vae._state.best_epoch > 0
+    else:  # every curve trained, no hold-out
+        assert runs[3] == (len(X), None, None)
+        assert vae.validation_scores_ is None and vae.best_validation_score_ is None
+    assert len(runs) == 4
     pca = PCA(2).fit(X)
     vae_error = np.linalg.norm(vae.inverse_transform(vae.transform(X)) - X)
     assert vae_error < 0.9 * np.linalg.norm(pca.inverse_transform(pca.transform(X)) - X)
 
 
+def test_a_schedule_trained_on_every_curve_does_not_use_a_larger_max_iter(X, monkeypatch):
+    """When the folds' last epochs beat their kept weights, the fit trains every curve
+    for a schedule of the first schedule's length, the one the folds judged: a larger
+    max_iter is not used, and is no reason for a ConvergenceWarning."""
+    monkeypatch.setattr(skvae._vae, "_FIRST_SCHEDULE", 20)
+    monkeypatch.setattr(skvae._vae, "_beats_kept_epoch", lambda gains: True)
+    runs = []
+    train = _training.train
+
+    def train_and_record(module, state, source, validation, config, *args, **kwargs):
+        runs.append((source.n_samples, validation is None, config.max_epochs))
+        return train(module, state, source, validation, config, *args, **kwargs)
+
+    monkeypatch.setattr(_training, "train", train_and_record)
+    params = {**SMALL_NET, "early_stopping": "auto", "tol": 0.0, "random_state": 0}
+    params["learning_rate_init"] = 2e-2  # the networks beat PCA within 20 epochs
+    with pytest.warns(ConvergenceWarning):  # the same schedule, as the whole of max_iter
+        BetaCurveVAE(max_iter=20, **params).fit(X)
+    runs.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        vae = BetaCurveVAE(max_iter=70, **params).fit(X)
+    assert [run[2] for run in runs] == [20] * 4  # three folds, then every curve
+    assert runs[3][:2] == (len(X), True) and vae.n_iter_ == 20
+
+
+def test_the_folds_compare_their_kept_weights_with_their_last_epochs(X, monkeypatch):
+    """The restore test ranks each held-out curve's score at the fold's last epoch minus
+    its score at the fold's kept weights: zero for a fold whose best epoch was its last,
+    and not all zero for one that kept an earlier epoch."""
+    gains, folds = [], []
+    train = _training.train
+
+    def train_and_record(module, state, *args, **kwargs):
+        reason = train(module, state, *args, **kwargs)
+        folds.append((state.best_epoch, state.epoch))
+        return reason
+
+    def record(fold_gains):
+        gains.append(fold_gains.clone())
+        return True
+
+    monkeypatch.setattr(_training, "train", train_and_record)
+    monkeypatch.setattr(skvae._vae, "_beats_kept_epoch", record)
+    params = {**SMALL_NET, "early_stopping": "auto", "random_state": 0}
+    BetaCurveVAE(max_iter=40, learning_rate_init=5e-2, n_iter_no_change=3, **params).fit(X)
+    sizes = [len(part) for part in np.array_split(np.arange(len(X)), 3)]
+    per_fold = torch.split(gains[0], sizes)
+    assert len(per_fold) == 3
+    for (best, last), fold_gains in zip(folds[:3], per_fold):
+        assert torch.equal(fold_gains, torch.zeros_like(fold_gains)) == (best == last)
+    assert any(best < last for best, last in folds[:3])  # an earlier epoch was kept
+
+
 def test_early_stopping_auto_returns_pca_of_every_curve_when_the_folds_do_not_beat_it():
     """Curves on a plane plus noise: no network beats PCA there, so the fit returns PCA of
     every curve, with the first fold's training history."""
-    rng = np.random.default_rng(0)
-    X_plane = rng.normal(size=(90, 2)) @ rng.normal(size=(2, 30))
-    X_plane += 0.05 * rng.normal(size=X_plane.shape)
+    X_plane = plane_curves()
     vae = BetaCurveVAE(max_iter=20, **{**SMALL_NET, "early_stopping": "auto"}).fit(X_plane)
     assert vae._state.best_epoch == 0
     assert len(vae.validation_scores_) == vae.n_iter_ > 0
