@@ -360,7 +360,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         ``loss_curve_`` (NaN for epochs trained without a hold-out: ``partial_fit``, or
         fits without ``early_stopping``); None when no epoch was validated. When
         ``early_stopping="auto"`` cross-validated a small set and returned PCA: the first
-        fold's scores.
+        fold's scores; when it trained the networks on every curve instead: None.
     best_validation_score_ : float or None
         Held-out score of the weights that the last ``early_stopping`` fit restored (PCA's
         on the training part when the fit kept its PCA start; otherwise the best of
