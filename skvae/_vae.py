@@ -737,23 +737,19 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             and curves.n_held_out(hold_out) < _MIN_DECISION_CURVES
         )
         first_schedule = _FIRST_SCHEDULE if restarts else n_epochs
-        shortened = False  # a first schedule that is the whole fit, short of max_iter
         if not continuing and self._cross_validates(curves, hold_out):
             won, first_fold, restores = self._cross_validate_start(
                 curves, scaler, module, rng, first_schedule
             )
             if not won:  # PCA of every curve, with the first fold's history
                 fold_state, fold_reason = first_fold
-                if restarts:  # PCA won the first schedule: max_iter was not used up
-                    fold_reason = "converged"
                 _start_at_pca_of_every_curve(module, curves, scaler, rng, device)
                 self._set_fitted(module.cpu(), scaler, fold_state, generator, validated=True)
                 self._warn_outcome(fold_reason, fold_state, 0, incremental)
                 return self
             beats_start = _decided  # the networks won on the folds
             if not restores:  # the schedule's end did as well: train it on every curve
-                hold_out, beats_start = None, None
-                shortened, restarts = restarts, False
+                hold_out, beats_start, restarts = None, None, False
         source, validation = curves.training_data(scaler, hold_out, rng, device)
         if not continuing:  # start at PCA of the training part (a throwaway shuffle)
             module.start_at_pca(source.batches(_training.NOISE_SLAB, torch.Generator()))
@@ -776,11 +772,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 reason = self._restart(
                     module, state, source, validation, config, generator, scaler, n_epochs
                 )
-        if shortened and reason == "max_epochs":  # the epochs left were not wanted
-            reason = "converged"
         if validation is not None and not continuing and state.best_epoch == 0:
-            if restarts:  # PCA won the first schedule: max_iter was not used up
-                reason = "converged"
             _start_at_pca_of_every_curve(module, curves, scaler, rng, device)
         elif self._tunes_encoder(module, curves, source, incremental, reason):
             steps_per_epoch = math.ceil(source.n_samples / config.batch_size)
@@ -1022,7 +1014,10 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     def _warn_outcome(self, reason: str, state, first_epoch: int, incremental: bool) -> None:
         """Warn of an interrupted fit, or of one that stopped at ``max_iter`` while its
-        training loss was still improving."""
+        training loss was still improving. A run that ended its schedule short of
+        ``max_iter`` and ended the fit there (the first schedule of a larger ``max_iter``,
+        when PCA won it or the folds sent the networks to train on every curve) left
+        epochs unused: no reason to ask for more."""
         if reason == "interrupted":
             warn_at_caller(
                 f"Training interrupted by the user after {state.epoch - first_epoch} epochs; "
@@ -1031,7 +1026,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 UserWarning,
             )
             return
-        if reason != "max_epochs" or incremental:
+        if reason != "max_epochs" or incremental or state.epoch - first_epoch < self.max_iter:
             return
         window = max(2, math.ceil(self.max_iter / 20))  # the schedule's last 5 %
         if _training.still_improving(state.loss, window, self.tol):
