@@ -163,11 +163,6 @@ def _beats_kept_epoch(gains: torch.Tensor) -> bool:
     return _beats_pca_start(gains)
 
 
-def _decided(gains: torch.Tensor) -> bool:
-    """Keep the best epoch: cross-validation already found that the networks beat PCA."""
-    return True
-
-
 class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Variational autoencoder for families of curves sampled on a common grid.
 
@@ -737,8 +732,9 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             and curves.n_held_out(hold_out) < _MIN_DECISION_CURVES
         )
         first_schedule = _FIRST_SCHEDULE if restarts else n_epochs
+        stop_epoch = None  # where the folds stop the run on every curve
         if not continuing and self._cross_validates(curves, hold_out):
-            won, first_fold, restores = self._cross_validate_start(
+            won, first_fold, stop_epoch = self._cross_validate_start(
                 curves, scaler, module, rng, first_schedule
             )
             if not won:  # PCA of every curve, with the first fold's history
@@ -747,9 +743,8 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 self._set_fitted(module.cpu(), scaler, fold_state, generator, validated=True)
                 self._warn_outcome(fold_reason, fold_state, 0, incremental)
                 return self
-            beats_start = _decided  # the networks won on the folds
-            if not restores:  # the schedule's end did as well: train it on every curve
-                hold_out, beats_start, restarts = None, None, False
+            # the folds decided all a hold-out would: the networks train on every curve
+            hold_out, beats_start, restarts = None, None, False
         source, validation = curves.training_data(scaler, hold_out, rng, device)
         if not continuing:  # start at PCA of the training part (a throwaway shuffle)
             module.start_at_pca(source.batches(_training.NOISE_SLAB, torch.Generator()))
@@ -761,8 +756,11 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         if validation is not None:
             _align_validation(state, force=True)
         reason = self._train(
-            module, state, source, validation, config, generator, first_schedule, scaler
-        )
+            module, state, source, validation, config, generator, stop_epoch or first_schedule,
+            scaler,
+        )  # fmt: skip
+        if stop_epoch is not None and stop_epoch < first_schedule and reason == "max_epochs":
+            reason = self._anneal_stopped_run(module, state, source, config, generator, scaler)
         if validation is not None and not continuing and reason != "interrupted":
             reason = (
                 self._anneal_from_best(module, state, source, validation, config, generator, scaler)
@@ -803,26 +801,35 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         number of epochs (at least ``n_iter_no_change``), within what remains of
         ``max_iter``; it is scored and restored as the run was.
         """
-        best = state.best_epoch
-        if config.schedule != "cosine" or best == 0:
+        anneal = _anneal_schedule(config, state.best_epoch, state.epoch)
+        if anneal is None:
             return
-        rate = _training.learning_rate(config, best - 1)
-        n_epochs = min(
-            max(config.n_iter_no_change, math.ceil(_ANNEAL_LENGTH * best)),
-            config.max_epochs - state.epoch,
-        )
-        if rate <= _ANNEAL_ABOVE * config.learning_rate_init or n_epochs <= 0:
-            return
-        anneal = dataclasses.replace(
-            config,
-            learning_rate_init=rate,
-            max_epochs=n_epochs,
-            min_epochs=state.epoch + n_epochs,
-            schedule_start=state.epoch,
-            beats_start=None,
-        )
         reason = self._train_if_better(module, state, source, validation, anneal, generator, scaler)
         return reason if reason in ("interrupted", "diverged") else None
+
+    def _anneal_stopped_run(self, module, state, source, config, generator, scaler) -> str:
+        """Anneal the weights of a "cosine" run on every curve that stopped at the epoch
+        the folds chose, as :meth:`_anneal_from_best` anneals restored weights, and keep
+        them: the folds judged the schedule, and no curve is held out to judge the anneal.
+        Returns "converged" (the folds' early stop), or why the anneal stopped short
+        ("interrupted"; "diverged", with a warning: the weights trained before that epoch
+        stand)."""
+        anneal = _anneal_schedule(config, state.epoch, state.epoch)
+        if anneal is None:
+            return "converged"
+        try:
+            reason = self._train(
+                module, state, source, None, anneal, generator, anneal.max_epochs, scaler
+            )
+        except KeyboardInterrupt:  # before the anneal's first epoch: the stopped run stands
+            return "interrupted"
+        except _training.TrainingDiverged as exc:
+            module.eval()
+            warn_at_caller(
+                f"{exc} The estimator keeps the weights trained before that epoch.", UserWarning
+            )
+            return "diverged"
+        return "interrupted" if reason == "interrupted" else "converged"
 
     def _restart(self, module, state, source, validation, config, generator, scaler, max_iter):
         """Spend the epochs of ``max_iter`` that the first schedule (``config``) left on
@@ -908,19 +915,23 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         with early stopping on the curves the fold holds out (each curve is held out
         once), and pool every curve's gain over the start in one rank test.
 
-        The folds also test the restore of the best epoch: each held-out curve's gain of
-        the fold's kept weights over its last epoch's, pooled over the folds and ranked by
-        the same test.
+        The folds also choose where a run on every curve stops. Each held-out curve's
+        gain of its fold's last epoch over the fold's kept weights is pooled over the
+        folds and ranked by the same test: if the last epochs win it, the run trains to
+        the schedule's end; otherwise it stops at the epoch whose held-out score, averaged
+        over every curve (each held out once), is the highest. That average of three
+        folds ranks the epochs more surely than one hold-out of fewer than
+        ``_MIN_DECISION_CURVES`` curves, and the run then learns from every curve.
 
-        Returns ``(won, (state, reason), restores)``: whether the networks won (their best
-        epoch beat the start's mean score on every fold, and the pooled gains pass
+        Returns ``(won, (state, reason), stop_epoch)``: whether the networks won (their
+        best epoch beat the start's mean score on every fold, and the pooled gains pass
         :func:`_beats_pca_start`), the first fold's history, set for a fit that returns
-        PCA (best epoch 0, the start's score), and whether the kept weights beat the last
-        epoch's. A fold interrupted by the user raises KeyboardInterrupt: no fold's
-        networks are a model to keep.
+        PCA (best epoch 0, the start's score), and the epoch at which to stop (None: the
+        schedule's end). A fold interrupted by the user raises KeyboardInterrupt: no
+        fold's networks are a model to keep.
         """
         device = next(module.parameters()).device
-        gains, histories, restore_gains = [], [], []
+        gains, histories, restore_gains, held_out = [], [], [], []
 
         def record(fold_gains: torch.Tensor) -> bool:
             gains.append(fold_gains)
@@ -951,14 +962,18 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             kept_scores = validation.per_curve(fold_module)
             fold_module.load_state_dict(last)
             restore_gains.append(validation.per_curve(fold_module) - kept_scores)
+            held_out.append(validation.n_rows)
             _align_validation(state)
             histories.append((state, reason, start_score))
         # a fold whose best epoch never beat the start's mean score recorded no gains
         won = len(gains) == len(histories) and _beats_pca_start(torch.cat(gains))
-        restores = not _beats_kept_epoch(torch.cat(restore_gains))
+        stop_epoch = None
+        if not _beats_kept_epoch(torch.cat(restore_gains)):
+            scores = [state.validation for state, _, _ in histories]
+            stop_epoch = _best_pooled_epoch(scores, held_out)
         state, reason, start_score = histories[0]
         state.best_epoch, state.best_validation = 0, start_score
-        return won, (state, reason), restores
+        return won, (state, reason), stop_epoch
 
     def _train(
         self, module, state, source, validation, config, generator, n_epochs, scaler, after=None
@@ -1304,6 +1319,40 @@ class _InMemoryCurves:
         curves = scaler.data_to_model_float32(self.X[held_out], device)
         chunk_size = chunk_size_for(device)
         return source, _training.HeldOutCurves(lambda: curves.split(chunk_size), len(held_out))
+
+
+def _anneal_schedule(config, epoch: int, end: int):
+    """The schedule that anneals weights kept at ``epoch`` of the "cosine" run ``config``
+    that ended at epoch ``end``: from that epoch's rate down to 0, over ``_ANNEAL_LENGTH``
+    times ``epoch`` epochs (at least ``n_iter_no_change``) within the epochs ``config``
+    has left. None where there is nothing to anneal: another schedule, the start (epoch
+    0), a rate at most ``_ANNEAL_ABOVE`` of the peak, or no epoch left."""
+    if config.schedule != "cosine" or epoch == 0:
+        return None
+    rate = _training.learning_rate(config, epoch - 1)
+    n_epochs = min(
+        max(config.n_iter_no_change, math.ceil(_ANNEAL_LENGTH * epoch)), config.max_epochs - end
+    )
+    if rate <= _ANNEAL_ABOVE * config.learning_rate_init or n_epochs <= 0:
+        return None
+    return dataclasses.replace(
+        config,
+        learning_rate_init=rate,
+        max_epochs=n_epochs,
+        min_epochs=end + n_epochs,
+        schedule_start=end,
+        beats_start=None,
+    )
+
+
+def _best_pooled_epoch(scores: list[list[float]], weights: list[int]) -> int:
+    """The epoch (from 1) of the highest held-out score averaged over folds: ``scores``
+    holds each fold's score per epoch, weighted by ``weights`` (its held-out curves),
+    over the epochs that every fold ran. Non-finite averages never win."""
+    n_epochs = min(len(fold) for fold in scores)
+    pooled = np.average([fold[:n_epochs] for fold in scores], axis=0, weights=weights)
+    pooled = np.where(np.isfinite(pooled), pooled, -np.inf)
+    return int(np.argmax(pooled)) + 1
 
 
 def _start_at_pca_of_every_curve(module, curves, scaler, rng, device) -> None:

@@ -433,18 +433,18 @@ def test_early_stopping_true_holds_out_at_least_20_curves(X):
 @pytest.mark.parametrize("restores", [True, False], ids=["restore wins", "schedule end"])
 def test_early_stopping_auto_cross_validates_the_pca_start_on_small_sets(X, monkeypatch, restores):
     """Under 50 held-out curves, every curve is held out by one of three folds and their
-    gains over the PCA start meet in one rank test; when the networks win it, and the
-    folds' last epochs do not beat their kept weights by the same test, the fit holds
-    out ``validation_fraction`` and keeps its best epoch, as early_stopping=True does,
-    without testing that epoch against PCA again; when they do, the fit trains on every
-    curve for the whole schedule."""
+    gains over the PCA start meet in one rank test; when the networks win it, the fit
+    trains on every curve, with no hold-out. If the folds' last epochs do not beat their
+    kept weights by the same test, it stops at the epoch of the folds' best held-out
+    score averaged over every curve, then anneals; if they do, it trains to the end."""
     pooled, runs, restore_tests = spy_on_pca_decision(monkeypatch), [], []
     train = _training.train
 
-    def train_and_record(module, state, source, validation, config, *args, **kwargs):
+    def train_and_record(module, state, source, validation, config, generator, n_epochs, **kw):
         held_out = None if validation is None else validation.n_rows
-        runs.append((source.n_samples, held_out, config.beats_start))
-        return train(module, state, source, validation, config, *args, **kwargs)
+        reason = train(module, state, source, validation, config, generator, n_epochs, **kw)
+        runs.append((source.n_samples, held_out, n_epochs, list(state.validation), config))
+        return reason
 
     def decide_restore(gains):
         restore_tests.append(len(gains))
@@ -453,21 +453,88 @@ def test_early_stopping_auto_cross_validates_the_pca_start_on_small_sets(X, monk
     monkeypatch.setattr(_training, "train", train_and_record)
     monkeypatch.setattr(skvae._vae, "_beats_kept_epoch", decide_restore)
     params = {**SMALL_NET, "early_stopping": "auto", "n_iter_no_change": 5, "tol": 0.0}
+    params["random_state"] = 0
     vae = BetaCurveVAE(max_iter=60, **params).fit(X)
     assert pooled == [len(X)] == restore_tests  # one test each, on every curve's gain
     folds = runs[:3]
-    assert sorted(n_held_out for _, n_held_out, _ in folds) == [66, 67, 67]
-    assert all(n_train + n_held_out == len(X) for n_train, n_held_out, _ in folds)
-    if restores:  # the fit held out 20 curves and kept its best epoch
-        assert runs[3][:2] == (len(X) - 20, 20) and runs[3][2] is skvae._vae._decided
-        assert len(vae.validation_scores_) == vae.n_iter_ and vae._state.best_epoch > 0
-    else:  # every curve trained, no hold-out
-        assert runs[3] == (len(X), None, None)
-        assert vae.validation_scores_ is None and vae.best_validation_score_ is None
-    assert len(runs) == 4
+    assert sorted(run[1] for run in folds) == [66, 67, 67]
+    assert all(n_train + n_held_out == len(X) for n_train, n_held_out, *_ in folds)
+    n_common = min(len(run[3]) for run in folds)
+    pooled_scores = np.average(
+        [run[3][:n_common] for run in folds], axis=0, weights=[run[1] for run in folds]
+    )
+    stop = int(np.argmax(pooled_scores)) + 1
+    assert runs[3][:3] == (len(X), None, stop if restores else 60)  # every curve, no hold-out
+    assert vae.validation_scores_ is None and vae.best_validation_score_ is None
+    if restores and len(runs) == 5:  # stopped where the rate is high: annealed from there
+        anneal = runs[4][4]
+        assert runs[4][:2] == (len(X), None) and anneal.schedule_start == stop
+        assert anneal.learning_rate_init < params.get("learning_rate_init", 1e-3)
+        assert vae.n_iter_ == stop + anneal.max_epochs
+    else:
+        assert len(runs) == 4 and vae.n_iter_ == runs[3][2]
     pca = PCA(2).fit(X)
     vae_error = np.linalg.norm(vae.inverse_transform(vae.transform(X)) - X)
     assert vae_error < 0.9 * np.linalg.norm(pca.inverse_transform(pca.transform(X)) - X)
+
+
+@pytest.mark.parametrize("diverges", [False, True], ids=["anneal", "diverged anneal"])
+def test_a_run_the_folds_stop_early_is_annealed_from_there(X, monkeypatch, diverges):
+    """A run on every curve stopped by the folds where the "cosine" rate is still high
+    anneals from that epoch's rate over half as many epochs (at least n_iter_no_change),
+    with no hold-out and no ConvergenceWarning. An anneal that diverges keeps the weights
+    trained before that epoch, and says so."""
+    monkeypatch.setattr(skvae._vae, "_beats_kept_epoch", lambda gains: False)
+    monkeypatch.setattr(skvae._vae, "_best_pooled_epoch", lambda scores, weights: 10)
+    runs = []
+    train = _training.train
+
+    def train_and_record(module, state, source, validation, config, generator, n_epochs, **kw):
+        runs.append((source.n_samples, validation is None, n_epochs, config))
+        return train(module, state, source, validation, config, generator, n_epochs, **kw)
+
+    monkeypatch.setattr(_training, "train", train_and_record)
+    params = {**SMALL_NET, "early_stopping": "auto", "n_iter_no_change": 5, "random_state": 0}
+    params["learning_rate_init"] = 2e-2  # the networks beat PCA on the folds
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        reference = BetaCurveVAE(max_iter=60, **params).fit(X)
+    stopped, anneal = runs[3], runs[4][3]
+    assert stopped[:3] == (len(X), True, 10) and runs[4][:3] == (len(X), True, 5)
+    assert anneal.schedule_start == 10 and anneal.max_epochs == 5
+    assert anneal.learning_rate_init == pytest.approx(_training.learning_rate(stopped[3], 9))
+    assert reference.n_iter_ == 15 and len(runs) == 5
+    if not diverges:
+        return
+    real, calls = _training.run_epoch, {"n": 0}
+
+    def count(module, *args, **kwargs):
+        calls["n"] += 1
+        return real(module, *args, **kwargs)
+
+    monkeypatch.setattr(_training, "run_epoch", count)
+    BetaCurveVAE(max_iter=60, **params).fit(X)  # the same fit, counting its epochs
+    n_epochs_in_all, calls["n"] = calls["n"], 0
+
+    def run_epoch(module, *args, **kwargs):  # the anneal's third epoch blows up
+        calls["n"] += 1
+        result = real(module, *args, **kwargs)
+        return (math.inf, *result[1:]) if calls["n"] == n_epochs_in_all - 2 else result
+
+    monkeypatch.setattr(_training, "run_epoch", run_epoch)
+    with pytest.warns(UserWarning, match=r"diverged at epoch 13 .*weights trained before"):
+        vae = BetaCurveVAE(max_iter=60, **params).fit(X)
+    assert vae.n_iter_ == 12 and vae._state.loss == reference._state.loss[:12]
+    assert np.isfinite(vae.transform(X)).all()
+
+
+def test_the_folds_best_epoch_is_pooled_over_every_held_out_curve():
+    """The stop epoch is the argmax of the folds' scores weighted by their held-out
+    curves, over the epochs every fold ran; a non-finite average never wins."""
+    scores = [[0.0, 1.0, 0.5, 9.0], [0.0, 0.0, 2.0], [0.0, 0.5, 0.6]]
+    assert skvae._vae._best_pooled_epoch(scores, [1, 1, 1]) == 3  # means 0, 0.5, 1.03
+    assert skvae._vae._best_pooled_epoch(scores, [10, 1, 1]) == 2  # 0, 0.875, 0.63
+    assert skvae._vae._best_pooled_epoch([[np.nan, 1.0, 0.0]], [5]) == 2
 
 
 def test_a_schedule_trained_on_every_curve_does_not_use_a_larger_max_iter(X, monkeypatch):
