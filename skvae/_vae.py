@@ -200,7 +200,10 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         early when the held-out score stalls; if it ran to its end, a restart of the
         schedule from the kept weights follows over the epochs left, kept only if it
         beats them on the held-out curves: more epochs never return weights that score
-        worse there. With more held-out curves, one schedule spans ``max_iter``.
+        worse there. When ``early_stopping="auto"`` cross-validates instead (60 to 499
+        curves), its folds and the run on every curve use a schedule of 280 epochs, and
+        the rest of a larger ``max_iter`` is not used. With more held-out curves, one
+        schedule spans ``max_iter``.
     batch_size : int or "auto", default="auto"
         Mini-batch size (clipped to the number of training curves). When set to
         "auto", ``batch_size=min(512, max(16, ceil(n_samples / 8)))``, ``n_samples`` the
@@ -247,12 +250,12 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         cross-validates that decision: three folds of the curves each train the
         networks with early stopping on the curves they hold out, and the gains of every
         curve meet in one test. If the networks beat PCA on every fold and in that
-        test, the fit then holds out ``validation_fraction`` as above and keeps its best
-        epoch, unless the folds' last epochs beat their kept weights by the same test:
-        then it trains the networks on every curve over the schedule, with no hold-out
-        (at most 280 epochs, the schedule the folds judged); otherwise it returns PCA of
-        all the curves, with the first fold's history. This costs up to four fits,
-        seconds on such small sets. Weights kept
+        test, the fit trains them on every curve, with no hold-out, over the schedule
+        the folds judged (at most 280 epochs): to its end if the folds' last epochs beat
+        their kept weights by the same test, otherwise up to the epoch whose held-out
+        score, averaged over the three folds, was the highest (annealed from there as
+        below); if not, it returns PCA of all the curves, with the first fold's history.
+        This costs up to four fits, seconds on such small sets. Weights kept
         from an epoch whose ``"cosine"`` rate was above a quarter of its peak are
         annealed (trained on from that rate down, within ``max_iter``) and the annealed
         weights kept if they score better.
@@ -355,7 +358,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         ``loss_curve_`` (NaN for epochs trained without a hold-out: ``partial_fit``, or
         fits without ``early_stopping``); None when no epoch was validated. When
         ``early_stopping="auto"`` cross-validated a small set and returned PCA: the first
-        fold's scores; when it trained the networks on every curve instead: None.
+        fold's scores; when it trained the networks (on every curve): None.
     best_validation_score_ : float or None
         Held-out score of the weights that the last ``early_stopping`` fit restored (PCA's
         on the training part when the fit kept its PCA start; otherwise the best of
