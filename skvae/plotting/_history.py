@@ -105,8 +105,8 @@ class TrainingHistoryDisplay:
     >>> from skvae import BetaCurveVAE, make_beta_curves
     >>> from skvae.plotting import TrainingHistoryDisplay
     >>> X, _ = make_beta_curves(n_samples=200, random_state=0)
-    >>> vae = BetaCurveVAE(max_iter=5, random_state=0).fit(X)
-    >>> display = TrainingHistoryDisplay.from_estimator(vae)  # held-out curves by default
+    >>> vae = BetaCurveVAE(max_iter=5, early_stopping=True, random_state=0).fit(X)
+    >>> display = TrainingHistoryDisplay.from_estimator(vae)  # with the held-out scores
     >>> sorted(display.lines_)
     ['kl', 'loss', 'reconstruction', 'validation']
     >>> len(display.lines_["kl"].get_xdata())
