@@ -820,19 +820,11 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         anneal = _anneal_schedule(config, state.epoch, state.epoch)
         if anneal is None:
             return "converged"
-        try:
-            reason = self._train(
-                module, state, source, None, anneal, generator, anneal.max_epochs, scaler
-            )
-        except KeyboardInterrupt:  # before the anneal's first epoch: the stopped run stands
-            return "interrupted"
-        except _training.TrainingDiverged as exc:
-            module.eval()
-            warn_at_caller(
-                f"{exc} The estimator keeps the weights trained before that epoch.", UserWarning
-            )
-            return "diverged"
-        return "interrupted" if reason == "interrupted" else "converged"
+        reason = self._train_on(
+            module, state, source, None, anneal, generator, scaler,
+            kept="the weights trained before that epoch",
+        )  # fmt: skip
+        return reason if reason in ("interrupted", "diverged") else "converged"
 
     def _restart(self, module, state, source, validation, config, generator, scaler, max_iter):
         """Spend the epochs of ``max_iter`` that the first schedule (``config``) left on
@@ -862,19 +854,10 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         diverged: the kept weights stand)."""
         kept = {k: v.clone() for k, v in module.state_dict().items()}
         kept_score, kept_epoch = state.best_validation, state.best_epoch
-        try:
-            reason = self._train(
-                module, state, source, validation, config, generator, config.max_epochs, scaler
-            )
-        except KeyboardInterrupt:
-            reason = "interrupted"
-        except _training.TrainingDiverged as exc:
-            module.eval()
-            warn_at_caller(
-                f"{exc} The estimator keeps the best weights trained before that run.",
-                UserWarning,
-            )
-            reason = "diverged"
+        reason = self._train_on(
+            module, state, source, validation, config, generator, scaler,
+            kept="the best weights trained before that run",
+        )  # fmt: skip
         better = reason != "diverged" and state.best_validation > kept_score
         if better and beats is not None:
             trained = {k: v.clone() for k, v in module.state_dict().items()}
@@ -887,6 +870,22 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             module.load_state_dict(kept)
             state.best_validation, state.best_epoch = kept_score, kept_epoch
         return reason
+
+    def _train_on(self, module, state, source, validation, config, generator, scaler, *, kept):
+        """A run that trains on from weights the fit already holds, for
+        ``config.max_epochs``: returns why it stopped, "interrupted" also when no epoch
+        completed, and "diverged" when it diverged (the loop then leaves the weights of
+        the epoch before), with a warning that names what the estimator keeps: ``kept``."""
+        try:
+            return self._train(
+                module, state, source, validation, config, generator, config.max_epochs, scaler
+            )
+        except KeyboardInterrupt:
+            return "interrupted"
+        except _training.TrainingDiverged as exc:
+            module.eval()
+            warn_at_caller(f"{exc} The estimator keeps {kept}.", UserWarning)
+            return "diverged"
 
     @staticmethod
     def _tunes_encoder(module, curves, source, incremental: bool, reason: str) -> bool:
