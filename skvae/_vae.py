@@ -141,7 +141,7 @@ def _divergence_as_value_error():
 
 
 def _beats_pca_start(gains: torch.Tensor) -> bool:
-    """Whether the best epoch beats the PCA start on the held-out curves, from its
+    """Whether the best trained epoch beats the PCA start on the held-out curves, from its
     per-curve gains in held-out score: a positive mean gain, and a one-sided Wilcoxon
     signed-rank test at level ``_START_SIGNIFICANCE``.
 
@@ -239,22 +239,21 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         log-likelihood per curve and grid point at each curve's maximum-likelihood noise,
         ``-½ (log(2π MSE) + 1)``, averaged over curves), stop when it stops improving and
         restore the best weights. The networks start at PCA (see Notes), which competes
-        as epoch 0: the best epoch is kept only if its per-curve held-out scores beat
-        PCA's by a one-sided Wilcoxon signed-rank test at level 0.05, both scored at
-        the codes
-        :meth:`transform` gives (refined by ``refine_steps``); otherwise the fit returns
-        PCA, refitted on all the curves. "auto": on for :meth:`fit` on at least 20
-        curves in memory, off for dask arrays. Where the hold-out would have fewer than
-        50 curves, too few for the test to tell a real gain from noise, and there are
-        at least 60 curves (60 to 499 at the default ``validation_fraction``), "auto"
-        cross-validates that decision: three folds of the curves each train the
+        as epoch 0: the best trained epoch is kept only if its per-curve held-out scores
+        beat PCA's by a one-sided Wilcoxon signed-rank test at level 0.05, both scored
+        at the codes :meth:`transform` gives (refined by ``refine_steps``); otherwise
+        the fit returns PCA, refitted on all the curves. "auto": on for :meth:`fit` on
+        at least 20 curves in memory, off for dask arrays. Where the hold-out would have
+        fewer than 50 curves, too few for the test to tell a real gain from noise, and
+        there are at least 60 curves (60 to 499 at the default ``validation_fraction``),
+        "auto" cross-validates that decision: three folds of the curves each train the
         networks with early stopping on the curves they hold out, and the gains of every
-        curve meet in one test. If the networks beat PCA on every fold and in that
-        test, the fit trains them on every curve, with no hold-out, over the schedule
-        the folds judged (at most 280 epochs): to its end if the folds' last epochs beat
-        their kept weights by the same test, otherwise up to the epoch whose held-out
-        score, averaged over the three folds, was the highest (annealed from there as
-        below); if not, it returns PCA of all the curves, with the first fold's history.
+        curve meet in one test. If the networks win it, the fit trains them on every
+        curve, with no hold-out, over the schedule the folds judged (at most 280
+        epochs): to its end if the folds' last epochs beat their kept weights by the
+        same test, otherwise up to the epoch whose held-out score, averaged over the
+        three folds, was the highest (annealed from there as below); if not, it returns
+        PCA of all the curves, with the first fold's history.
         This costs up to four fits, seconds on such small sets. Weights kept
         from an epoch whose ``"cosine"`` rate was above a quarter of its peak are
         annealed (trained on from that rate down, within ``max_iter``) and the annealed
@@ -925,12 +924,12 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         folds ranks the epochs more surely than one hold-out of fewer than
         ``_MIN_DECISION_CURVES`` curves, and the run then learns from every curve.
 
-        Returns ``(won, (state, reason), stop_epoch)``: whether the networks won (their
-        best epoch beat the start's mean score on every fold, and the pooled gains pass
-        :func:`_beats_pca_start`), the first fold's history, set for a fit that returns
-        PCA (best epoch 0, the start's score), and the epoch at which to stop (None: the
-        schedule's end). A fold interrupted by the user raises KeyboardInterrupt: no
-        fold's networks are a model to keep.
+        Returns ``(won, (state, reason), stop_epoch)``: whether the networks won (the
+        gains of every fold's best trained epoch, pooled, pass :func:`_beats_pca_start`),
+        the first fold's history, set for a fit that returns PCA (best epoch 0, the
+        start's score), and the epoch at which to stop (None: the schedule's end). A
+        fold interrupted by the user raises KeyboardInterrupt: no fold's networks are a
+        model to keep.
         """
         device = next(module.parameters()).device
         gains, histories, restore_gains, held_out = [], [], [], []
@@ -967,8 +966,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             held_out.append(validation.n_rows)
             _align_validation(state)
             histories.append((state, reason, start_score))
-        # a fold whose best epoch never beat the start's mean score recorded no gains
-        won = len(gains) == len(histories) and _beats_pca_start(torch.cat(gains))
+        won = _beats_pca_start(torch.cat(gains))  # every fold's best trained epoch
         stop_epoch = None
         if not _beats_kept_epoch(torch.cat(restore_gains)):
             scores = [state.validation for state, _, _ in histories]

@@ -190,3 +190,63 @@ def test_fit_decides_start_or_best_epoch_with_its_own_refine_steps(monkeypatch, 
     else:  # the 20 held-out curves, scored at the start and at the best epoch
         assert calls and {n_steps for _, n_steps in calls} == {refine_steps}
         assert sum(n for n, _ in calls) == 2 * 20
+
+
+class ScriptedHeldOutCurves:
+    """Held-out scores written in advance: ``means[i]`` is the score at the encoder's
+    means of the start (i = 0) and of epoch i, and :meth:`per_curve` the per-curve scores
+    at refined codes of the trained weights (``trained``) or the start's (``start``)."""
+
+    def __init__(self, means, trained, start, start_weights):
+        self.means, self.trained, self.start = iter(means), trained, start
+        self.start_weights = start_weights
+        self.n_rows = len(start)
+
+    def __call__(self, module):
+        return torch.tensor(next(self.means), dtype=torch.float64)
+
+    def per_curve(self, module):
+        at_start = all(
+            torch.equal(v, self.start_weights[k]) for k, v in module.state_dict().items()
+        )
+        return torch.tensor(self.start if at_start else self.trained, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("trained_gain, kept_epoch", [(0.1, 2), (-0.1, 0)])
+def test_the_start_competes_at_refined_codes_even_when_it_wins_at_the_means(
+    trained_gain, kept_epoch
+):
+    """Every trained epoch scores below the start at the encoder's means; the best of them
+    (epoch 2) still replaces the start if its per-curve scores at refined codes beat the
+    start's by the rank test, and is otherwise dropped for the start."""
+    from skvae._torch import loop as _training
+
+    module = VAEModule(6, [4], 2, "silu", "profiled")
+    module.reset_parameters(torch.Generator().manual_seed(0))
+    start = {k: v.clone() for k, v in module.state_dict().items()}
+    scores_at_start = np.linspace(-1.0, 1.0, 20)
+    validation = ScriptedHeldOutCurves(
+        [0.0, -0.9, -0.2, -0.6], scores_at_start + trained_gain, scores_at_start, start
+    )
+    config = _training.TrainingConfig(
+        max_epochs=3, batch_size=8, learning_rate_init=1e-2, schedule="cosine",
+        decay_rate=0.9, tol=0.0, n_iter_no_change=10, kl_weight=1.0,
+        beats_start=_beats_pca_start,
+    )  # fmt: skip
+    weights = {}
+
+    def remember(state):
+        weights[state.epoch] = {k: v.clone() for k, v in module.state_dict().items()}
+
+    state = _training.TrainingState()
+    source = _training.TensorBatches(torch.randn(16, 6, generator=torch.Generator().manual_seed(1)))
+    reason = _training.train(
+        module, state, source, validation, config, torch.Generator().manual_seed(2), 3,
+        on_epoch=remember,
+    )  # fmt: skip
+    assert reason == "max_epochs" and state.epoch == 3
+    assert state.best_epoch == kept_epoch
+    kept = weights[2] if kept_epoch else start
+    assert all(torch.equal(v, kept[k]) for k, v in module.state_dict().items())
+    expected = -0.2 if kept_epoch else float(np.mean(scores_at_start))
+    assert state.best_validation == pytest.approx(expected)
