@@ -253,11 +253,10 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         epochs): to its end if the folds' last epochs beat their kept weights by the
         same test, otherwise up to the epoch whose held-out score, averaged over the
         three folds, was the highest (annealed from there as below); if not, it returns
-        PCA of all the curves, with the first fold's history.
-        This costs up to four fits, seconds on such small sets. Weights kept
-        from an epoch whose ``"cosine"`` rate was above a quarter of its peak are
-        annealed (trained on from that rate down, within ``max_iter``) and the annealed
-        weights kept if they score better.
+        PCA of all the curves, with the first fold's history. This costs up to four
+        fits, seconds on such small sets. Weights kept from an epoch whose ``"cosine"``
+        rate was above a quarter of its peak are annealed (trained on from that rate
+        down, within ``max_iter``) and the annealed weights kept if they score better.
     validation_fraction : float, default=0.1
         Fraction of the training curves held out when ``early_stopping``; in memory, at
         least ``min(20, n_samples // 4)`` curves.
