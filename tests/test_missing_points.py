@@ -18,7 +18,9 @@ from skvae._matching.laplace import gauss_newton_polish
 from skvae._matching.problem import MatchProblem
 from skvae._matching.screening import screened_codes
 from skvae._neighbour_blend import (
+    blend_lags,
     blended_fill,
+    fit_blend_weights,
     fit_neighbour_shares,
     nearest_curves_fill,
     neighbour_mixed_fill,
@@ -462,6 +464,78 @@ def test_hidden_gaps_take_the_patterns_of_other_curves():
     starts = (hidden[:, 1:] & ~hidden[:, :-1]).sum(axis=1) + hidden[:, 0]
     assert (starts == 1).all() and 1 <= hidden.sum(axis=1).min()
     assert hidden.sum(axis=1).max() == 15
+
+
+def held_out_blend_case(misfit, noise=0.0):
+    """Smooth curves, draws of them with hidden gaps, and three folds, for
+    ``_cross_fitted_blend``: the fold models decode the draws as ``misfit`` times the
+    curves and decode held-out curves as that plus N(0, noise²) per point."""
+    grid = np.linspace(0, 1, 50)
+    rng = np.random.default_rng(0)
+    curves = np.sin(6 * grid + rng.uniform(0, 3, (90, 1))) * rng.uniform(0.5, 2, (90, 1))
+    source, hidden, masked = _hide_gaps(curves, 900, np.random.RandomState(0))
+    folds = [(rows, np.isin(source, rows)) for rows in np.array_split(np.arange(90), 3)]
+    held_decoded = (
+        misfit * curves + rng.normal(0.0, noise, curves.shape) if noise else misfit * curves
+    )
+    return curves, held_decoded, folds, source, hidden, masked, misfit * curves[source]
+
+
+def test_blend_weights_fitted_to_held_out_decodings_replace_the_models_own_where_they_fill_better():
+    imputer = CurveImputer()
+    imputer.blend_lags_ = lags = blend_lags(50)
+    curves, held_decoded, folds, source, hidden, masked, decoded = held_out_blend_case(0.9)
+    # the fold models' own weights (0) keep their smooth misfit of new curves; weights
+    # fitted to their decodings of the curves they did not train on carry it over
+    own = blended_fill(masked, decoded, lags, np.zeros((len(lags), 2)))
+    weights, crossed = imputer._cross_fitted_blend(
+        curves, held_decoded, folds, source, hidden, masked, decoded, own
+    )
+    np.testing.assert_allclose(weights, fit_blend_weights(curves, held_decoded, lags))
+    assert weights[0, 0] > 0.99
+    truth = curves[source]
+    errors = [np.sqrt(np.mean((fill - truth)[hidden] ** 2)) for fill in (crossed, own)]
+    assert errors[0] < 0.6 * errors[1]
+    # each fold's draws are blended with the weights fitted without its curves
+    first = folds[0][1]
+    without = fit_blend_weights(curves[30:], held_decoded[30:], lags)
+    expected = blended_fill(masked[first], decoded[first], lags, without)
+    np.testing.assert_allclose(crossed[first], expected)
+    # where the held-out decodings' residuals are noise, weights fitted to them fill no
+    # better than the own weights of fold models that fill the draws exactly
+    curves, held_decoded, folds, source, hidden, masked, decoded = held_out_blend_case(1.0, 0.3)
+    exact = np.where(hidden, curves[source], masked)
+    assert (
+        imputer._cross_fitted_blend(
+            curves, held_decoded, folds, source, hidden, masked, decoded, exact
+        )
+        is None
+    )
+
+
+def test_a_gain_on_a_few_curves_does_not_replace_the_models_own_blend_weights():
+    imputer = CurveImputer()
+    imputer.blend_lags_ = lags = blend_lags(50)
+    curves, held_decoded, folds, source, hidden, masked, decoded = held_out_blend_case(0.9)
+    own = blended_fill(masked, decoded, lags, np.zeros((len(lags), 2)))
+    crossed = imputer._cross_fitted_blend(
+        curves, held_decoded, folds, source, hidden, masked, decoded, own
+    )[1]
+    # the own weights fill every curve but one better, by a little; that one, twenty
+    # times larger than the rest, makes most of the squared error, which the
+    # cross-fitted weights lower: the curves, not the total, decide
+    big = source == 0
+    truth = curves[source]
+    own = np.where(hidden, truth + 0.5 * (crossed - truth), masked)
+    own[big] = np.where(hidden[big], truth[big] + 20 * (crossed[big] - truth[big]), masked[big])
+    totals = [np.sum((fill - truth)[hidden] ** 2) for fill in (crossed, own)]
+    assert totals[0] < totals[1]
+    assert (
+        imputer._cross_fitted_blend(
+            curves, held_decoded, folds, source, hidden, masked, decoded, own
+        )
+        is None
+    )
 
 
 def test_nearest_curves_combine_to_follow_a_smooth_family():
