@@ -317,7 +317,8 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
             empty = np.empty((0, X.shape[1]))
             return empty, empty, shares, self.blend_weights_
         curves = curves[_evenly_spaced(len(curves), N_NEIGHBOUR_CURVES)]
-        completed = self._model_fill(curves)[0]
+        curves_decoded = self._decoded(curves)
+        completed = blended_fill(curves, curves_decoded, lags, self.blend_weights_)
         random_state = check_random_state(self.random_state)
         n_draws = min(MAX_DRAWS, DRAWS_PER_CURVE * len(curves))
         source, hidden, masked = _hide_gaps(curves, n_draws, random_state)
@@ -351,8 +352,7 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
             )
             if crossed is not None:
                 blend_weights, filled = crossed
-                self.blend_weights_ = blend_weights  # the donors' completion uses them
-                completed = self._model_fill(curves)[0]
+                completed = blended_fill(curves, curves_decoded, lags, blend_weights)
         distance = distance_to_observed(np.isnan(masked))
         truth = curves[source]
         if hidden.any():
