@@ -326,13 +326,16 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
         neighbours = [np.empty_like(masked), np.empty_like(masked)]
         folds = KFold(N_FOLDS, shuffle=True, random_state=random_state.randint(2**31 - 1))
         cross_fit = CROSS_FIT_FROM <= len(curves) < CROSS_FIT_BELOW
-        held_out = []  # (held rows, draws of them) of every fold
-        held_decoded = np.full_like(curves, np.nan)  # by the model of the other folds
+        folds_draws = []  # (training rows, draws of the held-out rows) of every fold
+        held_decoded = np.empty_like(curves)  # by the model of the other folds
+        every_fold_crossed = cross_fit
         for train_rows, held_rows in folds.split(curves):
             held = np.isin(source, held_rows)
-            held_out.append((held_rows, held))
+            folds_draws.append((train_rows, held))
             fold_curves = curves[train_rows]
-            if cross_fit and _observed_everywhere(fold_curves):
+            fold_cross_fitted = cross_fit and _observed_everywhere(fold_curves)
+            every_fold_crossed &= fold_cross_fitted
+            if fold_cross_fitted:
                 fold = self._fold(fold_curves)
                 fold_completed = fold._model_fill(fold_curves)[0]
                 held_decoded[held_rows] = fold._decoded(curves[held_rows])
@@ -346,12 +349,12 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
             ):
                 fill[held] = value
         blend_weights = self.blend_weights_
-        if self.neighbour_blend and not np.isnan(held_decoded).all(axis=1).any():
-            crossed = self._cross_fitted_blend(
-                curves, held_decoded, held_out, source, hidden, masked, decoded, filled
+        if self.neighbour_blend and every_fold_crossed:
+            chosen = self._cross_fitted_blend(
+                curves, held_decoded, folds_draws, source, hidden, masked, decoded, filled
             )
-            if crossed is not None:
-                blend_weights, filled = crossed
+            if chosen is not None:
+                blend_weights, filled = chosen
                 completed = blended_fill(curves, curves_decoded, lags, blend_weights)
         distance = distance_to_observed(np.isnan(masked))
         truth = curves[source]
@@ -369,7 +372,7 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
         self,
         curves: np.ndarray,
         held_decoded: np.ndarray,
-        held_out: list,
+        folds_draws: list,
         source: np.ndarray,
         hidden: np.ndarray,
         masked: np.ndarray,
@@ -383,12 +386,12 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
         fitted to its own residuals can lean on the observed neighbours less than new
         curves call for. These weights are fitted to ``held_decoded`` (each of
         ``curves`` decoded by the model of the other folds). Each fold's draws
-        (``masked``: ``curves[source]`` with the points ``hidden``; ``decoded`` by the
-        fold's model) are blended with the weights fitted without that fold's curves
-        and compared with ``filled``, their blend with the fold model's own weights.
-        The new weights are kept where they lower the squared error on the hidden points
-        in all, and per curve by a one-sided signed-rank test at level
-        :data:`CROSS_FIT_SIGNIFICANCE`.
+        (``folds_draws``: the fold's training rows and its draws; ``masked``:
+        ``curves[source]`` with the points ``hidden``; ``decoded`` by the fold's model)
+        are blended with the weights fitted on the fold's training rows and compared
+        with ``filled``, their blend with the fold model's own weights. The new weights
+        are kept where they lower the squared error on the hidden points in all, and per
+        curve by a one-sided signed-rank test at level :data:`CROSS_FIT_SIGNIFICANCE`.
 
         Returns the weights fitted to every curve's held-out decoding and the draws'
         fill with them, or None where the models' own weights stay.
@@ -396,9 +399,8 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
         lags = self.blend_lags_
         truth = curves[source]
         crossed = np.empty_like(filled)
-        for held_rows, held in held_out:
-            others = np.setdiff1d(np.arange(len(curves)), held_rows)
-            weights = fit_blend_weights(curves[others], held_decoded[others], lags)
+        for train_rows, held in folds_draws:
+            weights = fit_blend_weights(curves[train_rows], held_decoded[train_rows], lags)
             crossed[held] = blended_fill(masked[held], decoded[held], lags, weights)
         rows = source[np.nonzero(hidden)[0]]
         errors = [  # squared error on each curve's hidden points, over its draws
@@ -406,7 +408,7 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
             for fill in (crossed, filled)
         ]
         gains = errors[1] - errors[0]
-        if gains.sum() <= 0 or not np.any(gains):
+        if gains.sum() <= 0:
             return None
         if wilcoxon(gains, alternative="greater").pvalue >= CROSS_FIT_SIGNIFICANCE:
             return None

@@ -474,7 +474,10 @@ def held_out_blend_case(misfit, noise=0.0):
     rng = np.random.default_rng(0)
     curves = np.sin(6 * grid + rng.uniform(0, 3, (90, 1))) * rng.uniform(0.5, 2, (90, 1))
     source, hidden, masked = _hide_gaps(curves, 900, np.random.RandomState(0))
-    folds = [(rows, np.isin(source, rows)) for rows in np.array_split(np.arange(90), 3)]
+    folds = [  # (training rows, draws of the held-out rows)
+        (np.setdiff1d(np.arange(90), rows), np.isin(source, rows))
+        for rows in np.array_split(np.arange(90), 3)
+    ]
     held_decoded = (
         misfit * curves + rng.normal(0.0, noise, curves.shape) if noise else misfit * curves
     )
