@@ -645,7 +645,9 @@ def keep_dask_output_lazy(method: Callable) -> Callable:
     dask DataFrame instead (:func:`dask.dataframe.from_dask_array`, columns from
     ``get_feature_names_out``); with the default output, the lazy dask array. Other
     inputs and output containers (and pandas output where ``dask.dataframe`` cannot be
-    imported: it needs pyarrow) go through ``method``, which computes.
+    imported: it needs pyarrow) go through ``method``, which computes. Of a tuple of
+    outputs (a fill and its band), the first alone becomes a DataFrame, as scikit-learn
+    wraps tuples.
 
     Parameters
     ----------
@@ -676,7 +678,10 @@ def keep_dask_output_lazy(method: Callable) -> Callable:
                 import dask.dataframe as dd
             except ImportError:  # dask.dataframe needs pyarrow: computed as pandas then
                 return method(self, X, *args, **kwargs)
-            return dd.from_dask_array(result, columns=list(self.get_feature_names_out()))
+            columns = list(self.get_feature_names_out())
+            if isinstance(result, tuple):  # as scikit-learn: only the first output is wrapped
+                return (dd.from_dask_array(result[0], columns=columns), *result[1:])
+            return dd.from_dask_array(result, columns=columns)
         return method(self, X, *args, **kwargs)  # other containers are computed
 
     return transform

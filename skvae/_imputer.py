@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from numbers import Integral
 
@@ -20,8 +21,9 @@ from sklearn.impute import KNNImputer
 from sklearn.model_selection import KFold
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from ._dask import check_dask_curves, is_dask_array, keep_dask_output_lazy, map_rows
 from ._matching.matcher import LatentMatcher
 from ._neighbour_blend import (
     blend_lags,
@@ -259,8 +261,10 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Curves on a shared grid; NaN marks a missing point.
+        X : array-like or dask array of shape (n_samples, n_features)
+            Curves on a shared grid; NaN marks a missing point. A dask array trains the
+            VAE out of core (unless ``prefit``); the rest of the fit reads up to 10,000
+            of its rows, evenly spaced, into memory.
         y : None
             Ignored.
 
@@ -270,18 +274,26 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
             The fitted imputer.
         """
         with unchanged_on_failure(self):
-            X = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan")
+            if is_dask_array(X):
+                X = _observed_dask_rows(check_dask_curves(X))
+                self.n_features_in_ = int(X.shape[1])
+                self.__dict__.pop("feature_names_in_", None)
+                # the fills' statistics need no more rows than the donors
+                sample = X[_evenly_spaced(X.shape[0], N_NEIGHBOUR_CURVES)].compute()
+                sample = check_array(sample, dtype=np.float64, ensure_all_finite="allow-nan")
+            else:
+                X = sample = validate_data(self, X, dtype=np.float64, ensure_all_finite="allow-nan")
             estimator = self._prefit_estimator(X) if self.prefit else self._fit_estimator(X)
             self.matcher_ = LatentMatcher(estimator, prefit=True).fit(X)
             self.estimator_ = estimator
             self.blend_lags_ = blend_lags(X.shape[1])
-            self.blend_weights_ = self._blend_weights(X)
+            self.blend_weights_ = self._blend_weights(sample)
             (
                 self.neighbour_curves_,
                 self.completed_neighbour_curves_,
                 self.neighbour_shares_,
                 self.blend_weights_,
-            ) = self._neighbour_shares(X)
+            ) = self._neighbour_shares(sample)
         return self
 
     def _blend_weights(self, X: np.ndarray) -> np.ndarray:
@@ -478,9 +490,11 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
             if self.estimator is None
             else clone(self.estimator)
         )
+        if is_dask_array(X):  # out of core; its rows with no observed point already dropped
+            return estimator.fit(X)
         observed_rows = ~np.isnan(X).all(axis=1)
         if not observed_rows.any():
-            raise ValueError("Every row of X is missing (all NaN): there is nothing to learn.")
+            raise ValueError(_ALL_MISSING)
         return estimator.fit(X[observed_rows])
 
     def transform(self, X, return_std: bool = False):
@@ -488,8 +502,8 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Curves; NaN marks a missing point.
+        X : array-like or dask array of shape (n_samples, n_features)
+            Curves; NaN marks a missing point. A dask array gives lazy dask arrays.
         return_std : bool, default=False
             Also return, for each filled point, the standard deviation of its value under
             the model: the spread of the decoded curves over the code's posterior
@@ -503,12 +517,14 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
 
         Returns
         -------
-        X_filled : ndarray of shape (n_samples, n_features)
+        X_filled : ndarray or dask array of shape (n_samples, n_features)
             ``X`` with its missing points filled; observed points are unchanged.
-        X_std : ndarray of shape (n_samples, n_features)
+        X_std : ndarray or dask array of shape (n_samples, n_features)
             Only with ``return_std``: the standard deviation of each filled point.
         """
         check_is_fitted(self)
+        if is_dask_array(X):
+            return self._transform_dask(X, return_std)
         X = validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite="allow-nan")
         filled, model, code, root = self._model_fill(X, return_root=return_std)
         needed = tuple(self.neighbour_shares_.any(axis=0))
@@ -523,6 +539,20 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
             return filled
         std = _decoded_std(model, code, root)
         return filled, np.where(np.isnan(X), std, 0.0)
+
+    def _transform_dask(self, X, return_std: bool):
+        """:meth:`transform` of a dask array: lazy, block by block (each row's fill
+        depends on that row alone, so the result equals the numpy one whatever the
+        chunks); with ``return_std``, the fill and the band are two views of one lazy
+        array of both, so computing them together decodes each block once."""
+        n_features = self.n_features_in_
+        X = check_dask_curves(X, n_features)
+        if not return_std:
+            return map_rows(self.transform, X, n_features, n_features=n_features)
+        both = map_rows(
+            functools.partial(_filled_and_std, self), X, 2 * n_features, n_features=n_features
+        )
+        return both[:, :n_features], both[:, n_features:]
 
     def _decoded(self, X: np.ndarray) -> np.ndarray:
         """The model's curves for ``X``: its codes (by ``method``), decoded."""
@@ -552,6 +582,30 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
             else:
                 code[rows] = self.matcher_.transform(X[rows])
         return code, root
+
+
+CurveImputer.transform = keep_dask_output_lazy(CurveImputer.transform)
+
+_ALL_MISSING = "Every row of X is missing (all NaN): there is nothing to learn."
+
+
+def _filled_and_std(imputer: CurveImputer, X: np.ndarray) -> np.ndarray:
+    """``imputer``'s fill of ``X`` and its band side by side, shape (n, 2 * n_features)."""
+    filled, std = imputer.transform(X, return_std=True)
+    return np.hstack([np.asarray(filled), std])
+
+
+def _observed_dask_rows(X):
+    """The rows of dask array ``X`` with an observed point, lazily (one pass of dask
+    reductions finds them; the result has known chunk sizes)."""
+    import dask.array as da
+
+    if any(np.isnan(size) for size in X.chunks[0]):
+        X = X.compute_chunk_sizes()
+    observed = np.asarray(da.any(~da.isnan(X), axis=1).compute(), dtype=bool)
+    if not observed.any():
+        raise ValueError(_ALL_MISSING)
+    return X if observed.all() else X[observed]
 
 
 def _decoded_std(model, code: np.ndarray, root: np.ndarray) -> np.ndarray:

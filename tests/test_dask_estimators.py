@@ -18,7 +18,7 @@ dask = pytest.importorskip("dask")
 
 from _helpers import TINY, CountingReader  # noqa: E402
 
-from skvae import BetaCurveVAE, LatentMatcher  # noqa: E402
+from skvae import BetaCurveVAE, CurveImputer, LatentMatcher  # noqa: E402
 from skvae._dask import is_dask_array  # noqa: E402
 from skvae._scaling import CurveScaler  # noqa: E402
 
@@ -224,3 +224,66 @@ def test_matcher_pandas_output_of_a_dask_array_stays_lazy(client, fitted_vae, cu
     assert isinstance(frame, dd.DataFrame) and frame.npartitions == 3
     assert list(frame.columns) == ["latentmatcher0", "latentmatcher1"]
     np.testing.assert_array_equal(frame.compute().to_numpy(), matcher.transform(X).to_numpy())
+
+
+def _gappy(X: np.ndarray) -> np.ndarray:
+    """``X`` with scattered points, a gap, and one whole row missing."""
+    X = X.copy()
+    X[::3, 40:70] = np.nan
+    X[1::4, ::5] = np.nan
+    X[4] = np.nan
+    return X
+
+
+def test_imputer_takes_and_returns_dask_arrays(client, fitted_vae, curves):
+    X = _gappy(curves[0][:120])
+    dX = da.from_array(X, chunks=(50, 40))
+    imputer = CurveImputer(fitted_vae, prefit=True, random_state=0).fit(X)
+    on_blocks = CurveImputer(fitted_vae, prefit=True, random_state=0).fit(dX)
+    for name in ("blend_weights_", "neighbour_shares_", "neighbour_curves_"):
+        np.testing.assert_array_equal(getattr(on_blocks, name), getattr(imputer, name))
+    np.testing.assert_array_equal(
+        on_blocks.matcher_.reference_codes_, imputer.matcher_.reference_codes_
+    )
+    filled = imputer.transform(dX)
+    band = imputer.transform(dX, return_std=True)
+    assert is_dask_array(filled) and all(map(is_dask_array, band))
+    assert filled.chunks == ((50, 50, 20), (100,)) and filled.dtype == np.float64
+    expected, expected_std = imputer.transform(X, return_std=True)
+    np.testing.assert_array_equal(filled.compute(), expected)
+    f, s = dask.compute(*band)
+    np.testing.assert_array_equal(f, expected)
+    np.testing.assert_array_equal(s, expected_std)
+    with pytest.raises(ValueError, match="features"):
+        imputer.transform(dX[:, :50])  # at once, not at compute time
+
+
+def test_imputer_fits_its_vae_out_of_core(curves, monkeypatch):
+    X = _gappy(curves[0][:150])
+    reader = CountingReader(X)
+    dX = da.from_array(reader, chunks=(50, 100), asarray=True, lock=False)
+    monkeypatch.setattr(type(dX), "__array__", _refuse_materialising)
+    vae = BetaCurveVAE(**{**TINY, "batch_size": 32})
+    with dask.config.set(scheduler="sync"):
+        imputer = CurveImputer(vae, n_neighbors=None, random_state=0).fit(dX)
+        filled = imputer.transform(dX).compute()
+    assert set(reader.reads) == {(50, 100)}  # block by block, never the whole array
+    kept = np.delete(X, 4, axis=0)  # the row with no observed point is left out
+    assert imputer.estimator_.n_iter_ == 2 and imputer.n_features_in_ == 100
+    np.testing.assert_allclose(imputer.estimator_.mean_, np.nanmean(kept, axis=0), rtol=1e-10)
+    observed = ~np.isnan(X)
+    assert np.isfinite(filled).all() and np.array_equal(filled[observed], X[observed])
+    with pytest.raises(ValueError, match="Every row of X is missing"):
+        CurveImputer(vae).fit(da.full((6, 100), np.nan, chunks=3))
+
+
+def test_imputer_pandas_output_of_a_dask_array_stays_lazy(client, fitted_vae, curves):
+    dd = pytest.importorskip("dask.dataframe")
+    X = _gappy(curves[1][:30])
+    imputer = CurveImputer(fitted_vae, prefit=True, n_neighbors=None).fit(curves[0][:60])
+    imputer.set_output(transform="pandas")
+    frame, band = imputer.transform(da.from_array(X, chunks=(10, 100)), return_std=True)
+    assert isinstance(frame, dd.DataFrame) and frame.npartitions == 3 and is_dask_array(band)
+    expected, expected_std = imputer.transform(X, return_std=True)
+    np.testing.assert_array_equal(frame.compute().to_numpy(), expected.to_numpy())
+    np.testing.assert_array_equal(band.compute(), expected_std)
