@@ -28,7 +28,9 @@ __all__ = [
     "blended_fill",
     "distance_to_observed",
     "fit_blend_weights",
+    "fit_donor_gaussian",
     "fit_neighbour_shares",
+    "gaussian_fill",
     "nearest_curves_fill",
     "neighbour_mixed_fill",
     "observed_neighbours",
@@ -47,6 +49,21 @@ MIN_POINTS = 100
 #: oscillations 0.0011 (0.3), 0.0020 (1); Beta densities 0.0033 (0.3), 0.0045 (1);
 #: KNNImputer's average of the same 5 nearest complete curves 0.052, 0.0066, 0.011.
 NEIGHBOUR_RIDGE = 0.3
+#: The donors' Gaussian (:func:`fit_donor_gaussian`) keeps at most this many leading
+#: principal components, of variance above its noise.
+GAUSSIAN_COMPONENTS = 64
+#: Its isotropic noise variance, relative to the donors' mean variance per grid point:
+#: small, so that the observed points of a curve from a near-linear family determine its
+#: missing ones. Measured on Tecator spectra (161 curves of 100 points, RMSE on the
+#: missing points of the Gaussian's fill alone, 30 % missing at random / one 30 % gap):
+#: 0.00034 / 0.0033 at 1e-6, 0.00092 / 0.0051 at 1e-4, 0.0055 / 0.024 at 1e-2.
+GAUSSIAN_RIDGE = 1e-6
+#: Times the donors' missing points are filled again by their own Gaussian before it is
+#: refitted: the model's fill of them blurs the covariance (Tecator, 30 % at random:
+#: 0.00085 with the model's fill, 0.00046 after one refit, 0.00034 after two).
+GAUSSIAN_REFITS = 2
+#: Rows per batch of :func:`gaussian_fill`'s solves.
+GAUSSIAN_CHUNK = 256
 
 
 def blend_lags(n_features: int) -> np.ndarray:
@@ -330,6 +347,119 @@ def neighbour_mixed_fill(
     for k, fill in enumerate(neighbours):
         mixed += share[..., k] * (fill - filled)
     return np.where(missing, mixed, filled)
+
+
+def fit_donor_gaussian(
+    donors: np.ndarray, completed: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The Gaussian of the donor curves, for :func:`gaussian_fill`: its mean, leading
+    principal components, their variances, and an isotropic noise variance.
+
+    The mean and covariance are those of ``completed`` (``donors`` with their missing
+    points filled, by the model), refitted :data:`GAUSSIAN_REFITS` times to the donors
+    with their missing points filled by the Gaussian itself. The covariance is
+    probabilistic PCA's: up to :data:`GAUSSIAN_COMPONENTS` leading components, plus
+    :data:`GAUSSIAN_RIDGE` times the mean variance per point on the diagonal.
+
+    Parameters
+    ----------
+    donors : ndarray of shape (n_donors, n_features)
+        Curves, NaN where missing.
+    completed : ndarray of shape (n_donors, n_features)
+        The same curves with every point finite.
+
+    Returns
+    -------
+    mean : ndarray of shape (n_features,)
+    components : ndarray of shape (n_components, n_features)
+        Orthonormal rows.
+    variances : ndarray of shape (n_components,)
+    noise : float
+
+    Examples
+    --------
+    Noise-free curves on a plane of curves, half of them with their last three points
+    filled 1 % off: the refits recover the plane, and the first half of three curves
+    gives their second half.
+
+    >>> t = np.linspace(0, 1, 8)
+    >>> rng = np.random.default_rng(0)
+    >>> curves = rng.normal(size=(40, 2)) @ np.stack([np.sin(3 * t), t**2])
+    >>> donors = curves.copy()
+    >>> donors[::2, 5:] = np.nan
+    >>> completed = np.where(np.isnan(donors), curves + 0.01 * rng.normal(size=(40, 8)), donors)
+    >>> mean, components, variances, noise = fit_donor_gaussian(donors, completed)
+    >>> components.shape
+    (2, 8)
+    >>> X = curves[:3].copy()
+    >>> X[:, :4] = np.nan
+    >>> filled = gaussian_fill(X, mean, components, variances, noise, fallback=X)
+    >>> bool(np.abs(filled - curves[:3]).max() < 1e-3)
+    True
+    """
+    missing = np.isnan(donors)
+    curves = np.asarray(completed, dtype=np.float64)
+    n_donors, n_features = curves.shape
+    for refit in range(GAUSSIAN_REFITS + 1):
+        mean = curves.mean(axis=0)
+        centred = curves - mean
+        variances, vectors = np.linalg.eigh(centred.T @ centred / max(n_donors - 1, 1))
+        variances, vectors = variances[::-1], vectors[:, ::-1]  # largest first
+        noise = GAUSSIAN_RIDGE * float(variances.sum()) / n_features
+        kept = min(GAUSSIAN_COMPONENTS, int(np.count_nonzero(variances > noise)))
+        gaussian = (mean, np.ascontiguousarray(vectors[:, :kept].T), variances[:kept], noise)
+        if refit == GAUSSIAN_REFITS or not missing.any():
+            break
+        curves = np.where(missing, gaussian_fill(donors, *gaussian, curves), donors)
+    return gaussian
+
+
+def gaussian_fill(
+    X: np.ndarray,
+    mean: np.ndarray,
+    components: np.ndarray,
+    variances: np.ndarray,
+    noise: float,
+    fallback: np.ndarray,
+) -> np.ndarray:
+    """``X`` filled by its conditional mean under the Gaussian of
+    :func:`fit_donor_gaussian`: the posterior mean of each curve's principal-component
+    scores given its observed points, mapped back to the grid (probabilistic PCA's
+    estimate; with every component kept, the conditional mean of the missing points
+    given the observed ones).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Curves; NaN marks a missing point.
+    mean, components, variances, noise
+        The Gaussian, as :func:`fit_donor_gaussian` returns it.
+    fallback : ndarray of shape (n_samples, n_features)
+        The fill of rows with no observed point.
+
+    Returns
+    -------
+    filled : ndarray of shape (n_samples, n_features)
+        The Gaussian's curve at every point (observed points included), ``fallback`` on
+        empty rows.
+    """
+    observed = ~np.isnan(X)
+    centred = np.where(observed, X - mean, 0.0)
+    filled = np.empty(X.shape, dtype=np.float64)
+    # the prior precision of the scores, in units of the noise
+    prior = np.diag(noise / variances) if len(variances) else np.zeros((0, 0))
+    for start in range(0, len(X), GAUSSIAN_CHUNK):
+        rows = slice(start, start + GAUSSIAN_CHUNK)
+        # every product is one per row (a stack of matrices), so that a row's fill does
+        # not depend on the other rows of its chunk, as one matrix product's can
+        seen = components[None, :, :] * observed[rows, None, :]
+        gram = seen @ components.T + prior
+        projected = seen @ centred[rows, :, None]
+        scores = np.linalg.solve(gram, projected)
+        filled[rows] = mean + (components.T[None, :, :] @ scores)[..., 0]
+    empty = ~observed.any(axis=1)
+    filled[empty] = fallback[empty]
+    return filled
 
 
 def nearest_curves_fill(

@@ -20,8 +20,11 @@ from skvae._matching.screening import screened_codes
 from skvae._neighbour_blend import (
     blend_lags,
     blended_fill,
+    distance_to_observed,
     fit_blend_weights,
+    fit_donor_gaussian,
     fit_neighbour_shares,
+    gaussian_fill,
     nearest_curves_fill,
     neighbour_mixed_fill,
 )
@@ -376,8 +379,16 @@ def test_imputer_keeps_observed_points_and_fills_the_rest(imputer, gap_aware_vae
     average = KNNImputer(n_neighbors=5, keep_empty_features=True).fit(curves[0]).transform(X)
     combined = nearest_curves_fill(curves[0], X, 20, blended)
     shares = imputer.neighbour_shares_
-    assert shares.shape == (len(lags), 2)
-    expected = neighbour_mixed_fill(X, blended, [average, combined], lags, shares)
+    assert shares.shape == (len(lags), 3)
+    conditional = blended  # the Gaussian's fill, where it takes a share
+    if shares[:, 2].any():
+        gaussian = fit_donor_gaussian(curves[0], curves[0])
+        for fitted, expected_part in zip(imputer.donor_gaussian_, gaussian):
+            np.testing.assert_array_equal(fitted, expected_part)
+        conditional = gaussian_fill(X, *gaussian, blended)
+    else:
+        assert imputer.donor_gaussian_ is None
+    expected = neighbour_mixed_fill(X, blended, [average, combined, conditional], lags, shares)
     np.testing.assert_array_equal(filled[~observed], expected[~observed])
     # complete training curves are the donors as they are
     np.testing.assert_array_equal(imputer.neighbour_curves_, curves[0])
@@ -561,6 +572,100 @@ def test_nearest_curves_combine_to_follow_a_smooth_family():
     np.testing.assert_allclose(few, nearest_curves_fill(donors[:5], X[1:], 5, fallback[1:]))
 
 
+def test_donor_gaussian_fills_a_linear_family_from_its_observed_points():
+    # curves on a 4-dimensional linear space (as near-linear spectra are): the Gaussian of
+    # the donors, whose gaps the model filled 5 % off, gives each partial curve's missing
+    # points from its observed ones, at long gaps too, where the nearest curves only
+    # approximate them
+    rng = np.random.default_rng(0)
+    t = np.linspace(0.0, 1.0, 40)
+    basis = np.stack([np.ones_like(t), t, np.sin(4 * t), np.exp(-5 * t)])
+    curves = rng.normal(size=(300, 4)) @ basis
+    donors = with_missing(curves, 0.3)
+    model_fill = curves * (1 + 0.05 * rng.normal(size=curves.shape))
+    completed = np.where(np.isnan(donors), model_fill, donors)
+    mean, components, variances, noise = fit_donor_gaussian(donors, completed)
+    n_components = len(variances)
+    assert components.shape == (n_components, 40) and n_components >= 4
+    np.testing.assert_allclose(components @ components.T, np.eye(n_components), atol=1e-10)
+    assert np.all(np.diff(variances) <= 0) and 0 < noise < variances[-1]
+    # the four leading components span the family, the rest hold what the refits left
+    # of the model's misfit
+    leading = components[:4]
+    np.testing.assert_allclose(basis @ leading.T @ leading, basis, atol=1e-2)
+    assert variances[4:].sum() < 1e-3 * variances[:4].sum()
+    truth = rng.normal(size=(50, 4)) @ basis
+    X = with_gap(truth, 16, seed=1)
+    X[0] = np.nan  # an empty row takes the fallback
+    fallback = np.full(X.shape, 7.0)
+    filled = gaussian_fill(X, mean, components, variances, noise, fallback)
+    np.testing.assert_array_equal(filled[0], fallback[0])
+    error = rmse_missing(filled[1:], truth[1:], X[1:])
+    assert error < 3e-3 * np.std(truth)
+    combined = nearest_curves_fill(completed, X[1:], 20, fallback[1:])
+    assert error < 0.05 * rmse_missing(combined, truth[1:], X[1:])
+    # the refits matter: the Gaussian of the model's fill alone errs ten times more
+    once = np.cov(completed, rowvar=False)
+    variances_once, vectors = np.linalg.eigh(once)
+    top, spread = vectors[:, ::-1].T, variances_once[::-1]
+    unrefitted = gaussian_fill(X, completed.mean(axis=0), top, spread, noise, fallback)
+    assert rmse_missing(unrefitted[1:], truth[1:], X[1:]) > 5 * error
+
+
+def test_imputer_leans_on_the_donor_gaussian_for_a_linear_family():
+    rng = np.random.default_rng(0)
+    t = np.linspace(0.0, 1.0, 40)
+    basis = np.stack([np.ones_like(t), t, np.sin(4 * t), np.exp(-5 * t)])
+    curves = with_missing(rng.normal(size=(240, 4)) @ basis, 0.3)
+    truth = rng.normal(size=(40, 4)) @ basis
+    X = with_missing(truth, 0.3, seed=1)
+    imputer = CurveImputer(BetaCurveVAE(**QUICK), random_state=0).fit(curves)
+    assert np.all(imputer.neighbour_shares_[:, 2] > 0.9)
+    error = rmse_missing(imputer.transform(X), truth, X)
+    without = rmse_missing(
+        CurveImputer(BetaCurveVAE(**QUICK), n_neighbors=None, random_state=0)
+        .fit(curves)
+        .transform(X),
+        truth,
+        X,
+    )
+    assert error < 0.05 * without
+
+
+@pytest.mark.parametrize("exact", [True, False])
+def test_gaussian_fill_takes_a_share_only_where_it_fills_the_draws_better(exact):
+    # the draws' hidden points: the model's fill errs by 0.3, the nearest curves' average
+    # and combination by 0.2; the Gaussian's fill is exact (kept), or the model's own
+    # moved by noise that tells nothing of the truth (a share fitted to it would be
+    # noise: all its shares stay 0)
+    rng = np.random.default_rng(0)
+    n_curves, n_features, n_draws = 60, 30, 600
+    curves = rng.normal(size=(n_curves, n_features))
+    source = rng.integers(0, n_curves, n_draws)
+    truth = curves[source]
+    hidden = rng.random((n_draws, n_features)) < 0.3
+    masked = np.where(hidden, np.nan, truth)
+    filled = truth + 0.3 * rng.normal(size=truth.shape)
+    neighbours = [truth + 0.2 * rng.normal(size=truth.shape) for _ in range(2)]
+    neighbours.append(truth if exact else filled + 0.05 * rng.normal(size=truth.shape))
+    imputer = CurveImputer()
+    imputer.blend_lags_ = blend_lags(n_features)
+    shares = imputer._fill_shares(curves, source, hidden, masked, filled, neighbours)
+    assert shares.shape == (len(imputer.blend_lags_), 3)
+    if not exact:
+        assert not shares[:, 2].any()
+        expected = fit_neighbour_shares(
+            truth[hidden],
+            filled[hidden],
+            np.stack([fill[hidden] for fill in neighbours[:2]], axis=1),
+            distance_to_observed(hidden)[hidden],
+            imputer.blend_lags_,
+        )
+        np.testing.assert_array_equal(shares[:, :2], expected)
+    else:
+        assert shares[0, 2] > 0.9
+
+
 def test_shares_beyond_the_draws_distances_hold_the_last_estimated_ones():
     # scattered gaps only reach a few points from an observed one: the shares further
     # out are not estimated but held, so a long gap at transform takes the nearest
@@ -599,39 +704,36 @@ def test_nearest_curves_take_over_deep_in_gaps_that_the_model_cannot_fill(curves
     vae = BetaCurveVAE(hidden_layer_sizes=(8,), max_iter=1, random_state=0).fit(curves[0])
     train, X = with_gap(curves[0], 40, seed=1), with_gap(curves[1], 40, seed=2)
     errors, shares = nearest_curve_errors(vae, train, curves[1], X)
-    assert shares.shape == (11, 2) and np.all((shares >= 0) & (shares <= 1))
-    # within the gaps (up to 20 points from an observed one, lags up to 24), the share
-    # of the nearest curves' combination grows with the distance: the model's blend
-    # with the neighbouring points still counts next to them, the nearest curves take
-    # over deep inside (Beta log-pdf curves lie in a 3-D linear subspace, which the
-    # combination follows); their plain average adds little
-    combined = shares[:, 1]
-    assert np.all(np.diff(combined[:9]) >= 0) and combined[0] < 0.7 and combined[8] > 0.95
-    assert np.all(shares[:, 0] < 0.2)
-    assert errors["mixed"] < 0.7 * errors["model"]
-    # the model also completes the training curves that combine, poorly here: the fill
-    # errs more than KNNImputer's average of the nearest curves' observed values, whose
-    # share the draws (which hide more of a curve than the test curves miss) undervalue
-    assert errors["mixed"] < 1.35 * errors["nearest"]
+    assert shares.shape == (11, 3) and np.all((shares >= 0) & (shares <= 1))
+    # Beta log-pdf curves lie in a 3-D linear subspace: the training curves' Gaussian
+    # takes over at every distance from the observed points, and the nearest curves'
+    # average and combination add little
+    assert np.all(shares[:, 2] > 0.95) and np.all(shares[:, :2] < 0.1)
+    assert errors["mixed"] < 0.6 * errors["model"]
+    # the model also completes the training curves that the Gaussian is fitted to, poorly
+    # here, and two refits leave part of that: the fill errs about as KNNImputer's
+    # average of the nearest curves' observed values
+    assert errors["mixed"] < 1.05 * errors["nearest"]
     # the same draws give the same shares
     again = CurveImputer(vae, prefit=True, random_state=0).fit(train)
     np.testing.assert_array_equal(again.neighbour_shares_, shares)
 
 
-def test_a_good_model_keeps_its_fill_next_to_the_observed_points(curves):
+def test_a_linear_family_is_filled_by_the_training_curves_gaussian(curves):
     train, X = with_gap(curves[0], 40, seed=1), with_gap(curves[1], 40, seed=2)
     imputer, plain = (
         CurveImputer(BetaCurveVAE(**QUICK), n_neighbors=k, random_state=0).fit(train)
         for k in (5, None)
     )
-    # next to the observed points the model's fill stands; deeper in the gaps the
-    # combination of the nearest training curves, which follows the curves' 3-D linear
-    # subspace exactly, improves on it; the plain average of the nearest curves does not
+    # Beta log-pdf curves lie in a 3-D linear subspace, which the Gaussian of training
+    # curves that the model completed well follows: it takes over at every distance from
+    # the observed points and fills far better than the model alone, which has two latent
+    # dimensions; the plain average of the nearest curves adds nothing
     shares = imputer.neighbour_shares_
-    assert np.all(shares[0] < 0.05) and np.all(shares[:, 0] < 0.1) and shares[8, 1] > 0.9
+    assert np.all(shares[:, 2] > 0.95) and np.all(shares[:, 0] < 0.05)
     errors = [rmse_missing(i.transform(X), curves[1], X) for i in (imputer, plain)]
     nearest = KNNImputer(n_neighbors=5).fit(train).transform(X)
-    assert errors[0] < 0.9 * errors[1] < 0.2 * rmse_missing(nearest, curves[1], X)
+    assert errors[0] < 0.2 * errors[1] < 0.05 * rmse_missing(nearest, curves[1], X)
 
 
 def test_nearest_curve_shares_are_cross_fitted_on_small_sets(curves, monkeypatch):
@@ -650,7 +752,7 @@ def test_nearest_curve_shares_are_cross_fitted_on_small_sets(curves, monkeypatch
     assert [len(X) for X in folds] == [60, 60, 60]
     rows = [{tuple(np.nan_to_num(x, nan=-1.0)) for x in X} for X in folds]
     assert len(rows[0] | rows[1] | rows[2]) == 90 and not rows[0] & rows[1] & rows[2]
-    assert imputer.neighbour_shares_.shape == (len(imputer.blend_lags_), 2)
+    assert imputer.neighbour_shares_.shape == (len(imputer.blend_lags_), 3)
     # a large set, and one of fewer than 60 curves, fill with the fitted model itself
     folds.clear()
     CurveImputer(vae, random_state=0).fit(train[:59])

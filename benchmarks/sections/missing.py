@@ -9,8 +9,8 @@ means (``refine_steps=0``), of its ``transform`` (the means, screened against pr
 points, refined by Gauss-Newton steps on the observed points), of
 ``LatentMatcher(prefit=True)``'s codes, by ``CurveImputer(prefit=True)`` (the matcher's
 decoded curves blended with the nearest observed points and moved toward the average and
-the locally linear combination of the nearest training curves, the imputer's defaults),
-and by
+the locally linear combination of the nearest training curves and toward the conditional
+mean under the training curves' Gaussian, the imputer's defaults), and by
 three baselines fitted on the same masked training curves: row-wise linear interpolation
 along the grid (the nearest observed value beyond the ends), ``KNNImputer(n_neighbors=5)``
 and ``IterativeImputer(random_state=0)``. The score is the RMSE over the missing points
@@ -173,8 +173,9 @@ def table(results: dict) -> str:
         "refined on the observed points), "
         "'LatentMatcher' with the default matcher's codes, 'CurveImputer' with "
         "`CurveImputer(prefit=True, random_state=0)` (the matcher's curves blended with the "
-        "nearest observed points and with the average and the combination of the nearest "
-        "training curves; its time includes its fit "
+        "nearest observed points, with the average and the combination of the nearest "
+        "training curves and with the training curves' Gaussian where it fills the fit's "
+        "draws better; its time includes its fit "
         "on the training curves, which fits the blend's weights and the nearest curves' "
         "shares, with three more fits of the VAE on 60-1,999 curves). "
         "Ratios below 1 favour the VAE; whole-curve L2: median over the held-out curves of "
