@@ -122,11 +122,14 @@ print(f"VAE's RMSE / the better baseline's: {rmse['VAE (CurveImputer)'] / best_b
 # the family it learnt, encoded from this spectrum's observed points, so it follows the
 # shape of the curve across the gap; near the edges of the gap it leans on the observed
 # points next to it, as far as the training spectra show that they predict a hidden
-# point (``neighbour_blend``), and deep inside the gap it moves toward two fills from
-# the nearest training spectra (``n_neighbors``): their average, and the combination of
-# them that best reconstructs this spectrum's observed points, each as far as the
-# training spectra show that it helps. The ratio printed above compares it with the
-# better of the two baselines.
+# point (``neighbour_blend``), and it moves toward three fills from the training
+# spectra (``n_neighbors``): the average of the nearest ones, the combination of them
+# that best reconstructs this spectrum's observed points, and the conditional mean of
+# the hidden points given the observed ones under the training spectra's Gaussian, each
+# as far as the training spectra show that it helps. Absorbance spectra are nearly
+# linear in a handful of dimensions, more than the VAE's two latent ones, so here the
+# Gaussian takes most of the fill (``neighbour_shares_``, last column). The ratio
+# printed above compares the result with the better of the two baselines.
 
 # %%
 # Four held-out spectra
