@@ -38,6 +38,7 @@ __all__ = [
     "keep_dask_output_lazy",
     "map_rows",
     "split_blocks",
+    "validate_dask_data",
 ]
 
 
@@ -116,6 +117,30 @@ def check_dask_curves(dX: Any, n_features: int | None = None, *, name: str = "X"
         )
     if len(dX.chunks[1]) > 1:
         dX = dX.rechunk({1: -1})
+    return dX
+
+
+def validate_dask_data(estimator: Any, dX: Any, *, reset: bool = True) -> Any:
+    """What scikit-learn's ``validate_data`` does for an estimator, for a dask array of
+    curves: :func:`check_dask_curves` against ``n_features_in_`` (unless ``reset``), and
+    with ``reset`` sets ``n_features_in_`` and drops ``feature_names_in_`` (a dask array
+    has no column names). The array is never materialised.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> from sklearn.base import BaseEstimator
+    >>> from skvae._dask import validate_dask_data
+    >>> estimator = BaseEstimator()
+    >>> validate_dask_data(estimator, da.zeros((10, 6), chunks=(5, 2))).chunks
+    ((5, 5), (6,))
+    >>> estimator.n_features_in_
+    6
+    """
+    dX = check_dask_curves(dX, None if reset else estimator.n_features_in_)
+    if reset:
+        estimator.n_features_in_ = int(dX.shape[1])
+        estimator.__dict__.pop("feature_names_in_", None)
     return dX
 
 

@@ -23,7 +23,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ._dask import check_dask_curves, is_dask_array, keep_dask_output_lazy, map_rows
+from ._dask import is_dask_array, keep_dask_output_lazy, map_rows, validate_dask_data
 from ._matching.matcher import LatentMatcher
 from ._neighbour_blend import (
     blend_lags,
@@ -293,9 +293,7 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
         """
         with unchanged_on_failure(self):
             if is_dask_array(X):
-                X = _observed_dask_rows(check_dask_curves(X))
-                self.n_features_in_ = int(X.shape[1])
-                self.__dict__.pop("feature_names_in_", None)
+                X = _observed_dask_rows(validate_dask_data(self, X))
                 # the fills' statistics need no more rows than the donors
                 sample = X[_evenly_spaced(X.shape[0], N_NEIGHBOUR_CURVES)].compute()
                 sample = check_array(sample, dtype=np.float64, ensure_all_finite="allow-nan")
@@ -484,7 +482,7 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
         completed: np.ndarray,
         X: np.ndarray,
         filled: np.ndarray,
-        needed: tuple[bool, ...] = (True,) * 3,
+        needed: tuple[bool, ...] = (True,) * N_NEAREST_FILLS,
         gaussian: tuple | None = None,
     ) -> list[np.ndarray]:
         """``X`` filled by the average of the ``n_neighbors`` nearest of ``donors``
@@ -503,7 +501,7 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
         if needed[1]:
             n_combined = COMBINED_PER_NEIGHBOUR * self.n_neighbors
             fills[1] = nearest_curves_fill(completed, X, n_combined, filled)
-        if len(needed) > 2 and needed[2]:
+        if needed[2]:
             gaussian = fit_donor_gaussian(donors, completed) if gaussian is None else gaussian
             fills[2] = gaussian_fill(X, *gaussian, filled)
         return fills
@@ -608,8 +606,7 @@ class CurveImputer(OneToOneFeatureMixin, TransformerMixin, MetaEstimatorMixin, B
         depends on that row alone, so the result equals the numpy one whatever the
         chunks); with ``return_std``, the fill and the band are two views of one lazy
         array of both, so computing them together decodes each block once."""
-        n_features = self.n_features_in_
-        X = check_dask_curves(X, n_features)
+        n_features = self.n_features_in_  # map_rows checks X's width at once
         if not return_std:
             return map_rows(self.transform, X, n_features, n_features=n_features)
         both = map_rows(

@@ -447,7 +447,7 @@ def gaussian_fill(
     centred = np.where(observed, X - mean, 0.0)
     filled = np.empty(X.shape, dtype=np.float64)
     # the prior precision of the scores, in units of the noise
-    prior = np.diag(noise / variances) if len(variances) else np.zeros((0, 0))
+    prior = np.diag(noise / variances)
     for start in range(0, len(X), GAUSSIAN_CHUNK):
         rows = slice(start, start + GAUSSIAN_CHUNK)
         # every product is one per row (a stack of matrices), so that a row's fill does

@@ -551,11 +551,7 @@ class BetaCurveVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             )
             check_observed_rows(X)
             return _InMemoryCurves(X)
-        X = _dask.check_dask_curves(X, None if reset else self.n_features_in_)
-        if reset:
-            self.n_features_in_ = int(X.shape[1])
-            self.__dict__.pop("feature_names_in_", None)
-        return _dask.DaskCurves(X)
+        return _dask.DaskCurves(_dask.validate_dask_data(self, X, reset=reset))
 
     # ------------------------------------------------------------ hyper-parameters
 

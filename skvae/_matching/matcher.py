@@ -20,7 +20,7 @@ from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._dask import check_dask_curves, is_dask_array, keep_dask_output_lazy, map_rows
+from .._dask import is_dask_array, keep_dask_output_lazy, map_rows, validate_dask_data
 from .._utils import one_torch_thread, unchanged_on_failure
 from .._vae import BetaCurveVAE
 from .._warnings import warn_at_caller
@@ -287,9 +287,7 @@ class LatentMatcher(
         self._check_objective()
         with unchanged_on_failure(self):  # validate_data sets n_features_in_ first
             if is_dask_array(X):
-                X = check_dask_curves(X)
-                self.n_features_in_ = X.shape[1]
-                self.__dict__.pop("feature_names_in_", None)
+                X = validate_dask_data(self, X)
             else:
                 X = validate_data(
                     self, X, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan"
