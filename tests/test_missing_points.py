@@ -12,7 +12,7 @@ from sklearn.pipeline import make_pipeline
 
 import skvae._vae as vae_module
 from skvae import BetaCurveVAE, CurveImputer, LatentMatcher
-from skvae._imputer import _hide_gaps
+from skvae._imputer import _hide_gaps, _whole_runs
 from skvae._latent_model import _refinement_sigma, refinement_candidates
 from skvae._matching.laplace import gauss_newton_polish
 from skvae._matching.problem import MatchProblem
@@ -475,6 +475,33 @@ def test_hidden_gaps_take_the_patterns_of_other_curves():
     starts = (hidden[:, 1:] & ~hidden[:, :-1]).sum(axis=1) + hidden[:, 0]
     assert (starts == 1).all() and 1 <= hidden.sum(axis=1).min()
     assert hidden.sum(axis=1).max() == 15
+
+
+def test_draws_of_curves_with_missing_points_miss_about_as_many_as_the_curves():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 60))
+    X[rng.random(X.shape) < 0.6] = np.nan
+    source, hidden, masked = _hide_gaps(X, 2_000, np.random.RandomState(0))
+    assert not (hidden & np.isnan(X)[source]).any()
+    # the whole pattern of another curve on top of a curve's own would miss 84 %
+    assert abs(np.isnan(masked).mean() - np.isnan(X).mean()) < 0.08
+    assert hidden.any(axis=1).mean() > 0.95
+
+
+def test_whole_runs_are_taken_until_the_count():
+    candidates = np.array([[1, 1, 0, 1, 0, 1, 1, 1, 0, 1], [0, 0, 1, 1, 1, 1, 0, 0, 0, 0]], bool)
+    runs = [[(0, 2), (3, 4), (5, 8), (9, 10)], [(2, 6)]]
+    seen = set()
+    for seed in range(40):
+        kept = _whole_runs(candidates, np.array([3, 1]), np.random.RandomState(seed))
+        assert not (kept & ~candidates).any()
+        np.testing.assert_array_equal(kept[1], candidates[1])  # one run stays whole
+        chosen = [(a, b) for a, b in runs[0] if kept[0, a:b].all()]
+        assert sum(b - a for a, b in chosen) == kept[0].sum()  # only whole runs
+        lengths = [b - a for a, b in chosen]
+        assert sum(lengths) >= 3 and min(sum(lengths) - n for n in lengths) < 3
+        seen.update(chosen)
+    assert seen == set(runs[0])
 
 
 def held_out_blend_case(misfit, noise=0.0):
