@@ -58,10 +58,19 @@ GAUSSIAN_COMPONENTS = 64
 #: missing points of the Gaussian's fill alone, 30 % missing at random / one 30 % gap):
 #: 0.00034 / 0.0033 at 1e-6, 0.00092 / 0.0051 at 1e-4, 0.0055 / 0.024 at 1e-2.
 GAUSSIAN_RIDGE = 1e-6
-#: Times the donors' missing points are filled again by their own Gaussian before it is
-#: refitted: the model's fill of them blurs the covariance (Tecator, 30 % at random:
-#: 0.00085 with the model's fill, 0.00046 after one refit, 0.00034 after two).
-GAUSSIAN_REFITS = 2
+#: Times the Gaussian is refitted to the donors with their missing points filled by
+#: itself: the model's fill of them blurs the covariance. Below ``GAUSSIAN_EM_BELOW``
+#: donors each refit is a step of expectation-maximisation, whose covariance adds the
+#: filled points' conditional covariance, ``GAUSSIAN_EM_STEPS`` times; each step costs
+#: about a fill and a half of the donors, so from ``GAUSSIAN_EM_BELOW`` donors on it is
+#: ``GAUSSIAN_REFITS`` refits to the fills alone, which shrink the spread of the missing
+#: points with every refit. Filled-point RMSE of the Gaussian alone, Tecator (161
+#: curves), 30 % missing at random: 0.00085 with the model's fill, 0.00034 after two
+#: refits, 0.00016 after 20 of either (IterativeImputer 0.00016); ItalyPowerDemand (822
+#: curves of 24 points), 30 % at random: 0.175 after two refits, 0.25 after 20 refits,
+#: 0.165 after 20 steps; GunPoint (150 curves), 30 % at random: 0.110 after two refits,
+#: 0.083 after 20 steps. 20 steps take 1.5-4 s on these sets.
+GAUSSIAN_REFITS, GAUSSIAN_EM_STEPS, GAUSSIAN_EM_BELOW = 2, 20, 2_000
 #: Rows per batch of :func:`gaussian_fill`'s solves.
 GAUSSIAN_CHUNK = 256
 
@@ -356,8 +365,11 @@ def fit_donor_gaussian(
     principal components, their variances, and an isotropic noise variance.
 
     The mean and covariance are those of ``completed`` (``donors`` with their missing
-    points filled, by the model), refitted :data:`GAUSSIAN_REFITS` times to the donors
-    with their missing points filled by the Gaussian itself. The covariance is
+    points filled, by the model), refitted to the donors with their missing points filled
+    by the Gaussian itself: below :data:`GAUSSIAN_EM_BELOW` donors by
+    :data:`GAUSSIAN_EM_STEPS` steps of expectation-maximisation (the covariance adds the
+    filled points' conditional covariance), from there on :data:`GAUSSIAN_REFITS` times
+    to the fills alone. The covariance is
     probabilistic PCA's: up to :data:`GAUSSIAN_COMPONENTS` leading components, plus
     :data:`GAUSSIAN_RIDGE` times the mean variance per point on the diagonal.
 
@@ -389,29 +401,61 @@ def fit_donor_gaussian(
     >>> donors[::2, 5:] = np.nan
     >>> completed = np.where(np.isnan(donors), curves + 0.01 * rng.normal(size=(40, 8)), donors)
     >>> mean, components, variances, noise = fit_donor_gaussian(donors, completed)
-    >>> components.shape
-    (2, 8)
+    >>> int(np.count_nonzero(variances > 1e-3))  # the plane; the rest is at the noise
+    2
     >>> X = curves[:3].copy()
     >>> X[:, :4] = np.nan
     >>> filled = gaussian_fill(X, mean, components, variances, noise, fallback=X)
-    >>> bool(np.abs(filled - curves[:3]).max() < 1e-3)
+    >>> bool(np.abs(filled - curves[:3]).max() < 1e-5)
     True
     """
     missing = np.isnan(donors)
     curves = np.asarray(completed, dtype=np.float64)
     n_donors, n_features = curves.shape
-    for refit in range(GAUSSIAN_REFITS + 1):
+    em = n_donors < GAUSSIAN_EM_BELOW
+    n_refits = GAUSSIAN_EM_STEPS if em else GAUSSIAN_REFITS
+    spread = np.zeros((n_features, n_features))  # of the filled points, about their fill
+    for refit in range(n_refits + 1):
         mean = curves.mean(axis=0)
         centred = curves - mean
-        variances, vectors = np.linalg.eigh(centred.T @ centred / max(n_donors - 1, 1))
+        covariance = (centred.T @ centred + spread) / max(n_donors - 1, 1)
+        variances, vectors = np.linalg.eigh(covariance)
         variances, vectors = variances[::-1], vectors[:, ::-1]  # largest first
         noise = GAUSSIAN_RIDGE * float(variances.sum()) / n_features
         kept = min(GAUSSIAN_COMPONENTS, int(np.count_nonzero(variances > noise)))
         gaussian = (mean, np.ascontiguousarray(vectors[:, :kept].T), variances[:kept], noise)
-        if refit == GAUSSIAN_REFITS or not missing.any():
+        if refit == n_refits or not missing.any():
             break
+        if em:
+            spread = _conditional_scatter(missing, *gaussian)
         curves = np.where(missing, gaussian_fill(donors, *gaussian, curves), donors)
     return gaussian
+
+
+def _score_grams(observed: np.ndarray, components: np.ndarray, prior: np.ndarray):
+    """Each row's posterior precision of the principal-component scores given its
+    ``observed`` points, in units of the noise, one product per row (a stack), so that
+    a row's result does not depend on the other rows of its batch."""
+    seen = components[None, :, :] * observed[:, None, :]
+    return seen, seen @ components.T + prior
+
+
+def _conditional_scatter(
+    missing: np.ndarray, mean, components: np.ndarray, variances: np.ndarray, noise: float
+) -> np.ndarray:
+    """Sum over the rows of the conditional covariance of their ``missing`` points given
+    the observed ones, under the Gaussian (zero outside the missing points): the term by
+    which expectation-maximisation's covariance exceeds that of the filled curves."""
+    prior = np.diag(noise / variances)
+    n_features = missing.shape[1]
+    total = np.zeros((n_features, n_features))
+    for start in range(0, len(missing), GAUSSIAN_CHUNK):
+        rows = missing[start : start + GAUSSIAN_CHUNK]
+        _, gram = _score_grams(~rows, components, prior)
+        unseen = components[None, :, :] * rows[:, None, :]
+        solved = np.linalg.solve(gram, unseen)
+        total += unseen.transpose(2, 0, 1).reshape(n_features, -1) @ solved.reshape(-1, n_features)
+    return noise * (total + np.diag(missing.sum(axis=0).astype(float)))
 
 
 def gaussian_fill(
@@ -450,10 +494,7 @@ def gaussian_fill(
     prior = np.diag(noise / variances)
     for start in range(0, len(X), GAUSSIAN_CHUNK):
         rows = slice(start, start + GAUSSIAN_CHUNK)
-        # every product is one per row (a stack of matrices), so that a row's fill does
-        # not depend on the other rows of its chunk, as one matrix product's can
-        seen = components[None, :, :] * observed[rows, None, :]
-        gram = seen @ components.T + prior
+        seen, gram = _score_grams(observed[rows], components, prior)
         projected = seen @ centred[rows, :, None]
         scores = np.linalg.solve(gram, projected)
         filled[rows] = mean + (components.T[None, :, :] @ scores)[..., 0]
