@@ -59,18 +59,23 @@ GAUSSIAN_COMPONENTS = 64
 #: 0.00034 / 0.0033 at 1e-6, 0.00092 / 0.0051 at 1e-4, 0.0055 / 0.024 at 1e-2.
 GAUSSIAN_RIDGE = 1e-6
 #: Times the Gaussian is refitted to the donors with their missing points filled by
-#: itself: the model's fill of them blurs the covariance. Below ``GAUSSIAN_EM_BELOW``
-#: donors each refit is a step of expectation-maximisation, whose covariance adds the
-#: filled points' conditional covariance, ``GAUSSIAN_EM_STEPS`` times; each step costs
-#: about a fill and a half of the donors, so from ``GAUSSIAN_EM_BELOW`` donors on it is
-#: ``GAUSSIAN_REFITS`` refits to the fills alone, which shrink the spread of the missing
-#: points with every refit. Filled-point RMSE of the Gaussian alone, Tecator (161
-#: curves), 30 % missing at random: 0.00085 with the model's fill, 0.00034 after two
-#: refits, 0.00016 after 20 of either (IterativeImputer 0.00016); ItalyPowerDemand (822
-#: curves of 24 points), 30 % at random: 0.175 after two refits, 0.25 after 20 refits,
-#: 0.165 after 20 steps; GunPoint (150 curves), 30 % at random: 0.110 after two refits,
-#: 0.083 after 20 steps. 20 steps take 1.5-4 s on these sets.
-GAUSSIAN_REFITS, GAUSSIAN_EM_STEPS, GAUSSIAN_EM_BELOW = 2, 20, 2_000
+#: itself: the model's fill of them blurs the covariance. Where it is affordable, each
+#: refit is a step of expectation-maximisation, whose covariance adds the filled points'
+#: conditional covariance, ``GAUSSIAN_EM_STEPS`` times; otherwise ``GAUSSIAN_REFITS``
+#: refits to the fills alone, which shrink the spread of the missing points with every
+#: refit. Filled-point RMSE of the Gaussian alone, Tecator (161 curves), 30 % missing at
+#: random: 0.00085 with the model's fill, 0.00034 after two refits, 0.00016 after 20 of
+#: either (IterativeImputer 0.00016); ItalyPowerDemand (822 curves of 24 points), 30 % at
+#: random: 0.175 after two refits, 0.25 after 20 refits, 0.165 after 20 steps; GunPoint
+#: (150 curves), 30 % at random: 0.110 after two refits, 0.083 after 20 steps.
+GAUSSIAN_REFITS, GAUSSIAN_EM_STEPS = 2, 20
+#: Most multiply-adds the steps may take: a step takes about n_donors * k * n_features *
+#: (k + n_features), for the posterior precisions of k components and the conditional
+#: covariance's n_features² entries. 10^10 is about 5 s on one core: 20 steps on Tecator's,
+#: GunPoint's and ItalyPowerDemand's training curves take 1.5-4 s; on ACSF1's 150 curves
+#: of 1,460 points they would take 35 s and on 10,000 curves of 100 points about 130 s,
+#: where the two refits take 2.4 s and 3.5 s.
+GAUSSIAN_EM_WORK = 1e10
 #: Rows per batch of :func:`gaussian_fill`'s solves.
 GAUSSIAN_CHUNK = 256
 
@@ -366,10 +371,10 @@ def fit_donor_gaussian(
 
     The mean and covariance are those of ``completed`` (``donors`` with their missing
     points filled, by the model), refitted to the donors with their missing points filled
-    by the Gaussian itself: below :data:`GAUSSIAN_EM_BELOW` donors by
-    :data:`GAUSSIAN_EM_STEPS` steps of expectation-maximisation (the covariance adds the
-    filled points' conditional covariance), from there on :data:`GAUSSIAN_REFITS` times
-    to the fills alone. The covariance is
+    by the Gaussian itself: by :data:`GAUSSIAN_EM_STEPS` steps of
+    expectation-maximisation (the covariance adds the filled points' conditional
+    covariance) where they take at most :data:`GAUSSIAN_EM_WORK` multiply-adds, otherwise
+    :data:`GAUSSIAN_REFITS` times to the fills alone. The covariance is
     probabilistic PCA's: up to :data:`GAUSSIAN_COMPONENTS` leading components, plus
     :data:`GAUSSIAN_RIDGE` times the mean variance per point on the diagonal.
 
@@ -412,7 +417,9 @@ def fit_donor_gaussian(
     missing = np.isnan(donors)
     curves = np.asarray(completed, dtype=np.float64)
     n_donors, n_features = curves.shape
-    em = n_donors < GAUSSIAN_EM_BELOW
+    k = min(GAUSSIAN_COMPONENTS, n_features)
+    work = GAUSSIAN_EM_STEPS * n_donors * k * n_features * (k + n_features)
+    em = work <= GAUSSIAN_EM_WORK
     n_refits = GAUSSIAN_EM_STEPS if em else GAUSSIAN_REFITS
     spread = np.zeros((n_features, n_features))  # of the filled points, about their fill
     for refit in range(n_refits + 1):

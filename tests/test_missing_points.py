@@ -729,7 +729,8 @@ def nearest_curve_errors(vae, train, truth, X):
 def test_nearest_curves_take_over_deep_in_gaps_that_the_model_cannot_fill(curves):
     # a model that has learnt almost nothing: the nearest training curves fill far better
     vae = BetaCurveVAE(hidden_layer_sizes=(8,), max_iter=1, random_state=0).fit(curves[0])
-    train, X = with_gap(curves[0], 40, seed=1), with_gap(curves[1], 40, seed=2)
+    # 300 curves: few enough for the Gaussian's expectation-maximisation
+    train, X = with_gap(curves[0][:300], 40, seed=1), with_gap(curves[1], 40, seed=2)
     errors, shares = nearest_curve_errors(vae, train, curves[1], X)
     assert shares.shape == (11, 3) and np.all((shares >= 0) & (shares <= 1))
     # Beta log-pdf curves lie in a 3-D linear subspace: the training curves' Gaussian
@@ -738,9 +739,10 @@ def test_nearest_curves_take_over_deep_in_gaps_that_the_model_cannot_fill(curves
     assert np.all(shares[:, 2] > 0.95) and np.all(shares[:, :2] < 0.1)
     assert errors["mixed"] < 0.6 * errors["model"]
     # the model also completes the training curves that the Gaussian is fitted to, poorly
-    # here, and two refits leave part of that: the fill errs about as KNNImputer's
-    # average of the nearest curves' observed values
-    assert errors["mixed"] < 1.05 * errors["nearest"]
+    # here; expectation-maximisation recovers the subspace from the curves' observed
+    # points all the same (two refits to the Gaussian's own fills erred about as
+    # KNNImputer's average of the nearest curves' observed values)
+    assert errors["mixed"] < 0.05 * errors["nearest"]
     # the same draws give the same shares
     again = CurveImputer(vae, prefit=True, random_state=0).fit(train)
     np.testing.assert_array_equal(again.neighbour_shares_, shares)
