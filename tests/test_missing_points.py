@@ -18,6 +18,7 @@ from skvae._matching.laplace import gauss_newton_polish
 from skvae._matching.problem import MatchProblem
 from skvae._matching.screening import screened_codes
 from skvae._neighbour_blend import (
+    _conditional_scatter,
     blend_lags,
     blended_fill,
     distance_to_observed,
@@ -637,6 +638,27 @@ def test_donor_gaussian_fills_a_linear_family_from_its_observed_points():
     top, spread = vectors[:, ::-1].T, variances_once[::-1]
     unrefitted = gaussian_fill(X, completed.mean(axis=0), top, spread, noise, fallback)
     assert rmse_missing(unrefitted[1:], truth[1:], X[1:]) > 5 * error
+
+
+def test_conditional_scatter_sums_the_missing_points_conditional_covariance():
+    # against the textbook formula on the full covariance, row by row:
+    # Cov[x_m | x_o] = S_mm - S_mo S_oo^-1 S_om
+    rng = np.random.default_rng(0)
+    n_features = 12
+    components = np.linalg.qr(rng.normal(size=(n_features, 3)))[0].T
+    variances, noise = np.array([4.0, 2.0, 0.5]), 0.01
+    covariance = components.T @ np.diag(variances) @ components + noise * np.eye(n_features)
+    missing = rng.random((7, n_features)) < 0.4
+    missing[0] = False  # a complete row adds nothing
+    expected = np.zeros((n_features, n_features))
+    for row in missing:
+        m, o = np.flatnonzero(row), np.flatnonzero(~row)
+        conditional = covariance[np.ix_(m, m)] - covariance[np.ix_(m, o)] @ np.linalg.solve(
+            covariance[np.ix_(o, o)], covariance[np.ix_(o, m)]
+        )
+        expected[np.ix_(m, m)] += conditional
+    scatter = _conditional_scatter(missing, np.zeros(n_features), components, variances, noise)
+    np.testing.assert_allclose(scatter, expected, rtol=1e-9, atol=1e-12)
 
 
 def test_imputer_leans_on_the_donor_gaussian_for_a_linear_family():
