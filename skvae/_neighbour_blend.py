@@ -434,7 +434,7 @@ def fit_donor_gaussian(
         if refit == n_refits or not missing.any():
             break
         if em:
-            spread = _conditional_scatter(missing, *gaussian)
+            spread = _conditional_scatter(missing, *gaussian[1:])
         curves = np.where(missing, gaussian_fill(donors, *gaussian, curves), donors)
     return gaussian
 
@@ -448,7 +448,7 @@ def _score_grams(observed: np.ndarray, components: np.ndarray, prior: np.ndarray
 
 
 def _conditional_scatter(
-    missing: np.ndarray, mean, components: np.ndarray, variances: np.ndarray, noise: float
+    missing: np.ndarray, components: np.ndarray, variances: np.ndarray, noise: float
 ) -> np.ndarray:
     """Sum over the rows of the conditional covariance of their ``missing`` points given
     the observed ones, under the Gaussian (zero outside the missing points): the term by

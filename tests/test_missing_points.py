@@ -657,7 +657,7 @@ def test_conditional_scatter_sums_the_missing_points_conditional_covariance():
             covariance[np.ix_(o, o)], covariance[np.ix_(o, m)]
         )
         expected[np.ix_(m, m)] += conditional
-    scatter = _conditional_scatter(missing, np.zeros(n_features), components, variances, noise)
+    scatter = _conditional_scatter(missing, components, variances, noise)
     np.testing.assert_allclose(scatter, expected, rtol=1e-9, atol=1e-12)
 
 
