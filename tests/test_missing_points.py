@@ -812,6 +812,31 @@ def test_nearest_curve_shares_are_cross_fitted_on_small_sets(curves, monkeypatch
     assert folds == []
 
 
+def test_fold_models_train_as_long_as_the_fitted_vae_on_every_curve(curves, monkeypatch):
+    made = []
+    fold_estimator = CurveImputer._fold_estimator
+
+    def spy(self):
+        made.append(fold_estimator(self))
+        return made[-1]
+
+    monkeypatch.setattr(CurveImputer, "_fold_estimator", spy)
+    train = with_gap(curves[0][:60], 30)
+    small = dict(hidden_layer_sizes=(8,), max_iter=4, random_state=0)
+    # trained on every curve, 4 epochs and one more: the folds train 5 epochs on all of
+    # theirs, without the cross-validation of a fresh fit
+    every = BetaCurveVAE(early_stopping=False, **small).fit(train).partial_fit(train)
+    assert every.validation_scores_ is None and every.n_iter_ == 5
+    CurveImputer(every, prefit=True, random_state=0).fit(train)
+    assert [(e.early_stopping, e.max_iter) for e in made] == [(False, 5)] * 3
+    assert all(not hasattr(e, "module_") for e in made)
+    # a VAE that held curves out: the folds keep its parameters
+    made.clear()
+    held = BetaCurveVAE(early_stopping=True, **small).fit(train)
+    CurveImputer(held, prefit=True, random_state=0).fit(train)
+    assert len(made) == 3 and all(e.get_params() == held.get_params() for e in made)
+
+
 def test_matched_fill_is_closer_to_the_observed_points_than_the_encoders(gap_aware_vae, curves):
     X = with_gap(curves[1][:40], 50)
     observed = ~np.isnan(X)
