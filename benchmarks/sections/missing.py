@@ -160,6 +160,8 @@ def table(results: dict) -> str:
                     md.ratio(whole["VAE transform"], whole["LatentMatcher"]),
                     md.ratio(seconds["LatentMatcher"], seconds["VAE encoder means"]),
                     md.ratio(seconds["LatentMatcher"], seconds["VAE transform"]),
+                    r["fit_seconds"],
+                    seconds["CurveImputer"],
                 ]
             )
     note = f" {results['left_out']}." if results.get("left_out") else ""
@@ -177,10 +179,12 @@ def table(results: dict) -> str:
         "training curves and with the training curves' Gaussian where it fills the fit's "
         "draws better; its time includes its fit "
         "on the training curves, which fits the blend's weights and the nearest curves' "
-        "shares, with three more fits of the VAE on 60-1,999 curves). "
+        "shares, with three more fits of the VAE on 60-1,999 curves: for the VAE's "
+        "`n_iter_` epochs on every curve where the VAE trained on every curve). "
         "Ratios below 1 favour the VAE; whole-curve L2: median over the held-out curves of "
         "the error on all points; speed-ups: the matcher's time over the means' and over "
-        "transform's, on the same curves (decoding included)."
+        "transform's, on the same curves (decoding included); 'VAE fit s': the VAE's "
+        "fit, 'CurveImputer s': the imputer's fit and fill, after it."
         + note
         + "\n\n"
         + md.table(
@@ -196,6 +200,8 @@ def table(results: dict) -> str:
                 "whole-curve L2, transform / matcher",
                 "speed-up of the means",
                 "speed-up of transform",
+                "VAE fit s",
+                "CurveImputer s",
             ],
             rows,
         )
