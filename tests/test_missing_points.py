@@ -21,6 +21,7 @@ from skvae._neighbour_blend import (
     _conditional_scatter,
     blend_lags,
     blended_fill,
+    bounded_least_squares,
     distance_to_observed,
     fit_blend_weights,
     fit_donor_gaussian,
@@ -713,6 +714,31 @@ def test_gaussian_fill_takes_a_share_only_where_it_fills_the_draws_better(exact)
         np.testing.assert_array_equal(shares[:, :2], expected)
     else:
         assert shares[0, 2] > 0.9
+
+
+@pytest.mark.parametrize("columns", ["independent", "a zero column", "a repeated column"])
+def test_bounded_least_squares_on_the_normal_equations_matches_lsq_linear(columns):
+    from scipy.optimize import lsq_linear
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        n_rows, n_columns = int(rng.integers(5, 2000)), int(rng.integers(2, 30))
+        design = rng.normal(size=(n_rows, n_columns)) * rng.lognormal(size=n_columns)
+        if columns == "a zero column":
+            design[:, 1] = 0.0
+        elif columns == "a repeated column":
+            design[:, 1] = design[:, 0]
+        # a solution with coordinates below 0 and above 1: the bounds are active
+        target = design @ rng.uniform(-0.5, 1.5, n_columns) + 0.1 * rng.normal(size=n_rows)
+        x = bounded_least_squares(design, target)
+        assert x.shape == (n_columns,) and np.all((x >= 0) & (x <= 1))
+        reference = lsq_linear(design, target, bounds=(0.0, 1.0)).x
+        residual = [np.sum((design @ v - target) ** 2) for v in (x, reference)]
+        np.testing.assert_allclose(residual[0], residual[1], rtol=1e-7)
+        if columns == "independent":  # the minimiser is unique
+            np.testing.assert_allclose(x, reference, atol=1e-6)
+    # no column: every x fits as well
+    assert bounded_least_squares(np.zeros((4, 2)), np.ones(4)).shape == (2,)
 
 
 def test_shares_beyond_the_draws_distances_hold_the_last_estimated_ones():
