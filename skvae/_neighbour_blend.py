@@ -43,6 +43,9 @@ N_LAGS = 12
 #: Fewest points a distance's weights are estimated from; with fewer, it takes the
 #: weights of the nearer distance (or 0).
 MIN_POINTS = 100
+#: Points per block of the normal equations of :func:`fit_neighbour_shares` (bounds the
+#: memory of its design: on ACSF1's draws, 2.2 million points, 1.3 GB at once).
+SHARES_BLOCK = 65_536
 #: Ridge added to the Gram matrix of the nearest curves' differences before solving for
 #: their locally linear weights, relative to its mean diagonal (the mean squared distance
 #: to them). Measured on curves with one gap of 30 % of the grid, 20 neighbours, RMSE on
@@ -148,45 +151,47 @@ def fit_blend_weights(X: np.ndarray, decoded: np.ndarray, lags: np.ndarray) -> n
         sides = ((residual[:, left] + residual[:, right]) / 2)[usable]
         chord = ((decoded[:, left] + decoded[:, right]) / 2 - decoded[:, centre])[usable]
         design = np.column_stack([sides, chord])
-        weights[i] = bounded_least_squares(design, residual[:, centre][usable])
+        target = residual[:, centre][usable]
+        weights[i] = bounded_least_squares(design.T @ design, design.T @ target)
     return weights
 
 
-def bounded_least_squares(design: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """``x`` in [0, 1] that minimises ``‖design @ x - target‖²``.
+def bounded_least_squares(gram: np.ndarray, moment: np.ndarray) -> np.ndarray:
+    """``x`` in [0, 1] that minimises ``‖A @ x - y‖²``, from its normal equations
+    ``gram = Aᵀ A`` and ``moment = Aᵀ y``.
 
-    Solved by :func:`scipy.optimize.lsq_linear` on the normal equations: the rows are
-    replaced by the square root of ``designᵀ design`` (by its eigendecomposition, over
-    its non-null eigenvalues) and the target by the matching projection of
-    ``designᵀ target``, which leaves the objective unchanged up to a constant. The
-    weights are fitted to one row per hidden or observed point of thousands of curves
-    (millions of rows on a grid of 1,460 points), and with a few dozen columns the
-    solver then iterates on as many rows: fitting the imputer on ACSF1 (150 curves of
-    1,460 points, one 30 % gap) spent 21 s in ``lsq_linear`` on the rows themselves, and
-    now takes 76 s instead of 96 s, its shares the same to 1e-8.
+    :func:`scipy.optimize.lsq_linear` solves it with the rows of ``A`` replaced by the
+    square root of ``gram`` (by its eigendecomposition, over its non-null eigenvalues)
+    and ``y`` by the matching projection of ``moment``, which leaves the objective
+    unchanged up to a constant. The weights of the blend and the shares are fitted to
+    one row per point of thousands of curves (millions on a grid of 1,460 points) with
+    a few dozen columns: the solver then iterates on as many rows, and the rows are
+    summed into ``gram`` block by block. Fitting the imputer on ACSF1 (150 curves of
+    1,460 points, one 30 % gap) spent 21 s in ``lsq_linear`` on the rows themselves
+    and took 96 s; it now takes 76 s, its shares the same to 1e-8.
 
     Parameters
     ----------
-    design : ndarray of shape (n_rows, n_columns)
-    target : ndarray of shape (n_rows,)
+    gram : ndarray of shape (n_columns, n_columns)
+    moment : ndarray of shape (n_columns,)
 
     Returns
     -------
     x : ndarray of shape (n_columns,)
+        0 where ``gram`` is 0 (every ``x`` fits as well there).
 
     Examples
     --------
     The second weight would be 1.5 without its bound:
 
-    >>> design = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
-    >>> bounded_least_squares(design, np.array([0.2, 2.0, 1.2])).round(4)
+    >>> A, y = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), np.array([0.2, 2.0, 1.2])
+    >>> bounded_least_squares(A.T @ A, A.T @ y).round(4)
     array([0.2, 1. ])
     """
-    gram, moment = design.T @ design, design.T @ target
     values, vectors = np.linalg.eigh(gram)
     kept = values > max(values[-1], 0.0) * len(values) * np.finfo(float).eps
-    if not kept.any():  # every column 0: any x fits as well; lsq_linear picks one
-        return lsq_linear(design, target, bounds=(0.0, 1.0)).x
+    if not kept.any():
+        return np.zeros(len(moment))
     root = np.sqrt(values[kept])
     rows = root[:, None] * vectors[:, kept].T
     return lsq_linear(rows, (vectors[:, kept].T @ moment) / root, bounds=(0.0, 1.0)).x
@@ -353,14 +358,24 @@ def fit_neighbour_shares(
            [1.],
            [1.]])
     """
-    basis = weights_at_distance(distance, lags, np.eye(len(lags)))  # (n_points, n_lags)
-    supported = basis.sum(axis=0) >= MIN_POINTS
-    shares = np.zeros((len(lags), neighbours.shape[1]))
+    n_lags, n_fills = len(lags), neighbours.shape[1]
+    support = np.zeros(n_lags)  # the interpolation weights' sum at each distance
+    gram, moment = np.zeros((n_lags * n_fills,) * 2), np.zeros(n_lags * n_fills)
+    for start in range(0, len(truth), SHARES_BLOCK):
+        rows = slice(start, start + SHARES_BLOCK)
+        basis = weights_at_distance(distance[rows], lags, np.eye(n_lags))  # (points, lags)
+        support += basis.sum(axis=0)
+        moved = neighbours[rows] - filled[rows, None]
+        design = (basis[:, :, None] * moved[:, None, :]).reshape(len(basis), -1)
+        gram += design.T @ design
+        moment += design.T @ (truth[rows] - filled[rows])
+    supported = support >= MIN_POINTS
+    shares = np.zeros((n_lags, n_fills))
     if not supported.any():
         return shares
-    design = basis[:, supported, None] * (neighbours - filled[:, None])[:, None, :]
-    solution = bounded_least_squares(design.reshape(len(truth), -1), truth - filled)
-    shares[supported] = solution.reshape(-1, neighbours.shape[1])
+    columns = np.repeat(supported, n_fills)
+    solution = bounded_least_squares(gram[np.ix_(columns, columns)], moment[columns])
+    shares[supported] = solution.reshape(-1, n_fills)
     # a distance with too few points takes the shares of the nearer distance (or 0)
     for i in np.flatnonzero(~supported[1:]) + 1:
         shares[i] = shares[i - 1]

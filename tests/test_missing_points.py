@@ -730,15 +730,29 @@ def test_bounded_least_squares_on_the_normal_equations_matches_lsq_linear(column
             design[:, 1] = design[:, 0]
         # a solution with coordinates below 0 and above 1: the bounds are active
         target = design @ rng.uniform(-0.5, 1.5, n_columns) + 0.1 * rng.normal(size=n_rows)
-        x = bounded_least_squares(design, target)
+        x = bounded_least_squares(design.T @ design, design.T @ target)
         assert x.shape == (n_columns,) and np.all((x >= 0) & (x <= 1))
         reference = lsq_linear(design, target, bounds=(0.0, 1.0)).x
         residual = [np.sum((design @ v - target) ** 2) for v in (x, reference)]
         np.testing.assert_allclose(residual[0], residual[1], rtol=1e-7)
         if columns == "independent":  # the minimiser is unique
             np.testing.assert_allclose(x, reference, atol=1e-6)
-    # no column: every x fits as well
-    assert bounded_least_squares(np.zeros((4, 2)), np.ones(4)).shape == (2,)
+    # no column: every x fits as well, and lsq_linear returns 0 there too
+    np.testing.assert_array_equal(bounded_least_squares(np.zeros((2, 2)), np.zeros(2)), 0.0)
+
+
+def test_shares_summed_block_by_block_equal_those_of_every_point_at_once(monkeypatch):
+    rng = np.random.default_rng(1)
+    distance = rng.integers(1, 40, 5000).astype(float)
+    truth = rng.normal(size=5000)
+    filled = truth + rng.normal(size=5000)
+    neighbours = truth[:, None] + rng.normal(size=(5000, 3)) * [0.5, 1.0, 2.0]
+    lags = blend_lags(100)
+    whole = fit_neighbour_shares(truth, filled, neighbours, distance, lags)
+    monkeypatch.setattr("skvae._neighbour_blend.SHARES_BLOCK", 777)
+    blocks = fit_neighbour_shares(truth, filled, neighbours, distance, lags)
+    assert whole[:, 0].max() > 0.1  # the least noisy fill takes a share
+    np.testing.assert_allclose(blocks, whole, atol=1e-9)
 
 
 def test_shares_beyond_the_draws_distances_hold_the_last_estimated_ones():
